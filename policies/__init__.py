@@ -1,0 +1,82 @@
+"""podgate's policy authoring API: everything a policy needs, from one place.
+
+    from policies import PodView, Params, Violation, policy
+
+    @policy("require-team-label", title="Pods carry a team label", category="ownership")
+    def require_team_label(pod: PodView):
+        if "team" not in pod.labels:
+            yield Violation("pod has no team label", field="metadata.labels",
+                            fix="add metadata.labels.team")
+
+The names exported here are the stable API; anything else is internal.
+"""
+
+from policies.engine import BudgetGuard, evaluate
+from policies.images import ImageRef, InvalidImage, image_matches, parse_image
+from policies.model import (
+    Action,
+    ClusterState,
+    Context,
+    Decision,
+    Mode,
+    NetworkPolicyInfo,
+    Outcome,
+    PolicyResult,
+    ResourceRef,
+    Skip,
+    StaticContext,
+    Violation,
+)
+from policies.quantity import InvalidQuantity, parse_quantity
+from policies.registry import (
+    Metadata,
+    Mutation,
+    NoParams,
+    Params,
+    Policy,
+    Registry,
+    Severity,
+    mutation,
+    policy,
+)
+from policies.selectors import InvalidSelector, selector_matches
+from policies.views import ContainerList, ContainerView, PodView
+from policies.workloads import POD_KINDS
+
+__all__ = [
+    "POD_KINDS",
+    "Action",
+    "BudgetGuard",
+    "ClusterState",
+    "ContainerList",
+    "ContainerView",
+    "Context",
+    "Decision",
+    "ImageRef",
+    "InvalidImage",
+    "InvalidQuantity",
+    "InvalidSelector",
+    "Metadata",
+    "Mode",
+    "Mutation",
+    "NetworkPolicyInfo",
+    "NoParams",
+    "Outcome",
+    "Params",
+    "PodView",
+    "Policy",
+    "PolicyResult",
+    "Registry",
+    "ResourceRef",
+    "Severity",
+    "Skip",
+    "StaticContext",
+    "Violation",
+    "evaluate",
+    "image_matches",
+    "mutation",
+    "parse_image",
+    "parse_quantity",
+    "policy",
+    "selector_matches",
+]

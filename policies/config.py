@@ -1,0 +1,254 @@
+"""The config: one YAML file, validated by pydantic, resolved against the registry.
+
+Loading happens in two steps. The file is first validated as a `ConfigFile`
+(global settings, raw per-policy sections). Then the plugins it names are
+loaded and every policy section is validated against that policy's own Params
+model, so a typo in a parameter fails at load with its full path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from policies.model import Action, Mode
+from policies.plugins import load_registry
+from policies.registry import Params, Registry
+
+
+class ConfigError(ValueError):
+    """A config that cannot be used; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Exemptions(_Strict):
+    namespaces: list[str] = Field(
+        default=["kube-system"],
+        description="Namespace globs never evaluated or mutated.",
+    )
+    images: list[str] = Field(
+        default_factory=list,
+        description="Image globs whose containers are left out of every policy.",
+    )
+    allow_annotation: bool = Field(
+        default=True,
+        description="Honour the `podgate.dev/exempt: <id>,<id>|*` annotation on objects.",
+    )
+
+
+class CommonSettings(_Strict):
+    """Keys every policy section accepts besides its own parameters."""
+
+    action: Action | None = None
+    failure_action: Action | None = None
+    budget_ms: float | None = Field(default=None, gt=0)
+
+
+class ConfigFile(_Strict):
+    enforcement: Literal["enforce", "audit"] = Field(
+        default="enforce",
+        description="`audit` is the dry-run audit mode: nothing is refused, every would-be "
+        "denial is returned as a warning and recorded.",
+    )
+    policies: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    mutations: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
+    exemptions: Exemptions = Field(default_factory=Exemptions)
+    plugins: list[str] = Field(
+        default_factory=list,
+        description="Extra policy modules: importable names, .py files or folders.",
+    )
+    entry_points: bool = Field(
+        default=True, description="Load policies from installed `podgate.policies` packages."
+    )
+    failure_action: Action = Field(
+        default=Action.WARN,
+        description="What a policy that raises (or runs over budget) decides, unless its "
+        "section says otherwise. `warn` admits with a warning.",
+    )
+    budget_ms: float = Field(
+        default=250.0,
+        gt=0,
+        description="Time budget of one policy on one object; over it, the result is an "
+        "error decided by the failure action, and the policy is suspended for a cool-down.",
+    )
+    unsynced_action: Action = Field(
+        default=Action.WARN,
+        description="The strongest action a cluster-dependent policy (require-network-policy) "
+        "may take while the cluster cache is not synced: never deny on stale data.",
+    )
+
+
+@dataclass(frozen=True)
+class PolicySettings:
+    action: Action
+    failure_action: Action
+    budget_s: float
+    params: Params
+
+
+@dataclass(frozen=True)
+class MutationSettings:
+    enabled: bool
+    params: Params
+
+
+@dataclass(frozen=True)
+class Config:
+    """A config resolved against a registry: what the engine runs with."""
+
+    registry: Registry
+    enforcement: Mode = Mode.ENFORCE
+    policies: Mapping[str, PolicySettings] = field(default_factory=dict)
+    mutations: Mapping[str, MutationSettings] = field(default_factory=dict)
+    exemptions: Exemptions = field(default_factory=Exemptions)
+    unsynced_action: Action = Action.WARN
+    source: str = "<built-in defaults>"
+    raw: ConfigFile = field(default_factory=ConfigFile)
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Every policy and mutation with its metadata, action and parameters."""
+        rows: list[dict[str, Any]] = []
+        for pid, pol in self.registry.policies.items():
+            settings = self.policies[pid]
+            rows.append(
+                {
+                    **pol.meta.as_dict(),
+                    "type": "validating",
+                    "action": str(settings.action),
+                    "failure_action": str(settings.failure_action),
+                    "params": settings.params.model_dump(mode="json"),
+                }
+            )
+        for mid, mut in self.registry.mutations.items():
+            msettings = self.mutations[mid]
+            rows.append(
+                {
+                    **mut.meta.as_dict(),
+                    "type": "mutating",
+                    "action": "on" if msettings.enabled else "off",
+                    "params": msettings.params.model_dump(mode="json"),
+                }
+            )
+        return rows
+
+
+def format_validation_error(exc: ValidationError, prefix: Sequence[str | int] = ()) -> str:
+    """One line per problem: `policies.require-resources.require[0]: Input should be ...`."""
+    lines = []
+    for error in exc.errors():
+        parts: list[str | int] = [*prefix, *error["loc"]]
+        path = ""
+        for part in parts:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        lines.append(f"{path or '<root>'}: {error['msg']}")
+    return "\n".join(lines)
+
+
+def _split_section(
+    section: Mapping[str, Any] | None, where: str
+) -> tuple[CommonSettings, dict[str, Any]]:
+    section = dict(section or {})
+    common_keys = set(CommonSettings.model_fields)
+    common = {k: section.pop(k) for k in list(section) if k in common_keys}
+    try:
+        return CommonSettings(**common), section
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, where.split("."))) from exc
+
+
+def _params(model: type[Params], values: Mapping[str, Any], where: str) -> Params:
+    try:
+        return model.model_validate(dict(values))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, where.split("."))) from exc
+
+
+def resolve(raw: ConfigFile, registry: Registry, source: str = "<built-in defaults>") -> Config:
+    """Validate every section against its policy's Params; refuse unknown ids."""
+    unknown = [
+        f"policies.{pid}: no such policy (known: {', '.join(sorted(registry.policies))})"
+        for pid in raw.policies
+        if pid not in registry.policies
+    ] + [
+        f"mutations.{mid}: no such mutation (known: {', '.join(sorted(registry.mutations))})"
+        for mid in raw.mutations
+        if mid not in registry.mutations
+    ]
+    if unknown:
+        raise ConfigError("\n".join(unknown))
+    policies: dict[str, PolicySettings] = {}
+    for pid, pol in registry.policies.items():
+        where = f"policies.{pid}"
+        common, values = _split_section(raw.policies.get(pid), where)
+        policies[pid] = PolicySettings(
+            action=common.action or pol.meta.default_action,
+            failure_action=common.failure_action or raw.failure_action,
+            budget_s=(common.budget_ms or raw.budget_ms) / 1000.0,
+            params=_params(pol.meta.params, values, where),
+        )
+    mutations: dict[str, MutationSettings] = {}
+    for mid, mut in registry.mutations.items():
+        where = f"mutations.{mid}"
+        values = dict(raw.mutations.get(mid) or {})
+        enabled = values.pop("enabled", True)
+        if not isinstance(enabled, bool):
+            raise ConfigError(f"{where}.enabled: Input should be a valid boolean")
+        mutations[mid] = MutationSettings(
+            enabled=enabled, params=_params(mut.meta.params, values, where)
+        )
+    return Config(
+        registry=registry,
+        enforcement=Mode(raw.enforcement),
+        policies=policies,
+        mutations=mutations,
+        exemptions=raw.exemptions,
+        unsynced_action=raw.unsynced_action,
+        source=source,
+        raw=raw,
+    )
+
+
+def parse_config_file(text: str, source: str) -> ConfigFile:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the config must be a mapping, got {type(data).__name__}")
+    try:
+        return ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(
+            "\n".join(f"{source}: {line}" for line in format_validation_error(exc).splitlines())
+        ) from exc
+
+
+def load_config(path: str | Path | None = None, *, registry: Registry | None = None) -> Config:
+    """The config from a file (or the built-in defaults), with its plugins loaded.
+
+    `registry` replaces the built-in one (tests); plugins are added to it.
+    """
+    if path is None:
+        raw, source, base = ConfigFile(), "<built-in defaults>", Path.cwd()
+    else:
+        file = Path(path)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{file}: cannot read the config: {exc}") from exc
+        raw, source, base = parse_config_file(text, str(file)), str(file), file.parent
+    full = load_registry(raw.plugins, base=base, entry_points=raw.entry_points, registry=registry)
+    try:
+        return resolve(raw, full, source)
+    except ConfigError as exc:
+        raise ConfigError("\n".join(f"{source}: {line}" for line in str(exc).splitlines())) from exc

@@ -1,0 +1,75 @@
+"""require-probes: long-running containers tell the kubelet when they are alive and ready."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Literal
+
+from pydantic import Field
+
+from policies.model import Skip, Violation
+from policies.registry import Params, policy
+from policies.views import ContainerList, PodView
+
+Probe = Literal["liveness", "readiness", "startup"]
+
+_ADVICE = {
+    "liveness": "so the kubelet restarts it when it hangs",
+    "readiness": "so traffic only reaches it when it can serve",
+    "startup": "so slow starts are not killed by the liveness probe",
+}
+
+
+class RequireProbes(Params):
+    require: list[Probe] = Field(
+        default=["liveness", "readiness"],
+        min_length=1,
+        description="Which probes a long-running container must define.",
+    )
+    mode: Literal["all", "any"] = Field(
+        default="all",
+        description="`all`: every probe listed in `require`; `any`: at least one of them.",
+    )
+    skip_jobs: bool = Field(
+        default=True,
+        description="Skip pods of Jobs and CronJobs: they run to completion.",
+    )
+
+
+@policy(
+    "require-probes",
+    title="Long-running containers define liveness and readiness probes",
+    category="reliability",
+    severity="medium",
+    params=RequireProbes,
+    concerns_ephemeral=False,
+)
+def require_probes(pod: PodView, params: RequireProbes) -> Iterator[Violation]:
+    """Regular containers and native sidecars (init containers with
+    `restartPolicy: Always`) must define the configured probes. Init containers
+    run to completion and ephemeral containers cannot have probes, so neither
+    is checked; nor are pods of Jobs and CronJobs unless `skip_jobs` is false."""
+    if params.skip_jobs and pod.runs_to_completion:
+        raise Skip("pods of Jobs and CronJobs run to completion")
+    for container in pod.containers(ContainerList.CONTAINERS, ContainerList.INIT):
+        if not container.is_long_running:
+            continue
+        missing = [p for p in params.require if not container.raw.get(f"{p}Probe")]
+        if params.mode == "any" and len(missing) < len(params.require):
+            continue
+        if params.mode == "any":
+            names = " or ".join(f"{p}Probe" for p in params.require)
+            yield Violation(
+                f"{container.label} has none of {names}",
+                container=container.name,
+                field=container.field(f"{params.require[0]}Probe"),
+                fix=f"add a {params.require[0]}Probe {_ADVICE[params.require[0]]}",
+            )
+            continue
+        for probe in missing:
+            yield Violation(
+                f"{container.label} has no {probe}Probe",
+                container=container.name,
+                field=container.field(f"{probe}Probe"),
+                fix=f"add one (httpGet, tcpSocket, grpc or exec) {_ADVICE[probe]}",
+            )

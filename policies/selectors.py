@@ -1,0 +1,79 @@
+"""Kubernetes label selectors: matchLabels and matchExpressions.
+
+Semantics follow apimachinery's LabelSelectorAsSelector: every requirement
+must hold; an empty selector selects everything; a null selector nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
+
+
+class InvalidSelector(ValueError):
+    """A selector the API server would have refused; the message says why."""
+
+
+def _requirement(expr: object, index: int) -> tuple[str, str, frozenset[str]]:
+    where = f"matchExpressions[{index}]"
+    if not isinstance(expr, Mapping):
+        raise InvalidSelector(f"{where} is not a mapping")
+    key, operator, values = expr.get("key"), expr.get("operator"), expr.get("values")
+    if not isinstance(key, str) or not key:
+        raise InvalidSelector(f"{where}.key must be a non-empty string")
+    if operator not in OPERATORS:
+        raise InvalidSelector(f"{where}.operator {operator!r} is not one of {', '.join(OPERATORS)}")
+    if values is None:
+        values = []
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise InvalidSelector(f"{where}.values must be a list of strings")
+    if operator in ("In", "NotIn") and not values:
+        raise InvalidSelector(f"{where}.values must be non-empty for operator {operator}")
+    if operator in ("Exists", "DoesNotExist") and values:
+        raise InvalidSelector(f"{where}.values must be empty for operator {operator}")
+    return key, str(operator), frozenset(values)
+
+
+def validate_selector(selector: Mapping[str, Any] | None) -> None:
+    """Raise InvalidSelector if the selector is malformed."""
+    if selector is None:
+        return
+    match_labels = selector.get("matchLabels") or {}
+    if not isinstance(match_labels, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in match_labels.items()
+    ):
+        raise InvalidSelector("matchLabels must map strings to strings")
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(expressions, list):
+        raise InvalidSelector("matchExpressions must be a list")
+    for index, expr in enumerate(expressions):
+        _requirement(expr, index)
+
+
+def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """Whether the selector selects an object with these labels.
+
+    Raises InvalidSelector for a malformed selector rather than guessing:
+    a guess could make a NetworkPolicy look like it covers a pod when the API
+    server would not have stored it.
+    """
+    if selector is None:
+        return False
+    validate_selector(selector)
+    for key, value in (selector.get("matchLabels") or {}).items():
+        if labels.get(key) != value:
+            return False
+    for index, expr in enumerate(selector.get("matchExpressions") or []):
+        key, operator, values = _requirement(expr, index)
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True

@@ -1,0 +1,238 @@
+"""Typed, forgiving views over a pod spec, whatever workload carries it.
+
+Policies read objects through these views instead of walking raw dicts, so
+that a manifest with `containers: null` or a number where a string belongs
+produces a clear finding rather than an exception.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from policies.images import image_matches
+from policies.workloads import JOB_OWNER_KINDS, WorkloadKind, workload_kind
+
+
+class ContainerList(enum.StrEnum):
+    CONTAINERS = "containers"
+    INIT = "initContainers"
+    EPHEMERAL = "ephemeralContainers"
+
+
+ALL_LISTS = (ContainerList.CONTAINERS, ContainerList.INIT, ContainerList.EPHEMERAL)
+
+
+def as_mapping(value: object) -> dict[str, Any]:
+    """The value if it is a mapping, else an empty one (a missing or null field)."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def format_path(parts: tuple[str | int, ...]) -> str:
+    """('spec', 'containers', 0, 'image') -> 'spec.containers[0].image'."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ContainerView:
+    """One container of a pod spec, with where it sits in the object."""
+
+    raw: dict[str, Any]
+    list: ContainerList
+    index: int
+    spec_path: tuple[str | int, ...]
+
+    @property
+    def name(self) -> str:
+        name = self.raw.get("name")
+        return str(name) if name is not None else f"{self.list}[{self.index}]"
+
+    @property
+    def image(self) -> object:
+        """The raw image value; a policy checks that it is a string."""
+        return self.raw.get("image")
+
+    @property
+    def is_sidecar(self) -> bool:
+        """A native sidecar: an init container that keeps running (1.28+)."""
+        return self.list is ContainerList.INIT and self.raw.get("restartPolicy") == "Always"
+
+    @property
+    def is_long_running(self) -> bool:
+        """Regular containers and native sidecars; not init or ephemeral ones."""
+        return self.list is ContainerList.CONTAINERS or self.is_sidecar
+
+    @property
+    def label(self) -> str:
+        """How a message names it: `container "web"`, `init container "setup"`."""
+        kind = {
+            ContainerList.CONTAINERS: "container",
+            ContainerList.INIT: "sidecar container" if self.is_sidecar else "init container",
+            ContainerList.EPHEMERAL: "ephemeral container",
+        }[self.list]
+        return f'{kind} "{self.name}"'
+
+    def path(self, *parts: str | int) -> tuple[str | int, ...]:
+        return (*self.spec_path, str(self.list), self.index, *parts)
+
+    def field(self, *parts: str | int) -> str:
+        return format_path(self.path(*parts))
+
+    @property
+    def security_context(self) -> dict[str, Any]:
+        return as_mapping(self.raw.get("securityContext"))
+
+    @property
+    def resources(self) -> dict[str, Any]:
+        return as_mapping(self.raw.get("resources"))
+
+
+@dataclass(frozen=True)
+class PodView:
+    """The pod spec of a Pod or of any workload's template, plus its metadata.
+
+    `labels` are the pod's labels (the template's for a workload): they are
+    what NetworkPolicies select. `annotations` are the object's own, where
+    users put `podgate.dev/exempt`.
+    """
+
+    obj: Mapping[str, Any]
+    workload: WorkloadKind
+    namespace: str
+    spec: dict[str, Any]
+    spec_path: tuple[str | int, ...]
+    labels: Mapping[str, str]
+    problems: tuple[str, ...] = ()
+    exempt_images: frozenset[str] = field(default=frozenset())
+
+    @property
+    def kind(self) -> str:
+        return self.workload.kind
+
+    @property
+    def api_version(self) -> str:
+        return str(self.obj.get("apiVersion", ""))
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        return as_mapping(self.obj.get("metadata"))
+
+    @property
+    def name(self) -> str | None:
+        name = self.metadata.get("name") or self.metadata.get("generateName")
+        return str(name) if name is not None else None
+
+    @property
+    def annotations(self) -> Mapping[str, Any]:
+        return as_mapping(self.metadata.get("annotations"))
+
+    @property
+    def os_name(self) -> str | None:
+        name = as_mapping(self.spec.get("os")).get("name")
+        return str(name) if name is not None else None
+
+    @property
+    def runs_to_completion(self) -> bool:
+        """Pods of Jobs and CronJobs, and bare Pods a Job owns."""
+        if self.workload.runs_to_completion:
+            return True
+        owners = as_list(self.metadata.get("ownerReferences"))
+        return any(as_mapping(o).get("kind") in JOB_OWNER_KINDS for o in owners)
+
+    @property
+    def security_context(self) -> dict[str, Any]:
+        return as_mapping(self.spec.get("securityContext"))
+
+    def containers(self, *lists: ContainerList) -> Iterator[ContainerView]:
+        """The containers of the given lists (all three by default), in order.
+
+        Containers whose image is exempted by the config are left out.
+        """
+        for which in lists or ALL_LISTS:
+            for index, raw in enumerate(as_list(self.spec.get(str(which)))):
+                if not isinstance(raw, dict):
+                    continue  # reported once, as a problem, by from_object
+                image = raw.get("image")
+                if isinstance(image, str) and image_matches(image, self.exempt_images):
+                    continue
+                yield ContainerView(raw, which, index, self.spec_path)
+
+    def effective(self, container: ContainerView, key: str) -> tuple[object, str]:
+        """A securityContext setting as the kubelet sees it, and where it comes from.
+
+        The container's securityContext overrides the pod's for the fields
+        both define (runAsUser, runAsNonRoot, runAsGroup, seccompProfile...).
+        """
+        if key in container.security_context:
+            return container.security_context[key], container.field("securityContext", key)
+        if key in self.security_context:
+            return self.security_context[key], format_path(
+                (*self.spec_path, "securityContext", key)
+            )
+        return None, container.field("securityContext", key)
+
+    @classmethod
+    def from_object(
+        cls,
+        obj: Mapping[str, Any],
+        *,
+        default_namespace: str = "default",
+        exempt_images: frozenset[str] = frozenset(),
+    ) -> PodView | None:
+        """A view of the object's pod spec, or None when it has no pod template."""
+        workload = workload_kind(obj)
+        if workload is None:
+            return None
+        problems: list[str] = []
+        node: object = obj
+        path: tuple[str | int, ...] = ()
+        for key in workload.template_path:
+            node = as_mapping(node).get(key)
+            path = (*path, key)
+            if not isinstance(node, dict):
+                problems.append(f"{format_path(path)} is missing or not a mapping")
+                node = {}
+        template = as_mapping(node)
+        if workload.template_path:
+            labels_raw = as_mapping(template.get("metadata")).get("labels")
+        else:
+            labels_raw = as_mapping(obj.get("metadata")).get("labels")
+        spec_raw = template.get("spec")
+        spec_path = (*path, "spec")
+        if not problems and not isinstance(spec_raw, dict):
+            problems.append(f"{format_path(spec_path)} is missing or not a mapping")
+        spec = as_mapping(spec_raw)
+        for which in ALL_LISTS:
+            value = spec.get(str(which))
+            if value is not None and not isinstance(value, list):
+                problems.append(f"{format_path((*spec_path, str(which)))} is not a list")
+                continue
+            for index, item in enumerate(as_list(value)):
+                if not isinstance(item, dict):
+                    where = format_path((*spec_path, str(which), index))
+                    problems.append(f"{where} is not a mapping")
+        if spec and not as_list(spec.get("containers")):
+            problems.append(f"{format_path((*spec_path, 'containers'))} is empty")
+        namespace = as_mapping(obj.get("metadata")).get("namespace")
+        return cls(
+            obj=obj,
+            workload=workload,
+            namespace=str(namespace) if namespace else default_namespace,
+            spec=spec,
+            spec_path=spec_path,
+            labels={str(k): str(v) for k, v in as_mapping(labels_raw).items()},
+            problems=tuple(problems),
+            exempt_images=exempt_images,
+        )

@@ -1,0 +1,126 @@
+"""`podgate check`: the engine over manifests on disk, with no cluster.
+
+The offline Context is built from the manifests themselves: a NetworkPolicy
+in the same input covers pods of its namespace, and a Namespace's
+`podgate.dev/mode` label applies to the objects in it, as in a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from policies.config import Config
+from policies.engine import INVALID_MANIFEST, BudgetGuard, evaluate, resource_ref
+from policies.model import (
+    Action,
+    ClusterState,
+    Decision,
+    NetworkPolicyInfo,
+    Outcome,
+    PolicyResult,
+    ResourceRef,
+    StaticContext,
+)
+from policies.network_policy import network_policy_info
+from policies.views import as_mapping
+from policies.workloads import api_group
+from webhook.manifests import Document, Unreadable
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """A document and what the engine decided for it."""
+
+    document: Document
+    resource: ResourceRef | None
+    decision: Decision | None
+
+    @property
+    def results(self) -> tuple[PolicyResult, ...]:
+        if self.decision is not None:
+            return self.decision.results
+        return (
+            PolicyResult(
+                INVALID_MANIFEST,
+                Outcome.ERROR,
+                Action.DENY,
+                Action.DENY,
+                reason=self.document.error or "unreadable document",
+            ),
+        )
+
+
+def offline_context(documents: Sequence[Document], namespace: str) -> StaticContext:
+    netpols: list[NetworkPolicyInfo] = []
+    namespaces: dict[str, dict[str, str]] = {}
+    for doc in documents:
+        obj = doc.obj
+        if obj is None:
+            continue
+        kind, group = obj.get("kind"), api_group(str(obj.get("apiVersion", "")))
+        if kind == "NetworkPolicy" and group == "networking.k8s.io":
+            netpols.append(network_policy_info(obj, namespace))
+        elif kind == "Namespace" and group == "":
+            metadata = as_mapping(obj.get("metadata"))
+            labels = as_mapping(metadata.get("labels"))
+            namespaces[str(metadata.get("name"))] = {str(k): str(v) for k, v in labels.items()}
+    return StaticContext(tuple(netpols), namespaces, ClusterState.SYNCED)
+
+
+def check_documents(
+    documents: Sequence[Document], config: Config, *, namespace: str = "default", fix: bool = False
+) -> list[Checked]:
+    ctx = offline_context(documents, namespace)
+    guard = BudgetGuard()
+    checked: list[Checked] = []
+    for doc in documents:
+        if doc.obj is None:
+            checked.append(Checked(doc, None, None))
+            continue
+        decision = evaluate(
+            doc.obj, ctx, config, mutate=fix, default_namespace=namespace, guard=guard
+        )
+        checked.append(Checked(doc, decision.resource, decision))
+    return checked
+
+
+@dataclass(frozen=True)
+class Report:
+    checked: list[Checked]
+    unreadable: list[Unreadable]
+
+    def rows(self) -> list[tuple[Checked, PolicyResult]]:
+        return [(c, r) for c in self.checked for r in c.results]
+
+    def summary(self) -> dict[str, Any]:
+        counts = {str(o): 0 for o in Outcome}
+        actions = {"deny": 0, "warn": 0, "audit": 0}
+        for _, result in self.rows():
+            counts[str(result.outcome)] += 1
+            if result.failed and str(result.effective_action) in actions:
+                actions[str(result.effective_action)] += 1
+        evaluated = sum(1 for c in self.checked if c.decision is None or c.decision.results)
+        return {
+            "documents": len(self.checked),
+            "evaluated": evaluated,
+            "results": counts,
+            "failures": actions,
+            "unreadable_inputs": len(self.unreadable),
+        }
+
+    @property
+    def exit_code(self) -> int:
+        """2: an input could not be read; 1: something would be refused; else 0."""
+        if self.unreadable:
+            return 2
+        denied = any(r.failed and r.effective_action is Action.DENY for _, r in self.rows())
+        return 1 if denied else 0
+
+
+def resource_of(checked: Checked) -> ResourceRef:
+    if checked.resource is not None:
+        return checked.resource
+    obj = checked.document.obj or {}
+    return resource_ref(obj)

@@ -1,0 +1,210 @@
+"""`podgate serve | check | audit | test | policies`.
+
+Each subcommand is a thin shell: parse arguments, load the config, call the
+engine through its module, print, return an exit code. Heavy imports (FastAPI,
+the kubernetes client) happen inside the subcommand that needs them, so
+`podgate check` starts fast in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from policies.config import Config, ConfigError, load_config
+from policies.plugins import PluginError
+
+EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
+
+
+def _load(path: str | None) -> Config:
+    return load_config(path)
+
+
+def _add_config(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", "-c", metavar="FILE", help="policy config (YAML); built-in defaults if omitted"
+    )
+
+
+def _add_output(parser: argparse.ArgumentParser, formats: Sequence[str]) -> None:
+    parser.add_argument("--output", "-o", choices=formats, default="text", help="output format")
+
+
+def _colour(stream: object, disabled: bool) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return not disabled and "NO_COLOR" not in os.environ and callable(isatty) and bool(isatty())
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from webhook.check import Report, check_documents
+    from webhook.fix import fixed_files
+    from webhook.manifests import read_inputs
+    from webhook.report import RENDERERS, to_text
+
+    if args.write and not args.fix:
+        print("podgate check: --write needs --fix", file=sys.stderr)
+        return EXIT_USAGE
+    config = _load(args.config)
+    inputs = read_inputs(args.paths)
+    checked = check_documents(inputs.documents, config, namespace=args.namespace, fix=args.fix)
+    report = Report(checked, inputs.unreadable)
+    for unreadable in inputs.unreadable:
+        print(f"podgate check: {unreadable.file}: {unreadable.reason}", file=sys.stderr)
+    if args.fix:
+        changed = fixed_files(inputs.texts, checked)
+        for file, text in changed.items():
+            if args.write and file != "<stdin>":
+                Path(file).write_text(text, encoding="utf-8")
+                print(f"fixed {file}", file=sys.stderr)
+            else:
+                sys.stdout.write(text)
+        if not changed:
+            print("podgate check --fix: nothing to change", file=sys.stderr)
+        return report.exit_code
+    if args.output == "text":
+        print(
+            to_text(report, config, colour=_colour(sys.stdout, args.no_color), verbose=args.verbose)
+        )
+    else:
+        print(RENDERERS[args.output](report, config))
+    return report.exit_code
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    rows = config.describe()
+    if args.output == "json":
+        print(json.dumps({"config": config.source, "policies": rows}, indent=2))
+        return EXIT_OK
+    width = max(len(r["id"]) for r in rows)
+    for row in rows:
+        kind = "mutation" if row["type"] == "mutating" else "policy"
+        print(
+            f"{row['id']:<{width}}  {kind:<8}  {row['action']:<5}  {row['severity']:<8}  "
+            f"{row['title']}  [{row['origin']}]"
+        )
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from webhook.serve import run
+
+    return run(args)
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from webhook.audit import run
+
+    return run(args)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from webhook.testing import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="podgate", description="Kubernetes admission policies in plain, typed Python."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check", help="check manifests offline (files, folders, - for stdin)")
+    check.add_argument("paths", nargs="+", metavar="PATH")
+    _add_config(check)
+    _add_output(check, ("text", "json", "sarif", "junit"))
+    check.add_argument(
+        "--namespace", "-n", default="default", help="namespace of manifests that set none"
+    )
+    check.add_argument(
+        "--fix", action="store_true", help="print the manifests with defaults injected"
+    )
+    check.add_argument(
+        "--write", action="store_true", help="with --fix: rewrite the files in place"
+    )
+    check.add_argument("--verbose", "-v", action="store_true", help="also list passing results")
+    check.add_argument("--no-color", action="store_true", help="never colour the text output")
+    check.set_defaults(func=cmd_check)
+
+    pols = sub.add_parser("policies", help="list the policies, their actions and origins")
+    _add_config(pols)
+    _add_output(pols, ("text", "json"))
+    pols.set_defaults(func=cmd_policies)
+
+    serve = sub.add_parser("serve", help="run the admission webhook over TLS")
+    _add_config(serve)
+    serve.add_argument("--cert", metavar="FILE", help="serving certificate (PEM)")
+    serve.add_argument("--key", metavar="FILE", help="serving private key (PEM)")
+    serve.add_argument(
+        "--self-signed", action="store_true", help="generate a CA and serving cert into --cert-dir"
+    )
+    serve.add_argument("--cert-dir", default="certs", metavar="DIR", help="where certs are written")
+    serve.add_argument(
+        "--manage-certs",
+        action="store_true",
+        help="in a cluster: keep a CA and serving cert in --cert-secret, rotate them and "
+        "patch the caBundle of the webhook configurations",
+    )
+    serve.add_argument("--cert-secret", metavar="NAME", help="Secret holding managed certs")
+    serve.add_argument("--service", metavar="NAME", help="Service name (for certificate SANs)")
+    serve.add_argument("--namespace", metavar="NS", default=os.environ.get("POD_NAMESPACE"))
+    serve.add_argument(
+        "--validating-webhook", metavar="NAME", help="ValidatingWebhookConfiguration to patch"
+    )
+    serve.add_argument(
+        "--mutating-webhook", metavar="NAME", help="MutatingWebhookConfiguration to patch"
+    )
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument("--metrics-port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--kubeconfig", metavar="FILE", help="cluster access (else in-cluster, else none)"
+    )
+    serve.add_argument("--no-cluster", action="store_true", help="never connect to a cluster")
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.set_defaults(func=cmd_serve)
+
+    audit = sub.add_parser("audit", help="audit what already runs in a cluster")
+    _add_config(audit)
+    _add_output(audit, ("text", "json", "sarif", "junit"))
+    audit.add_argument("--kubeconfig", metavar="FILE")
+    audit.add_argument("--namespace", "-n", help="only this namespace (default: all)")
+    audit.add_argument("--page-size", type=int, default=500)
+    audit.add_argument("--watch", action="store_true", help="run continuously (kopf operator)")
+    audit.add_argument("--metrics-port", type=int, default=8080)
+    audit.add_argument("--resync-seconds", type=float, default=600.0)
+    audit.add_argument("--policy-reports", action="store_true", help="write PolicyReport objects")
+    audit.add_argument("--verbose", "-v", action="store_true")
+    audit.add_argument("--no-color", action="store_true")
+    audit.set_defaults(func=cmd_audit)
+
+    test = sub.add_parser("test", help="run policy test suites (podgate-test.yaml)")
+    test.add_argument("paths", nargs="+", metavar="PATH")
+    _add_config(test)
+    _add_output(test, ("text", "json", "junit"))
+    test.set_defaults(func=cmd_test)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (ConfigError, PluginError) as exc:
+        print(f"podgate {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `podgate check ... | head`
+        return code if "code" in locals() else EXIT_OK
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,211 @@
+"""Reading manifests the way kubectl does: files, folders, stdin; YAML streams, JSON, Lists.
+
+One bad document never hides the others: the stream is split into documents
+on `---` lines first (as kubectl's YAML reader does), and each document is
+parsed on its own, so an error names its file, document and line while the
+documents around it are still read.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import yaml
+
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+STDIN = "-"
+
+
+class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """The safe loader (libyaml when available), minus timestamp parsing.
+
+    Kubernetes reads `2024-01-01` as a string; PyYAML would make it a date,
+    which is neither what the API server sees nor JSON-serialisable.
+    """
+
+
+_Loader.yaml_implicit_resolvers = {
+    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One object read from an input, or why it could not be read."""
+
+    file: str
+    index: int  # 0-based position of the document in its file
+    line: int  # 1-based line where the document starts
+    obj: dict[str, Any] | None
+    error: str | None = None
+    item: int | None = None  # position inside a `kind: List`
+
+    @property
+    def where(self) -> str:
+        item = f", item {self.item}" if self.item is not None else ""
+        return f"{self.file}: document {self.index + 1}{item} (line {self.line})"
+
+
+@dataclass(frozen=True, slots=True)
+class Unreadable:
+    """An input that could not be read at all (exit code 2)."""
+
+    file: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One document's text in a YAML stream, with the separator line before it."""
+
+    index: int
+    line: int
+    text: str
+    separator: str  # the `---` line that preceded it ('' for the first)
+
+
+_SEPARATOR = re.compile(r"^---(\s*(#.*)?)?$")
+
+
+def split_documents(text: str) -> list[Chunk]:
+    """Split a YAML stream on `---` lines, as k8s.io/apimachinery's YAMLReader does.
+
+    A line starting with `---` followed by nothing but spaces or a comment
+    separates documents; `--- foo` does not.
+    """
+    chunks: list[Chunk] = []
+    current: list[str] = []
+    start, separator = 1, ""
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        if line.startswith("---") and _SEPARATOR.match(line.rstrip("\r\n")):
+            chunks.append(Chunk(len(chunks), start, "".join(current), separator))
+            current, start, separator = [], number + 1, line
+            continue
+        current.append(line)
+    chunks.append(Chunk(len(chunks), start, "".join(current), separator))
+    return chunks
+
+
+def _yaml_error(exc: yaml.YAMLError, chunk: Chunk) -> str:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    if mark is not None:
+        return f"invalid YAML at line {chunk.line + mark.line}, column {mark.column + 1}: {problem}"
+    return f"invalid YAML: {problem}"
+
+
+def _expand(file: str, index: int, line: int, value: object) -> Iterator[Document]:
+    """Yield the document, or each item of a `kind: List`."""
+    if value is None:
+        return  # an empty document (a trailing `---`, comments only)
+    if not isinstance(value, dict):
+        shape = "a list" if isinstance(value, list) else f"a {type(value).__name__}"
+        yield Document(file, index, line, None, f"the document is {shape}, not a Kubernetes object")
+        return
+    kind = value.get("kind")
+    items = value.get("items")
+    if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
+        for position, item in enumerate(items):
+            if isinstance(item, dict):
+                yield Document(file, index, line, item, item=position)
+            else:
+                yield Document(
+                    file, index, line, None, f"List item {position} is not a mapping", item=position
+                )
+        return
+    if not isinstance(kind, str) or not isinstance(value.get("apiVersion"), str):
+        yield Document(
+            file, index, line, None, "not a Kubernetes object: apiVersion and kind must be strings"
+        )
+        return
+    yield Document(file, index, line, value)
+
+
+def parse_text(text: str, file: str) -> Iterator[Document]:
+    """Every document of a YAML stream or a JSON file."""
+    stripped = text.lstrip()
+    if stripped.startswith(("{", "[")):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            pass  # JSON-looking YAML (flow style) falls through to the YAML path
+        else:
+            yield from _expand(file, 0, 1, value)
+            return
+    for chunk in split_documents(text):
+        if not chunk.text.strip():
+            continue
+        try:
+            value = yaml.load(chunk.text, Loader=_Loader)
+        except yaml.YAMLError as exc:
+            yield Document(file, chunk.index, chunk.line, None, _yaml_error(exc, chunk))
+            continue
+        yield from _expand(file, chunk.index, chunk.line, value)
+
+
+def decode(data: bytes, file: str) -> str | Unreadable:
+    """Bytes to text, or why they are not a manifest (binary data, bad encoding)."""
+    if b"\x00" in data[:8192]:
+        return Unreadable(file, "binary data (NUL bytes), not a YAML or JSON manifest")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return Unreadable(file, f"not UTF-8 text (byte {exc.start}): binary data?")
+
+
+def _files(path: Path) -> list[Path]:
+    if path.is_dir():
+        return sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix in MANIFEST_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+    return [path]
+
+
+@dataclass
+class Inputs:
+    """What was read: the documents, the inputs that failed, and each file's text."""
+
+    documents: list[Document]
+    unreadable: list[Unreadable]
+    texts: dict[str, str]
+
+
+def read_inputs(paths: Sequence[str], stdin: BinaryIO | None = None) -> Inputs:
+    """Every document of every input, and the inputs that could not be read."""
+    documents: list[Document] = []
+    unreadable: list[Unreadable] = []
+    texts: dict[str, str] = {}
+    for raw in paths:
+        if raw == STDIN:
+            stream = stdin if stdin is not None else sys.stdin.buffer
+            sources: list[tuple[str, bytes | Unreadable]] = [("<stdin>", stream.read())]
+        else:
+            path = Path(raw)
+            if not path.exists():
+                unreadable.append(Unreadable(raw, "no such file or folder"))
+                continue
+            sources = []
+            for file in _files(path):
+                try:
+                    sources.append((str(file), file.read_bytes()))
+                except OSError as exc:
+                    sources.append((str(file), Unreadable(str(file), exc.strerror or str(exc))))
+        for name, data in sources:
+            text = data if isinstance(data, Unreadable) else decode(data, name)
+            if isinstance(text, Unreadable):
+                unreadable.append(text)
+                continue
+            texts[name] = text
+            documents.extend(parse_text(text, name))
+    return Inputs(documents, unreadable, texts)

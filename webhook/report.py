@@ -1,0 +1,189 @@
+"""The four output formats of `podgate check` and `podgate audit`: text, json, sarif, junit."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from policies.config import Config
+from policies.model import Action, Outcome, PolicyResult
+from webhook.check import Checked, Report, resource_of
+
+FORMATS = ("text", "json", "sarif", "junit")
+
+_COLOURS = {"deny": "31", "warn": "33", "audit": "36", "pass": "32", "error": "35"}
+
+
+def _action_of(result: PolicyResult) -> str:
+    """What happened: the effective action of a failure, the configured one otherwise."""
+    return str(result.effective_action if result.failed else result.action)
+
+
+def _source(checked: Checked) -> dict[str, Any]:
+    doc = checked.document
+    source: dict[str, Any] = {"file": doc.file, "document": doc.index, "line": doc.line}
+    if doc.item is not None:
+        source["item"] = doc.item
+    return source
+
+
+def to_json(report: Report, config: Config) -> str:
+    results = []
+    for checked, result in report.rows():
+        results.append(
+            {
+                "policy": result.policy,
+                "result": str(result.outcome),
+                "action": _action_of(result),
+                "configured_action": str(result.action),
+                "message": result.message,
+                "violations": [
+                    {"message": v.message, "container": v.container, "field": v.field, "fix": v.fix}
+                    for v in result.violations
+                ],
+                "resource": resource_of(checked).as_dict(),
+                "source": _source(checked),
+            }
+        )
+    return json.dumps(
+        {
+            "results": results,
+            "errors": [{"file": u.file, "reason": u.reason} for u in report.unreadable],
+            "summary": report.summary(),
+        },
+        indent=2,
+    )
+
+
+def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bool = False) -> str:
+    def paint(text: str, key: str) -> str:
+        return f"\033[{_COLOURS[key]}m{text}\033[0m" if colour and key in _COLOURS else text
+
+    lines: list[str] = []
+    for checked in report.checked:
+        shown = [r for r in checked.results if verbose or r.failed]
+        if not shown:
+            continue
+        doc = checked.document
+        what = f": {resource_of(checked)}" if doc.obj is not None else ""
+        lines.append(f"{doc.where}{what}")
+        for result in shown:
+            outcome = str(result.outcome).upper()
+            action = _action_of(result) if result.failed else ""
+            key = (
+                action if result.failed and result.outcome is Outcome.FAIL else str(result.outcome)
+            )
+            status = paint(f"{outcome:<5} {action:<5}", key)
+            for line in result.lines() if result.failed else [result.policy]:
+                lines.append(f"  {status} {line}")
+    for unreadable in report.unreadable:
+        lines.append(paint(f"{unreadable.file}: cannot read: {unreadable.reason}", "error"))
+    summary = report.summary()
+    counts, failures = summary["results"], summary["failures"]
+    lines.append(
+        f"{summary['documents']} documents, {summary['evaluated']} evaluated: "
+        f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, "
+        f"{counts['skip']} skipped; {failures['deny']} deny, {failures['warn']} warn, "
+        f"{failures['audit']} audit"
+        + (f"; {summary['unreadable_inputs']} unreadable inputs" if report.unreadable else "")
+    )
+    return "\n".join(lines)
+
+
+_SARIF_LEVEL = {Action.DENY: "error", Action.WARN: "warning", Action.AUDIT: "note"}
+
+
+def to_sarif(report: Report, config: Config) -> str:
+    rules = [
+        {
+            "id": meta.id,
+            "name": meta.title,
+            "shortDescription": {"text": meta.title},
+            "fullDescription": {"text": meta.description or meta.title},
+            "properties": {"category": meta.category, "severity": str(meta.severity)},
+        }
+        for meta in (entry.meta for entry in config.registry.policies.values())
+    ]
+    results = []
+    for checked, result in report.rows():
+        if not result.failed:
+            continue
+        doc = checked.document
+        results.append(
+            {
+                "ruleId": result.policy,
+                "level": _SARIF_LEVEL.get(result.effective_action, "none"),
+                "message": {"text": f"{resource_of(checked)}: {result.message}"},
+                "locations": [
+                    {
+                        "physicalLocation": {
+                            "artifactLocation": {"uri": doc.file},
+                            "region": {"startLine": doc.line},
+                        }
+                    }
+                ],
+            }
+        )
+    sarif = {
+        "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "podgate",
+                        "informationUri": "https://podgate.dev",
+                        "rules": rules,
+                    }
+                },
+                "results": results,
+            }
+        ],
+    }
+    return json.dumps(sarif, indent=2)
+
+
+def to_junit(report: Report, config: Config) -> str:
+    suites = ET.Element("testsuites", name="podgate")
+    by_file: dict[str, ET.Element] = {}
+    for checked, result in report.rows():
+        doc = checked.document
+        suite = by_file.get(doc.file)
+        if suite is None:
+            suite = by_file[doc.file] = ET.SubElement(suites, "testsuite", name=doc.file)
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=str(resource_of(checked)),
+            name=f"{result.policy} (document {doc.index + 1})",
+        )
+        if result.outcome is Outcome.SKIP:
+            ET.SubElement(case, "skipped", message=result.reason)
+        elif result.outcome is Outcome.ERROR:
+            ET.SubElement(case, "error", message=result.message, type=_action_of(result))
+        elif result.outcome is Outcome.FAIL:
+            failure = ET.SubElement(
+                case, "failure", message=result.message, type=_action_of(result)
+            )
+            failure.text = "\n".join(result.lines())
+    for unreadable in report.unreadable:
+        suite = ET.SubElement(suites, "testsuite", name=unreadable.file)
+        case = ET.SubElement(suite, "testcase", classname=unreadable.file, name="read")
+        ET.SubElement(case, "error", message=unreadable.reason)
+    for suite in suites:
+        cases = list(suite)
+        suite.set("tests", str(len(cases)))
+        suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
+        suite.set("errors", str(sum(1 for c in cases if c.find("error") is not None)))
+        suite.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+
+
+RENDERERS: dict[str, Callable[[Report, Config], str]] = {
+    "json": to_json,
+    "sarif": to_sarif,
+    "junit": to_junit,
+}
