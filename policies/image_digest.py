@@ -58,11 +58,14 @@ def require_image_digest(pod: PodView, params: RequireImageDigest) -> Iterator[V
         if ref.pinned:
             continue
         if ref.digest is not None:
-            problem = (
-                "has an uppercase digest"
-                if ref.digest.lower() != ref.digest
-                else f"has digest {ref.digest!r}, not sha256 with 64 hex digits"
-            )
+            algorithm, _, hex_part = ref.digest.partition(":")
+            if algorithm != "sha256":
+                problem = f"is pinned with {algorithm}, not sha256"
+            elif hex_part.lower() != hex_part:
+                problem = "has an uppercase digest (sha256 digests are lowercase hex)"
+            else:
+                problem = f"has a digest of {len(hex_part)} characters, not 64 hex digits"
+            image = image.split("@")[0] + "@..."
         else:
             problem = f"uses tag {ref.tag!r}, not a digest" if ref.tag else "has no digest"
         yield Violation(

@@ -8,9 +8,12 @@ them changing what the others see.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from policies.selectors import InvalidSelector, Selector
 
 
 class Action(enum.StrEnum):
@@ -175,14 +178,22 @@ class Decision:
         return self.failing(Action.DENY, Action.WARN, Action.AUDIT)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class NetworkPolicyInfo:
-    """The parts of a NetworkPolicy the engine needs."""
+    """The parts of a NetworkPolicy the engine needs, its selector compiled once."""
 
     namespace: str
     name: str
     pod_selector: Mapping[str, Any]
     policy_types: frozenset[str]
+
+    @functools.cached_property
+    def selector(self) -> Selector | InvalidSelector:
+        """The compiled podSelector, or why it is invalid (reported by the policy)."""
+        try:
+            return Selector(self.pod_selector)
+        except InvalidSelector as exc:
+            return exc
 
 
 class Context(Protocol):

@@ -13,7 +13,7 @@ from pydantic import Field
 
 from policies.model import Context, NetworkPolicyInfo, Violation
 from policies.registry import Params, policy
-from policies.selectors import InvalidSelector, selector_matches
+from policies.selectors import InvalidSelector
 from policies.views import PodView, as_list, as_mapping, format_path
 
 PolicyType = Literal["Ingress", "Egress"]
@@ -68,14 +68,17 @@ def require_network_policy(
     policyTypes. Label selectors are matched with full Kubernetes semantics;
     the empty podSelector selects every pod of the namespace."""
     candidates = ctx.network_policies(pod.namespace)
+    wanted_types = set(params.policy_types)
     invalid: list[str] = []
     covered: set[str] = set()
     for netpol in candidates:
-        try:
-            if selector_matches(netpol.pod_selector, pod.labels):
-                covered |= netpol.policy_types
-        except InvalidSelector as exc:
-            invalid.append(f"NetworkPolicy {netpol.name} was ignored: podSelector {exc}")
+        if covered >= wanted_types:
+            return
+        selector = netpol.selector
+        if isinstance(selector, InvalidSelector):
+            invalid.append(f"NetworkPolicy {netpol.name} was ignored: podSelector {selector}")
+        elif selector.matches(pod.labels):
+            covered |= netpol.policy_types
     for wanted in params.policy_types:
         if wanted in covered:
             continue

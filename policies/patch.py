@@ -8,6 +8,7 @@ finds nothing to change, so the diff is empty).
 
 from __future__ import annotations
 
+import marshal
 from typing import Any
 
 Operation = dict[str, Any]
@@ -18,9 +19,20 @@ def escape(token: str) -> str:
     return token.replace("~", "~0").replace("/", "~1")
 
 
-def _same(a: object, b: object) -> bool:
-    # JSON distinguishes true from 1, Python does not.
-    return type(a) is type(b) and a == b
+def _strictly_equal(a: list[Any], b: list[Any]) -> bool:
+    """Whether values already found `==` are also equal as JSON.
+
+    Python says True == 1 == 1.0; JSON does not. marshal (in C) encodes the
+    types, so one call over all the equal siblings of a level settles it. Key
+    order also shows in marshal's output: when only the order differs, the
+    caller recurses and finds nothing to change.
+    """
+    try:
+        # Version 2: newer versions encode object sharing and string interning,
+        # so equal data built differently would compare unequal.
+        return marshal.dumps(a, 2) == marshal.dumps(b, 2)
+    except ValueError:  # not marshal-able (e.g. round-trip YAML nodes): check one by one
+        return False
 
 
 def diff(original: object, mutated: object, path: str = "") -> list[Operation]:
@@ -30,28 +42,61 @@ def diff(original: object, mutated: object, path: str = "") -> list[Operation]:
     element; anything else that differs is replaced whole. Lists are not
     spliced: mutators fill fields, they do not insert list items, and a
     replace of a changed list is what the API server applies unambiguously.
+
+    This runs on every mutating admission, so unchanged subtrees are skipped
+    by identity or by C-level `==` (confirmed strictly, once per level),
+    and only changed paths are walked in Python.
     """
     if isinstance(original, dict) and isinstance(mutated, dict):
-        ops: list[Operation] = []
-        for key in original:
-            if key not in mutated:
-                ops.append({"op": "remove", "path": f"{path}/{escape(str(key))}"})
+        ops: list[Operation] = [
+            {"op": "remove", "path": f"{path}/{escape(str(key))}"}
+            for key in original
+            if key not in mutated
+        ]
+        equal: list[Any] = []
         for key, value in mutated.items():
-            child = f"{path}/{escape(str(key))}"
             if key not in original:
-                ops.append({"op": "add", "path": child, "value": value})
+                ops.append({"op": "add", "path": f"{path}/{escape(str(key))}", "value": value})
+                continue
+            old = original[key]
+            if old is value:
+                continue
+            if old == value:
+                equal.append(key)
             else:
-                ops.extend(diff(original[key], value, child))
+                ops.extend(diff(old, value, f"{path}/{escape(str(key))}"))
+        if equal and not _strictly_equal([original[k] for k in equal], [mutated[k] for k in equal]):
+            for key in equal:
+                ops.extend(_diff_one(original[key], mutated[key], f"{path}/{escape(str(key))}"))
         return ops
     if isinstance(original, list) and isinstance(mutated, list):
-        if len(original) == len(mutated):
-            return [
-                op
-                for index, (a, b) in enumerate(zip(original, mutated, strict=True))
-                for op in diff(a, b, f"{path}/{index}")
-            ]
-        return [{"op": "replace", "path": path, "value": mutated}]
-    if _same(original, mutated):
+        if len(original) != len(mutated):
+            return [{"op": "replace", "path": path, "value": mutated}]
+        ops = []
+        equal_at: list[int] = []
+        for index, (old, value) in enumerate(zip(original, mutated, strict=True)):
+            if old is value:
+                continue
+            if old == value:
+                equal_at.append(index)
+            else:
+                ops.extend(diff(old, value, f"{path}/{index}"))
+        if equal_at and not _strictly_equal(
+            [original[i] for i in equal_at], [mutated[i] for i in equal_at]
+        ):
+            for index in equal_at:
+                ops.extend(_diff_one(original[index], mutated[index], f"{path}/{index}"))
+        return ops
+    if type(original) is type(mutated) and original == mutated:
+        return []
+    return [{"op": "replace", "path": path, "value": mutated}]
+
+
+def _diff_one(original: object, mutated: object, path: str) -> list[Operation]:
+    """A pair found `==` but not strictly equal: a type change, or only key order."""
+    if isinstance(original, dict | list) and type(original) is type(mutated):
+        return diff(original, mutated, path)
+    if type(original) is type(mutated):
         return []
     return [{"op": "replace", "path": path, "value": mutated}]
 

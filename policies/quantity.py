@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -40,6 +41,12 @@ def parse_quantity(value: object) -> Decimal:
         return Decimal(str(value))
     if not isinstance(value, str):
         raise InvalidQuantity(f"{value!r} is not a quantity")
+    return _parse_string(value)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_string(value: str) -> Decimal:
+    """Cached: a cluster uses a handful of distinct quantities over and over."""
     match = _QUANTITY.match(value.strip())
     if match is None:
         raise InvalidQuantity(f"{value!r} is not a quantity (expected e.g. 100m, 128Mi, 1.5)")

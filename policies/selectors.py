@@ -52,6 +52,43 @@ def validate_selector(selector: Mapping[str, Any] | None) -> None:
         _requirement(expr, index)
 
 
+class Selector:
+    """A validated selector, compiled once and matched many times.
+
+    NetworkPolicies change rarely and are matched on every admission, so the
+    validation and parsing cost is paid when the cache stores them.
+    """
+
+    __slots__ = ("_labels", "_requirements", "selects_nothing")
+
+    def __init__(self, selector: Mapping[str, Any] | None) -> None:
+        validate_selector(selector)
+        self.selects_nothing = selector is None
+        selector = selector or {}
+        self._labels = tuple((selector.get("matchLabels") or {}).items())
+        self._requirements = tuple(
+            _requirement(expr, i) for i, expr in enumerate(selector.get("matchExpressions") or [])
+        )
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        if self.selects_nothing:
+            return False
+        for key, value in self._labels:
+            if labels.get(key) != value:
+                return False
+        for key, operator, values in self._requirements:
+            present = key in labels
+            if operator == "In" and not (present and labels[key] in values):
+                return False
+            if operator == "NotIn" and present and labels[key] in values:
+                return False
+            if operator == "Exists" and not present:
+                return False
+            if operator == "DoesNotExist" and present:
+                return False
+        return True
+
+
 def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
     """Whether the selector selects an object with these labels.
 
@@ -59,21 +96,4 @@ def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, st
     a guess could make a NetworkPolicy look like it covers a pod when the API
     server would not have stored it.
     """
-    if selector is None:
-        return False
-    validate_selector(selector)
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for index, expr in enumerate(selector.get("matchExpressions") or []):
-        key, operator, values = _requirement(expr, index)
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-    return True
+    return Selector(selector).matches(labels)

@@ -8,6 +8,7 @@ produces a clear finding rather than an exception.
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -45,19 +46,43 @@ def format_path(parts: tuple[str | int, ...]) -> str:
     return out
 
 
-@dataclass(frozen=True, slots=True)
+_LIST_NOUN = {
+    ContainerList.CONTAINERS: "container",
+    ContainerList.INIT: "init container",
+    ContainerList.EPHEMERAL: "ephemeral container",
+}
+
+
 class ContainerView:
-    """One container of a pod spec, with where it sits in the object."""
+    """One container of a pod spec, with where it sits in the object.
 
-    raw: dict[str, Any]
-    list: ContainerList
-    index: int
-    spec_path: tuple[str | int, ...]
+    Names and paths are worked out once here: every policy reads them, for
+    every container, on every admission.
+    """
 
-    @property
-    def name(self) -> str:
-        name = self.raw.get("name")
-        return str(name) if name is not None else f"{self.list}[{self.index}]"
+    __slots__ = ("index", "is_sidecar", "label", "list", "name", "prefix", "raw", "spec_path")
+
+    def __init__(
+        self,
+        raw: dict[str, Any],
+        which: ContainerList,
+        index: int,
+        spec_path: tuple[str | int, ...],
+    ) -> None:
+        self.raw = raw
+        self.list = which
+        self.index = index
+        self.spec_path = spec_path
+        name = raw.get("name")
+        self.name: str = str(name) if name is not None else f"{which}[{index}]"
+        # A native sidecar: an init container that keeps running (Kubernetes 1.28+).
+        self.is_sidecar: bool = which is ContainerList.INIT and raw.get("restartPolicy") == "Always"
+        noun = "sidecar container" if self.is_sidecar else _LIST_NOUN[which]
+        self.label: str = f'{noun} "{self.name}"'  # how messages name it
+        self.prefix: str = format_path((*spec_path, str(which), index))
+
+    def __repr__(self) -> str:
+        return f"ContainerView({self.prefix}, {self.label})"
 
     @property
     def image(self) -> object:
@@ -65,30 +90,16 @@ class ContainerView:
         return self.raw.get("image")
 
     @property
-    def is_sidecar(self) -> bool:
-        """A native sidecar: an init container that keeps running (1.28+)."""
-        return self.list is ContainerList.INIT and self.raw.get("restartPolicy") == "Always"
-
-    @property
     def is_long_running(self) -> bool:
         """Regular containers and native sidecars; not init or ephemeral ones."""
         return self.list is ContainerList.CONTAINERS or self.is_sidecar
-
-    @property
-    def label(self) -> str:
-        """How a message names it: `container "web"`, `init container "setup"`."""
-        kind = {
-            ContainerList.CONTAINERS: "container",
-            ContainerList.INIT: "sidecar container" if self.is_sidecar else "init container",
-            ContainerList.EPHEMERAL: "ephemeral container",
-        }[self.list]
-        return f'{kind} "{self.name}"'
 
     def path(self, *parts: str | int) -> tuple[str | int, ...]:
         return (*self.spec_path, str(self.list), self.index, *parts)
 
     def field(self, *parts: str | int) -> str:
-        return format_path(self.path(*parts))
+        """`spec.containers[0]` + parts, as a user reads a field path."""
+        return self.prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
     @property
     def security_context(self) -> dict[str, Any]:
@@ -155,19 +166,30 @@ class PodView:
     def security_context(self) -> dict[str, Any]:
         return as_mapping(self.spec.get("securityContext"))
 
-    def containers(self, *lists: ContainerList) -> Iterator[ContainerView]:
-        """The containers of the given lists (all three by default), in order.
-
-        Containers whose image is exempted by the config are left out.
-        """
-        for which in lists or ALL_LISTS:
+    @functools.cached_property
+    def _views(self) -> dict[ContainerList, tuple[ContainerView, ...]]:
+        """Every container view, built once per object and shared by all policies."""
+        views: dict[ContainerList, tuple[ContainerView, ...]] = {}
+        for which in ALL_LISTS:
+            found = []
             for index, raw in enumerate(as_list(self.spec.get(str(which)))):
                 if not isinstance(raw, dict):
                     continue  # reported once, as a problem, by from_object
                 image = raw.get("image")
                 if isinstance(image, str) and image_matches(image, self.exempt_images):
                     continue
-                yield ContainerView(raw, which, index, self.spec_path)
+                found.append(ContainerView(raw, which, index, self.spec_path))
+            views[which] = tuple(found)
+        return views
+
+    def containers(self, *lists: ContainerList) -> Iterator[ContainerView]:
+        """The containers of the given lists (all three by default), in order.
+
+        Containers whose image is exempted by the config are left out.
+        """
+        views = self._views
+        for which in lists or ALL_LISTS:
+            yield from views[which]
 
     def effective(self, container: ContainerView, key: str) -> tuple[object, str]:
         """A securityContext setting as the kubelet sees it, and where it comes from.

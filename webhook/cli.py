@@ -97,6 +97,27 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def cmd_webhooks_remove(args: argparse.Namespace) -> int:
+    from webhook.certs import remove_webhooks
+    from webhook.cluster import KubeWebhookConfigs, connect
+
+    if not (args.validating_webhook or args.mutating_webhook):
+        print("podgate webhooks remove: name --validating-webhook and/or --mutating-webhook",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    try:
+        api = connect(args.kubeconfig, fallback_default=True)
+        done = remove_webhooks(
+            KubeWebhookConfigs(api), args.validating_webhook, args.mutating_webhook
+        )
+    except Exception as exc:
+        print(f"podgate webhooks remove: {exc}", file=sys.stderr)
+        return EXIT_DENIED
+    for line in done:
+        print(line)
+    return EXIT_OK
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from webhook.audit import run
 
@@ -169,7 +190,68 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-cluster", action="store_true", help="never connect to a cluster")
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument(
+        "--deadline",
+        type=float,
+        default=2.5,
+        metavar="SECONDS",
+        help="answer by the failure action when evaluation takes longer; keep it below the "
+        "webhooks' timeoutSeconds (default 2.5)",
+    )
+    serve.add_argument(
+        "--read-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="close connections whose request has not fully arrived by then (default 5)",
+    )
+    serve.add_argument(
+        "--shutdown-delay",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="after SIGTERM, keep serving this long with readiness off (default 2)",
+    )
+    serve.add_argument(
+        "--grace-period",
+        type=float,
+        default=25.0,
+        metavar="SECONDS",
+        help="then wait this long for in-flight requests (default 25)",
+    )
+    serve.add_argument(
+        "--config-poll-seconds", type=float, default=2.0, metavar="SECONDS",
+        help="how often the config file is checked for changes (default 2)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--cache-stale-seconds", type=float, default=60.0, metavar="SECONDS",
+        help="a cluster watch broken this long makes the cache count as unsynced (default 60)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--event-qps", type=float, default=5.0, metavar="N",
+        help="Events API calls per second per worker; the excess is dropped (default 5)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--threads", type=int, default=4, metavar="N",
+        help="evaluation threads per worker (default 4)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--cert-sync-seconds", type=float, default=600.0, metavar="SECONDS",
+        help="with --manage-certs: how often the Secret and caBundle are re-checked",
+    )  # fmt: skip
     serve.set_defaults(func=cmd_serve)
+
+    hooks = sub.add_parser("webhooks", help="manage podgate's webhook configurations")
+    hooks_sub = hooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
+    remove = hooks_sub.add_parser(
+        "remove", help="delete the webhook configurations (missing ones are fine)"
+    )
+    remove.add_argument("--validating-webhook", metavar="NAME")
+    remove.add_argument("--mutating-webhook", metavar="NAME")
+    remove.add_argument(
+        "--kubeconfig", metavar="FILE", help="cluster access (else in-cluster, else default)"
+    )
+    remove.set_defaults(func=cmd_webhooks_remove)
 
     audit = sub.add_parser("audit", help="audit what already runs in a cluster")
     _add_config(audit)

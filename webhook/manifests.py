@@ -94,11 +94,25 @@ def split_documents(text: str) -> list[Chunk]:
 
 
 def _yaml_error(exc: yaml.YAMLError, chunk: Chunk) -> str:
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    """`invalid YAML at line 14, column 1: did not find expected ',' or ']' (while
+    parsing a flow sequence started at line 13, column 17)`, lines counted in the file."""
+
+    def at(mark: object) -> str:
+        return (
+            f"line {chunk.line + getattr(mark, 'line', 0)}, column {getattr(mark, 'column', 0) + 1}"
+        )
+
+    problem_mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    if mark is not None:
-        return f"invalid YAML at line {chunk.line + mark.line}, column {mark.column + 1}: {problem}"
-    return f"invalid YAML: {problem}"
+    text = (
+        f"invalid YAML at {at(problem_mark)}: {problem}"
+        if problem_mark
+        else f"invalid YAML: {problem}"
+    )
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        text += f" ({context} started at {at(context_mark)})"
+    return text
 
 
 def _expand(file: str, index: int, line: int, value: object) -> Iterator[Document]:

@@ -1,0 +1,157 @@
+"""The output formats and --fix of `podgate check`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from xml.etree import ElementTree as ET
+
+import yaml
+
+from tests.cli.conftest import Runner
+
+DEPLOYMENT = """# the web tier
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web  # keep me
+  namespace: shop
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - name: web
+        image: "nginx:1.27"
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: shop}
+spec: {ports: [{port: 80}]}
+"""
+
+
+def test_json_shape_matches_the_contract(podgate: Runner, tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(DEPLOYMENT)
+    run = podgate("check", str(tmp_path / "d.yaml"), "-o", "json")
+    data = run.json()
+    assert set(data) == {"results", "errors", "summary"}
+    first = data["results"][0]
+    assert {"policy", "result", "action", "message", "resource", "source"} <= set(first)
+    assert first["resource"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "namespace": "shop",
+        "name": "web",
+    }
+    assert first["source"] == {"file": str(tmp_path / "d.yaml"), "document": 0, "line": 1}
+    by_policy = {r["policy"]: r for r in data["results"]}
+    assert by_policy["require-network-policy"]["action"] == "warn"
+    assert by_policy["require-probes"]["result"] == "fail"
+    assert by_policy["require-probes"]["violations"][0]["field"] == (
+        "spec.template.spec.containers[0].livenessProbe"
+    )
+    assert data["summary"]["failures"]["deny"] == 4
+
+
+def test_sarif_is_valid_and_levels_follow_actions(podgate: Runner, tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(DEPLOYMENT)
+    run = podgate("check", str(tmp_path / "d.yaml"), "-o", "sarif")
+    sarif = json.loads(run.out)
+    assert sarif["version"] == "2.1.0"
+    driver = sarif["runs"][0]["tool"]["driver"]
+    assert {r["id"] for r in driver["rules"]} >= {"require-probes", "require-network-policy"}
+    levels = {r["ruleId"]: r["level"] for r in sarif["runs"][0]["results"]}
+    assert levels["require-probes"] == "error"
+    assert levels["require-network-policy"] == "warning"
+    location = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
+    assert location["region"]["startLine"] == 1
+
+
+def test_junit_counts(podgate: Runner, tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(DEPLOYMENT)
+    run = podgate("check", str(tmp_path / "d.yaml"), "-o", "junit")
+    root = ET.fromstring(run.out.split("\n", 1)[1])
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert suite.get("tests") == "5"
+    assert suite.get("failures") == "5"
+
+
+def test_text_has_no_colour_when_not_a_tty(podgate: Runner, tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(DEPLOYMENT)
+    run = podgate("check", str(tmp_path / "d.yaml"))
+    assert "\033[" not in run.out
+    assert 'FAIL  deny  require-probes: container "web" has no livenessProbe' in run.out
+
+
+def test_fix_keeps_comments_and_other_documents(podgate: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text(DEPLOYMENT)
+    run = podgate("check", "--fix", str(path))
+    assert run.code == 1  # the manifest as written is still refused
+    assert run.out.startswith("# the web tier\n")
+    assert "name: web  # keep me" in run.out
+    assert 'image: "nginx:1.27"' in run.out
+    assert run.out.endswith("spec: {ports: [{port: 80}]}\n"), "the Service is copied verbatim"
+    docs = list(yaml.safe_load_all(run.out))
+    container = docs[0]["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert path.read_text() == DEPLOYMENT, "without --write the file is untouched"
+
+
+def test_fix_write_in_place_is_idempotent(podgate: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "d.yaml"
+    path.write_text(DEPLOYMENT)
+    podgate("check", "--fix", "--write", str(path))
+    once = path.read_text()
+    assert once != DEPLOYMENT
+    again = podgate("check", "--fix", "--write", str(path))
+    assert "nothing to change" in again.err
+    assert path.read_text() == once
+
+
+def test_fix_from_stdin(podgate: Runner) -> None:
+    run = podgate("check", "--fix", "-", stdin=DEPLOYMENT.encode())
+    assert "seccompProfile" in run.out
+
+
+def test_write_needs_fix(podgate: Runner, tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(DEPLOYMENT)
+    run = podgate("check", "--write", str(tmp_path / "d.yaml"))
+    assert run.code == 2
+    assert "--write needs --fix" in run.err
+
+
+def test_namespace_manifest_label_sets_mode(podgate: Runner, tmp_path: Path) -> None:
+    ns = (
+        "apiVersion: v1\nkind: Namespace\n"
+        "metadata: {name: shop, labels: {podgate.dev/mode: audit}}\n---\n"
+    )
+    (tmp_path / "d.yaml").write_text(ns + DEPLOYMENT)
+    run = podgate("check", str(tmp_path / "d.yaml"), "-o", "json")
+    assert run.code == 0
+    assert run.json()["summary"]["failures"]["deny"] == 0
+
+
+def test_bad_config_is_exit_2(podgate: Runner, tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text("policies: {require-probes: {mode: sometimes}}\n")
+    (tmp_path / "d.yaml").write_text(DEPLOYMENT)
+    run = podgate("check", "--config", str(tmp_path / "c.yaml"), str(tmp_path / "d.yaml"))
+    assert run.code == 2
+    assert "policies.require-probes.mode" in run.err
+
+
+def test_policies_command_lists_everything(podgate: Runner) -> None:
+    run = podgate("policies", "-o", "json")
+    rows = {row["id"]: row for row in run.json()["policies"]}
+    assert rows["require-probes"]["params"] == {
+        "require": ["liveness", "readiness"],
+        "mode": "all",
+        "skip_jobs": True,
+    }
+    assert rows["default-resources"]["type"] == "mutating"
+    assert all(row["origin"] == "builtin" for row in rows.values())

@@ -1,0 +1,96 @@
+"""A bad config fails at load, naming the file, the field path and the reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from policies.config import ConfigError, load_config
+from policies.model import Action, Mode
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "podgate.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_a_file() -> None:
+    config = load_config()
+    assert config.enforcement is Mode.ENFORCE
+    assert config.policies["require-network-policy"].action is Action.WARN
+    assert config.policies["require-resources"].action is Action.DENY
+    assert config.exemptions.namespaces == ["kube-system"]
+    assert all(m.enabled for m in config.mutations.values())
+
+
+def test_a_full_config_is_applied(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            """
+enforcement: audit
+policies:
+  require-resources: {action: warn, require: [limits.cpu]}
+  require-probes: {action: audit, mode: any, require: [readiness, startup]}
+mutations:
+  default-resources: {enabled: false}
+exemptions: {namespaces: [kube-*], images: ["registry.k8s.io/*"], allow_annotation: false}
+""",
+        )
+    )
+    assert config.enforcement is Mode.AUDIT
+    assert config.policies["require-resources"].action is Action.WARN
+    assert config.policies["require-resources"].params.model_dump() == {"require": ["limits.cpu"]}
+    assert config.mutations["default-resources"].enabled is False
+    assert config.exemptions.allow_annotation is False
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("enforcement: strict", "enforcement: Input should be 'enforce' or 'audit'"),
+        (
+            "policies: {require-resources: {require: [limits.gpu]}}",
+            "policies.require-resources.require[0]: Input should be",
+        ),
+        ("policies: {require-resources: {action: block}}", "policies.require-resources.action"),
+        ("policies: {require-probes: {mode: some}}", "policies.require-probes.mode"),
+        ("policies: {require-probs: {}}", "policies.require-probs: no such policy"),
+        ("policies: {require-probes: {typo: 1}}", "policies.require-probes.typo: Extra inputs"),
+        (
+            "mutations: {default-resources: {requests: {cpu: lots}}}",
+            "mutations.default-resources.requests",
+        ),
+        (
+            "mutations: {default-resources: {requests: {memory: 1Gi}, limits: {memory: 512Mi}}}",
+            "requests.memory (1Gi) exceeds limits.memory (512Mi)",
+        ),
+        ("mutations: {default-resources: {enabled: maybe}}", "mutations.default-resources.enabled"),
+        ("exemptions: {namespace: [x]}", "exemptions.namespace: Extra inputs"),
+        ("budget_ms: -1", "budget_ms: Input should be greater than 0"),
+        ("- a list", "the config must be a mapping"),
+        ("enforcement: [", "not valid YAML"),
+        ("plugins: [no_such_module_xyz]", "module:no_such_module_xyz: import failed"),
+    ],
+)
+def test_bad_config_names_file_and_field(tmp_path: Path, text: str, message: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ValueError, match=r".") as info:  # ConfigError or PluginError
+        load_config(path)
+    assert message in str(info.value)
+    if isinstance(info.value, ConfigError) and "plugins" not in text:
+        assert str(path) in str(info.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_examples_config_loads_and_matches_the_defaults() -> None:
+    example = Path(__file__).parents[2] / "examples" / "config.yaml"
+    loaded = load_config(example)
+    defaults = load_config()
+    assert loaded.describe() == defaults.describe(), "examples/config.yaml documents the defaults"

@@ -1,0 +1,229 @@
+"""The engine's decisions: modes, exemptions, failing policies, budgets, bad objects."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from policies import (
+    Action,
+    BudgetGuard,
+    ClusterState,
+    Mode,
+    Outcome,
+    PodView,
+    Registry,
+    StaticContext,
+    Violation,
+    evaluate,
+    policy,
+)
+from policies.config import ConfigFile, load_config, resolve
+from policies.model import OFFLINE
+
+
+def pod(**metadata: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", **metadata},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+    }
+
+
+@policy("always-fails", title="Always fails", category="test")
+def always_fails(pod: PodView) -> Iterator[Violation]:
+    yield Violation(f"{pod.kind} is bad", fix="make it good")
+
+
+@policy("raises", title="Raises", category="test")
+def raises() -> None:
+    raise RuntimeError("boom")
+
+
+@policy("slow", title="Slow", category="test")
+def slow() -> list[Violation]:
+    time.sleep(0.05)
+    return []
+
+
+def config(registry: Registry, **raw: Any) -> Any:
+    return resolve(ConfigFile.model_validate(raw), registry)
+
+
+def test_deny_lists_every_violation() -> None:
+    decision = evaluate(pod(), OFFLINE, load_config())
+    assert not decision.allowed
+    lines = decision.denial_lines
+    assert any(
+        line.startswith('require-probes: container "web" has no livenessProbe') for line in lines
+    )
+    assert any(line.startswith("require-image-digest:") for line in lines)
+    assert any(line.startswith("require-non-root:") for line in lines)
+
+
+def test_audit_mode_turns_denials_into_prefixed_warnings() -> None:
+    cfg = config(Registry.of(always_fails), enforcement="audit")
+    decision = evaluate(pod(), OFFLINE, cfg)
+    assert decision.allowed
+    assert decision.warning_lines == [
+        "[audit mode, would be denied] always-fails: Pod is bad; make it good"
+    ]
+    assert decision.recorded[0].action is Action.DENY
+
+
+def test_namespace_label_overrides_global_mode() -> None:
+    cfg = config(Registry.of(always_fails))
+    audit_ns = StaticContext(namespaces={"shop": {"podgate.dev/mode": "audit"}})
+    assert evaluate(pod(), audit_ns, cfg).allowed
+    off_ns = StaticContext(namespaces={"shop": {"podgate.dev/mode": "off"}})
+    off = evaluate(pod(), off_ns, cfg)
+    assert off.allowed
+    assert off.mode is Mode.OFF
+    assert off.results == ()
+    typo = StaticContext(namespaces={"shop": {"podgate.dev/mode": "of"}})
+    assert not evaluate(pod(), typo, cfg).allowed, "a typo must not switch podgate off"
+
+
+def test_exempt_annotation_and_its_switch() -> None:
+    exempt = pod(annotations={"podgate.dev/exempt": "always-fails, other"})
+    cfg = config(Registry.of(always_fails))
+    result = evaluate(exempt, OFFLINE, cfg).results[0]
+    assert result.outcome is Outcome.SKIP
+    assert "annotation" in result.reason
+    star = evaluate(pod(annotations={"podgate.dev/exempt": "*"}), OFFLINE, cfg)
+    assert star.allowed
+    strict = config(Registry.of(always_fails), exemptions={"allow_annotation": False})
+    assert not evaluate(exempt, OFFLINE, strict).allowed
+
+
+def test_exempt_namespace_globs() -> None:
+    cfg = config(Registry.of(always_fails), exemptions={"namespaces": ["sh*"]})
+    decision = evaluate(pod(), OFFLINE, cfg)
+    assert decision.allowed
+    assert "exempt" in decision.skipped_reason
+
+
+def test_raising_policy_is_decided_by_failure_action() -> None:
+    default = evaluate(pod(), OFFLINE, config(Registry.of(raises)))
+    assert default.allowed
+    assert default.results[0].outcome is Outcome.ERROR
+    assert "RuntimeError: boom" in default.warning_lines[0]
+    strict = config(Registry.of(raises), policies={"raises": {"failure_action": "deny"}})
+    assert not evaluate(pod(), OFFLINE, strict).allowed
+
+
+def test_policy_over_budget_is_suspended_for_a_cooldown() -> None:
+    now = [0.0]
+    guard = BudgetGuard(cooldown_s=30, clock=lambda: now[0])
+    cfg = config(Registry.of(slow), policies={"slow": {"budget_ms": 1}})
+    first = evaluate(pod(), OFFLINE, cfg, guard=guard).results[0]
+    assert first.outcome is Outcome.ERROR
+    assert "over its 1 ms budget" in first.reason
+    start = time.perf_counter()
+    second = evaluate(pod(), OFFLINE, cfg, guard=guard).results[0]
+    assert time.perf_counter() - start < 0.04, "a suspended policy does not run"
+    assert "suspended" in second.reason
+    now[0] = 31.0
+    third = evaluate(pod(), OFFLINE, cfg, guard=guard).results[0]
+    assert "over its" in third.reason, "after the cool-down it runs again"
+
+
+def test_unsynced_cluster_caps_network_policy_at_warn() -> None:
+    cfg = load_config()
+    unsynced = StaticContext(state=ClusterState.UNSYNCED)
+    denying = resolve(
+        ConfigFile.model_validate({"policies": {"require-network-policy": {"action": "deny"}}}),
+        cfg.registry,
+    )
+    result = next(
+        r
+        for r in evaluate(pod(), unsynced, denying).results
+        if r.policy == "require-network-policy"
+    )
+    assert result.outcome is Outcome.FAIL
+    assert result.effective_action is Action.WARN
+    synced = next(
+        r
+        for r in evaluate(pod(), StaticContext(), denying).results
+        if r.policy == "require-network-policy"
+    )
+    assert synced.effective_action is Action.DENY
+
+
+def test_offline_skips_cluster_policies() -> None:
+    result = next(
+        r
+        for r in evaluate(pod(), OFFLINE, load_config()).results
+        if r.policy == "require-network-policy"
+    )
+    assert result.outcome is Outcome.SKIP
+    assert "no cluster" in result.reason
+
+
+def test_ephemeral_only_runs_only_policies_about_ephemeral_containers() -> None:
+    decision = evaluate(pod(), StaticContext(), load_config(), ephemeral_only=True)
+    ran = {r.policy for r in decision.results}
+    assert ran == {"require-resources", "require-non-root", "require-image-digest"}
+    assert decision.patch == ()
+
+
+@pytest.mark.parametrize(
+    ("obj", "problem"),
+    [
+        ({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "x"}}, "spec is missing"),
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "x"},
+                "spec": {"containers": None},
+            },
+            "spec.containers is empty",
+        ),
+        (
+            {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": "web"}},
+            "spec.containers is not a list",
+        ),
+        (
+            {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [42]}},
+            "spec.containers[0] is not a mapping",
+        ),
+        (
+            {"apiVersion": "apps/v1", "kind": "Deployment", "spec": {"template": "x"}},
+            "spec.template is missing or not a mapping",
+        ),
+    ],
+)
+def test_malformed_objects_are_reported_not_raised(obj: dict[str, Any], problem: str) -> None:
+    decision = evaluate(obj, OFFLINE, load_config())
+    assert [r.outcome for r in decision.results] == [Outcome.ERROR]
+    assert problem in decision.results[0].reason
+    assert not decision.allowed
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "x"}},
+        {"apiVersion": "example.com/v1", "kind": "Deployment", "metadata": {"name": "crd"}},
+        {"apiVersion": "v1"},
+    ],
+)
+def test_other_kinds_are_skipped(obj: dict[str, Any]) -> None:
+    decision = evaluate(obj, OFFLINE, load_config())
+    assert decision.allowed
+    assert decision.results == ()
+    assert decision.skipped_reason
+
+
+def test_image_exemption_leaves_containers_out() -> None:
+    cfg = config(load_config().registry, exemptions={"images": ["nginx:*"]})
+    decision = evaluate(pod(), StaticContext(), cfg)
+    assert all(
+        r.outcome is not Outcome.FAIL or r.policy == "require-network-policy"
+        for r in decision.results
+    )

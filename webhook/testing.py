@@ -1,0 +1,405 @@
+"""`podgate test`: policy test suites, the way `kyverno test` and Polaris fixtures work.
+
+Two layouts are discovered under each PATH:
+
+* explicit suites, files named `podgate-test.yaml`:
+
+      name: team labels
+      config: {policies: {require-team-label: {labels: [team]}}}   # optional
+      plugins: [policy.py]                    # optional, relative to the suite
+      resources: [resources.yaml]
+      results:
+        - policy: require-team-label
+          resource: Deployment/web            # Kind/name or Kind/namespace/name
+          result: fail                        # pass | fail | skip | error
+          messages: ["no team label"]         # optional substrings
+        - mutation: default-resources
+          resource: Pod/web
+          patched: web.patched.yaml           # the expected mutated object
+
+* fixture folders named after a policy or mutation id (podgate's own
+  `tests/policies/<id>/`): `pass-*.yaml`, `fail-*.yaml`, `skip-*.yaml` for a
+  policy, `<case>.yaml` + `<case>.patched.yaml` for a mutation. A fixture may
+  start with comment headers: `# params: {json}`, `# expect: substring`,
+  `# expect-action: warn`, `# cluster: offline|unsynced|synced`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree as ET
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from policies.config import (
+    Config,
+    ConfigError,
+    ConfigFile,
+    format_validation_error,
+    resolve,
+)
+from policies.engine import evaluate
+from policies.model import ClusterState, StaticContext
+from policies.patch import diff
+from policies.plugins import PluginError, load_registry
+from policies.registry import Registry
+from webhook.check import offline_context
+from webhook.manifests import Document, parse_text
+
+SUITE_FILE = "podgate-test.yaml"
+EXPECTED = ("pass", "fail", "skip", "error")
+
+
+class SuiteError(ValueError):
+    """A suite that cannot run; the message names the file."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One expectation: a policy's result, or a mutation's output, on one resource."""
+
+    suite: str  # the suite file or fixture folder
+    name: str
+    config: Config
+    documents: tuple[Document, ...]
+    target: str  # the document's resource key, or "" for every workload in the file
+    policy: str | None = None
+    mutation: str | None = None
+    result: str = "pass"
+    messages: tuple[str, ...] = ()
+    action: str | None = None
+    patched: tuple[dict[str, Any], ...] | None = None
+    cluster: ClusterState = ClusterState.SYNCED
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    case: Case
+    ok: bool
+    details: list[str] = field(default_factory=list)
+
+
+def _key(obj: Mapping[str, Any], with_namespace: bool) -> str:
+    metadata = obj.get("metadata") or {}
+    name = metadata.get("name") or metadata.get("generateName") or ""
+    if with_namespace:
+        return f"{obj.get('kind')}/{metadata.get('namespace') or 'default'}/{name}"
+    return f"{obj.get('kind')}/{name}"
+
+
+def _matches(obj: Mapping[str, Any], target: str) -> bool:
+    return target in (_key(obj, False), _key(obj, True))
+
+
+def _read_documents(path: Path) -> list[Document]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read: {exc}") from exc
+    documents = list(parse_text(text, str(path)))
+    broken = [d for d in documents if d.obj is None]
+    if broken:
+        raise SuiteError(f"{broken[0].where}: {broken[0].error}")
+    return documents
+
+
+def _context(case: Case, namespace: str) -> StaticContext:
+    ctx = offline_context(case.documents, namespace)
+    return StaticContext(ctx.policies, ctx.namespaces, case.cluster)
+
+
+def run_case(case: Case) -> CaseResult:
+    targets = [
+        d.obj
+        for d in case.documents
+        if d.obj is not None and (not case.target or _matches(d.obj, case.target))
+    ]
+    workloads = [o for o in targets if o.get("kind") not in ("NetworkPolicy", "Namespace")]
+    if not workloads:
+        return CaseResult(case, False, [f"no resource matches {case.target or 'in the file'}"])
+    details: list[str] = []
+    patched = list(case.patched or ())
+    for index, obj in enumerate(workloads):
+        ctx = _context(case, "default")
+        decision = evaluate(obj, ctx, case.config, mutate=case.mutation is not None)
+        where = _key(obj, True)
+        if case.policy is not None:
+            found = [r for r in decision.results if r.policy == case.policy]
+            outcome = str(found[0].outcome) if found else "skip"
+            message = found[0].message if found else decision.skipped_reason
+            if outcome != case.result:
+                details.append(f"{where}: expected {case.result}, got {outcome}: {message}")
+                continue
+            details.extend(
+                f"{where}: message does not contain {m!r}: {message}"
+                for m in case.messages
+                if m not in message
+            )
+            if case.action and found and str(found[0].effective_action) != case.action:
+                details.append(
+                    f"{where}: expected action {case.action}, got {found[0].effective_action}"
+                )
+        else:
+            expected = patched[index] if index < len(patched) else obj
+            if decision.mutated != expected:
+                missing = json.dumps(diff(decision.mutated, expected))
+                details.append(
+                    f"{where}: the mutated object differs from the expected one; "
+                    f"to get the expected one it would still need {missing}"
+                )
+                continue
+            again = evaluate(decision.mutated, ctx, case.config, validate=False)
+            if again.patch:
+                second = json.dumps(list(again.patch))
+                details.append(f"{where}: not idempotent; a second pass patches {second}")
+    return CaseResult(case, not details, details)
+
+
+def _only(registry: Registry, raw: ConfigFile, keep: set[str], source: str) -> Config:
+    """A config where everything but the policies under test is switched off."""
+    policies: dict[str, dict[str, Any] | None] = {
+        pid: {**(raw.policies.get(pid) or {}), **({} if pid in keep else {"action": "off"})}
+        for pid in registry.policies
+    }
+    mutations: dict[str, dict[str, Any] | None] = {
+        mid: {**(raw.mutations.get(mid) or {}), "enabled": mid in keep}
+        for mid in registry.mutations
+    }
+    scoped = raw.model_copy(update={"policies": policies, "mutations": mutations})
+    return resolve(scoped, registry, source)
+
+
+class _ResultSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    policy: str | None = None
+    mutation: str | None = None
+    resource: str
+    result: str | None = None
+    messages: list[str] = Field(default_factory=list)
+    action: str | None = None
+    patched: str | None = None
+
+
+class _SuiteSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    config: dict[str, Any] = Field(default_factory=dict)
+    plugins: list[str] = Field(default_factory=list)
+    resources: list[str] = Field(min_length=1)
+    results: list[_ResultSpec] = Field(min_length=1)
+    cluster: ClusterState = ClusterState.SYNCED
+
+
+def load_suite(path: Path, base: Registry | None) -> list[Case]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        spec = _SuiteSpec.model_validate(data)
+    except yaml.YAMLError as exc:
+        raise SuiteError(f"{path}: invalid YAML: {exc}") from exc
+    except ValidationError as exc:
+        raise SuiteError(
+            "\n".join(f"{path}: {line}" for line in format_validation_error(exc).splitlines())
+        ) from exc
+    try:
+        raw = ConfigFile.model_validate({**spec.config, "plugins": [], "entry_points": False})
+        plugins = [str(path.parent / p) for p in spec.plugins]
+        registry = load_registry(
+            plugins, base=path.parent, entry_points=not spec.plugins, registry=base
+        )
+    except (ValidationError, PluginError) as exc:
+        raise SuiteError(f"{path}: {exc}") from exc
+    documents = tuple(d for r in spec.resources for d in _read_documents(path.parent / r))
+    cases: list[Case] = []
+    for index, expect in enumerate(spec.results):
+        target_id = expect.policy or expect.mutation
+        if (expect.policy is None) == (expect.mutation is None):
+            raise SuiteError(f"{path}: results[{index}]: give exactly one of policy or mutation")
+        assert target_id is not None
+        if target_id not in registry.ids():
+            raise SuiteError(f"{path}: results[{index}]: no policy or mutation {target_id!r}")
+        if expect.policy is not None and expect.result not in EXPECTED:
+            raise SuiteError(f"{path}: results[{index}].result must be one of {EXPECTED}")
+        patched = None
+        if expect.mutation is not None:
+            if expect.patched is None:
+                raise SuiteError(f"{path}: results[{index}]: a mutation needs `patched`")
+            patched = tuple(
+                d.obj for d in _read_documents(path.parent / expect.patched) if d.obj is not None
+            )
+        try:
+            config = _only(registry, raw, {target_id}, str(path))
+        except ConfigError as exc:
+            raise SuiteError(f"{path}: {exc}") from exc
+        cases.append(
+            Case(
+                suite=str(path),
+                name=f"{spec.name or path.parent.name}: {target_id} on {expect.resource}",
+                config=config,
+                documents=documents,
+                target=expect.resource,
+                policy=expect.policy,
+                mutation=expect.mutation,
+                result=expect.result or "pass",
+                messages=tuple(expect.messages),
+                action=expect.action,
+                patched=patched,
+                cluster=spec.cluster,
+            )
+        )
+    return cases
+
+
+def _headers(path: Path) -> dict[str, list[str]]:
+    headers: dict[str, list[str]] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break
+        key, sep, value = line[1:].strip().partition(":")
+        if sep:
+            headers.setdefault(key.strip(), []).append(value.strip())
+    return headers
+
+
+def load_fixtures(folder: Path, registry: Registry) -> list[Case]:
+    """The cases of a `tests/policies/<id>/` fixture folder."""
+    target = folder.name
+    is_mutation = target in registry.mutations
+    cases: list[Case] = []
+    for file in sorted(folder.glob("*.yaml")):
+        if file.name.endswith(".patched.yaml"):
+            continue
+        headers = _headers(file)
+        try:
+            params = json.loads(headers["params"][0]) if "params" in headers else {}
+        except ValueError as exc:
+            raise SuiteError(f"{file}: the params header is not JSON: {exc}") from exc
+        section = "mutations" if is_mutation else "policies"
+        try:
+            raw = ConfigFile.model_validate({section: {target: params}, "entry_points": False})
+            config = _only(registry, raw, {target}, str(file))
+        except (ValidationError, ConfigError) as exc:
+            raise SuiteError(f"{file}: {exc}") from exc
+        cluster = ClusterState(headers.get("cluster", ["synced"])[0])
+        documents = tuple(_read_documents(file))
+        if is_mutation:
+            patched_file = file.with_name(file.name[: -len(".yaml")] + ".patched.yaml")
+            patched = (
+                tuple(d.obj for d in _read_documents(patched_file) if d.obj is not None)
+                if patched_file.exists()
+                else None  # no expected file: the mutation must change nothing
+            )
+            cases.append(
+                Case(
+                    str(folder),
+                    file.stem,
+                    config,
+                    documents,
+                    "",
+                    mutation=target,
+                    patched=patched,
+                    cluster=cluster,
+                )
+            )
+            continue
+        expected = file.name.split("-", 1)[0]
+        if expected not in EXPECTED:
+            raise SuiteError(f"{file}: a fixture name starts with pass-, fail-, skip- or error-")
+        cases.append(
+            Case(
+                str(folder),
+                file.stem,
+                config,
+                documents,
+                "",
+                policy=target,
+                result=expected,
+                messages=tuple(headers.get("expect", [])),
+                action=headers["expect-action"][0] if "expect-action" in headers else None,
+                cluster=cluster,
+            )
+        )
+    return cases
+
+
+def discover(paths: Sequence[str], registry: Registry | None = None) -> Iterator[Case]:
+    """Every case under the paths: suites by file name, fixture folders by policy id."""
+    fixture_registry = registry or load_registry(entry_points=False)
+    for raw in paths:
+        root = Path(raw)
+        if not root.exists():
+            raise SuiteError(f"{raw}: no such file or folder")
+        if root.is_file():
+            yield from load_suite(root, registry)
+            continue
+        for suite in sorted(root.rglob(SUITE_FILE)):
+            yield from load_suite(suite, registry)
+        for folder in sorted([root, *(p for p in root.rglob("*") if p.is_dir())]):
+            if folder.name in fixture_registry.ids() and not (folder / SUITE_FILE).exists():
+                yield from load_fixtures(folder, fixture_registry)
+
+
+def _render(results: list[CaseResult], output: str) -> str:
+    failed = [r for r in results if not r.ok]
+    if output == "json":
+        return json.dumps(
+            {
+                "cases": [
+                    {"suite": r.case.suite, "name": r.case.name, "ok": r.ok, "details": r.details}
+                    for r in results
+                ],
+                "summary": {
+                    "cases": len(results),
+                    "passed": len(results) - len(failed),
+                    "failed": len(failed),
+                },
+            },
+            indent=2,
+        )
+    if output == "junit":
+        suites = ET.Element("testsuites", name="podgate test")
+        by_suite: dict[str, ET.Element] = {}
+        for r in results:
+            suite = by_suite.get(r.case.suite)
+            if suite is None:
+                suite = by_suite[r.case.suite] = ET.SubElement(
+                    suites, "testsuite", name=r.case.suite
+                )
+            case = ET.SubElement(suite, "testcase", classname=r.case.suite, name=r.case.name)
+            if not r.ok:
+                ET.SubElement(case, "failure", message=r.details[0]).text = "\n".join(r.details)
+        for suite in suites:
+            suite.set("tests", str(len(suite)))
+            suite.set("failures", str(sum(1 for c in suite if c.find("failure") is not None)))
+        ET.indent(suites)
+        return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+    lines = []
+    for r in results:
+        lines.append(f"{'PASS' if r.ok else 'FAIL'}  {r.case.name}  ({r.case.suite})")
+        lines.extend(f"      {d}" for d in r.details)
+    lines.append(f"{len(results)} cases: {len(results) - len(failed)} passed, {len(failed)} failed")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Exit 0 when every case holds, 1 on any mismatch, 2 when a suite cannot run."""
+    from policies.config import load_config
+
+    try:
+        registry = load_config(args.config).registry if args.config else None
+        cases = list(discover(args.paths, registry))
+    except SuiteError as exc:
+        print(f"podgate test: {exc}", file=sys.stderr)
+        return 2
+    if not cases:
+        print("podgate test: no test suites or fixture folders found", file=sys.stderr)
+        return 2
+    results = [run_case(c) for c in cases]
+    print(_render(results, args.output))
+    return 0 if all(r.ok for r in results) else 1
