@@ -35,7 +35,7 @@ def _add_output(parser: argparse.ArgumentParser, formats: Sequence[str]) -> None
     parser.add_argument("--output", "-o", choices=formats, default="text", help="output format")
 
 
-def _colour(stream: object, disabled: bool) -> bool:
+def colour_enabled(stream: object, disabled: bool) -> bool:
     isatty = getattr(stream, "isatty", None)
     return not disabled and "NO_COLOR" not in os.environ and callable(isatty) and bool(isatty())
 
@@ -68,7 +68,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         return report.exit_code
     if args.output == "text":
         print(
-            to_text(report, config, colour=_colour(sys.stdout, args.no_color), verbose=args.verbose)
+            to_text(report, config, colour=colour_enabled(sys.stdout, args.no_color), verbose=args.verbose)
         )
     else:
         print(RENDERERS[args.output](report, config))

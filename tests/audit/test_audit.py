@@ -1,0 +1,325 @@
+"""The audit, with a fake at its only cluster seam (ClusterReader)."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client import REGISTRY
+
+from policies.config import load_config
+from webhook.audit import AuditedKind, report_of, scan
+from webhook.audit_watch import (
+    Auditor,
+    AuditState,
+    Finding,
+    LeaseElector,
+    policy_reports,
+)
+from webhook.events import EventRecorder, ViolationEvent
+from webhook.report import to_json
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def pod_spec(good: bool) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "app", "image": "nginx:1.27"}
+    if good:
+        container = {
+            "name": "app",
+            "image": f"nginx@{DIGEST}",
+            "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "1Gi"}},
+            "livenessProbe": {"tcpSocket": {"port": 80}},
+            "readinessProbe": {"tcpSocket": {"port": 80}},
+        }
+    return {"securityContext": {"runAsNonRoot": True}, "containers": [container]}
+
+
+def meta(name: str, ns: str = "shop", owner: tuple[str, str] | None = None) -> dict[str, Any]:
+    m: dict[str, Any] = {
+        "name": name,
+        "namespace": ns,
+        "uid": f"uid-{ns}-{name}",
+        "labels": {"app": name},
+    }
+    if owner:
+        m["ownerReferences"] = [
+            {
+                "apiVersion": "apps/v1",
+                "kind": owner[0],
+                "name": owner[1],
+                "uid": "x",
+                "controller": True,
+            }
+        ]
+    return m
+
+
+def deployment(name: str, good: bool) -> dict[str, Any]:
+    return {
+        "metadata": meta(name),
+        "spec": {
+            "selector": {"matchLabels": {"app": name}},
+            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec(good)},
+        },
+    }
+
+
+class FakeCluster:
+    """Lists as the API server does: items without kind, in pages with continue."""
+
+    def __init__(self, objects: dict[str, list[dict[str, Any]]]) -> None:
+        self.objects = objects
+        self.calls: list[tuple[str, str | None, int]] = []
+
+    def pages(
+        self, kind: AuditedKind, namespace: str | None, page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        items = [
+            {**copy.deepcopy(o), "apiVersion": kind.api_version, "kind": kind.kind}
+            for o in self.objects.get(kind.kind, [])
+            if namespace is None or o["metadata"].get("namespace") == namespace
+        ]
+        for start in range(0, max(len(items), 1), page_size):
+            self.calls.append((kind.kind, namespace, start))
+            yield items[start : start + page_size]
+
+
+def cluster() -> FakeCluster:
+    return FakeCluster(
+        {
+            "Deployment": [deployment("web", good=False), deployment("api", good=True)],
+            "ReplicaSet": [
+                {
+                    "metadata": meta("web-5d8f", owner=("Deployment", "web")),
+                    "spec": {"template": {"spec": pod_spec(False)}},
+                },
+                {"metadata": meta("orphan"), "spec": {"template": {"spec": pod_spec(False)}}},
+            ],
+            "Pod": [
+                {
+                    "metadata": meta(f"web-5d8f-{i}", owner=("ReplicaSet", "web-5d8f")),
+                    "spec": pod_spec(False),
+                }
+                for i in range(5)
+            ]
+            + [{"metadata": meta("bare", ns="tools"), "spec": pod_spec(False)}],
+            "NetworkPolicy": [
+                {"metadata": {"name": "all", "namespace": "shop"}, "spec": {"podSelector": {}}}
+            ],
+            "Namespace": [
+                {"metadata": {"name": "shop"}},
+                {"metadata": {"name": "tools", "labels": {"podgate.dev/mode": "audit"}}},
+            ],
+        }
+    )
+
+
+def test_pods_of_workloads_are_reported_once_at_the_workload() -> None:
+    report = report_of(cluster(), load_config(), namespace=None, page_size=2)
+    failing = {str(c.resource) for c in report.checked if any(r.failed for r in c.results)}
+    assert failing == {"Deployment shop/web", "ReplicaSet shop/orphan", "Pod tools/bare"}
+    assert "Deployment shop/api" not in failing
+
+
+def test_exit_code_follows_check_and_namespace_mode_applies() -> None:
+    config = load_config()
+    report = report_of(cluster(), config, namespace=None, page_size=100)
+    assert report.exit_code == 1
+    tools = report_of(cluster(), config, namespace="tools", page_size=100)
+    assert tools.exit_code == 0, "tools is labelled podgate.dev/mode=audit"
+    data = json.loads(to_json(tools, config))
+    assert {r["resource"]["name"] for r in data["results"]} == {"bare"}
+    failing = [r for r in data["results"] if r["result"] == "fail"]
+    assert failing
+    assert all(r["action"] == "warn" for r in failing)
+
+
+def test_network_policies_of_the_cluster_are_the_context() -> None:
+    report = report_of(cluster(), load_config(), namespace="shop", page_size=100)
+    netpol = [r for c in report.checked for r in c.results if r.policy == "require-network-policy"]
+    assert netpol
+    assert all(r.outcome == "pass" for r in netpol)
+
+
+def test_lists_in_pages() -> None:
+    fake = cluster()
+    seen = scan(fake, load_config(), lambda obj, d: None, page_size=2)
+    assert seen["Pod"] == 6
+    assert [c for c in fake.calls if c[0] == "Pod"] == [
+        ("Pod", None, 0),
+        ("Pod", None, 2),
+        ("Pod", None, 4),
+    ]
+
+
+def gauge(policy: str, namespace: str, action: str) -> float | None:
+    return REGISTRY.get_sample_value(
+        "podgate_audit_violations", {"policy": policy, "namespace": namespace, "action": action}
+    )
+
+
+def finding(uid: str, ns: str, *failures: tuple[str, str]) -> Finding:
+    return Finding(ns, "Pod", uid, "v1", uid, tuple(failures), "msg")
+
+
+def test_state_keeps_gauges_in_step() -> None:
+    state = AuditState()
+    state.update("a", finding("a", "g1", ("p1", "deny"), ("p2", "warn")))
+    state.update("b", finding("b", "g1", ("p1", "deny")))
+    assert gauge("p1", "g1", "deny") == 2
+    assert gauge("p2", "g1", "warn") == 1
+    assert state.update("a", None) is True
+    assert gauge("p1", "g1", "deny") == 1
+    assert gauge("p2", "g1", "warn") is None, "a label set at zero is removed"
+    fresh = state.replace_all({"c": finding("c", "g2", ("p1", "audit"))})
+    assert [f.uid for f in fresh] == ["c"]
+    assert gauge("p1", "g1", "deny") is None
+    assert gauge("p1", "g2", "audit") == 1
+    assert len(state) == 1
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.created: list[ViolationEvent] = []
+
+    def create(self, event: ViolationEvent, count: int, first: dt.datetime) -> str:
+        self.created.append(event)
+        return f"e{len(self.created)}"
+
+    def update_count(self, namespace: str, name: str, count: int, last: dt.datetime) -> None:
+        pass
+
+
+def test_auditor_events_only_on_change_and_deletes_forget() -> None:
+    sink = ListSink()
+    recorder = EventRecorder(sink)
+    fake = cluster()
+    auditor = Auditor(load_config(), _context(fake), fake, recorder)
+    web = {**deployment("web", good=False), "apiVersion": "apps/v1", "kind": "Deployment"}
+    assert auditor.observe("ADDED", web) is not None
+    auditor.observe("MODIFIED", web)  # same findings: no second event
+    assert recorder.drain() == 1
+    assert sink.created[0].involved.kind == "Deployment"
+    assert "require-probes" in sink.created[0].policies
+    auditor.observe("DELETED", web)
+    assert len(auditor.state) == 0
+    owned = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": meta("x", owner=("ReplicaSet", "r")),
+        "spec": pod_spec(False),
+    }
+    assert auditor.observe("ADDED", owned) is None
+
+
+def _context(fake: FakeCluster) -> Any:
+    from webhook.audit import cluster_context
+
+    return cluster_context(fake, 100)
+
+
+def test_full_pass_reports_new_findings_and_sets_pass_metrics() -> None:
+    sink = ListSink()
+    recorder = EventRecorder(sink)
+    fake = cluster()
+    passes: list[int] = []
+    auditor = Auditor(
+        load_config(),
+        _context(fake),
+        fake,
+        recorder,
+        on_pass=lambda findings: passes.append(len(findings)),
+    )
+    auditor.full_pass()
+    assert passes == [3]
+    assert recorder.drain() == 3
+    auditor.full_pass()
+    assert recorder.drain() == 0, "nothing new on the second pass"
+    assert REGISTRY.get_sample_value("podgate_audit_objects", {"kind": "Pod"}) == 6
+    assert (REGISTRY.get_sample_value("podgate_audit_last_full_pass_timestamp_seconds") or 0) > 0
+
+
+class FakeLeases:
+    def __init__(self) -> None:
+        self.lease: dict[str, Any] | None = None
+        self.version = 0
+
+    def get(self) -> dict[str, Any] | None:
+        return copy.deepcopy(self.lease)
+
+    def create(self, body: dict[str, Any]) -> bool:
+        if self.lease is not None:
+            return False
+        self.version += 1
+        self.lease = {
+            **body,
+            "metadata": {**body["metadata"], "resourceVersion": str(self.version)},
+        }
+        return True
+
+    def replace(self, body: dict[str, Any]) -> bool:
+        assert self.lease is not None
+        if body["metadata"]["resourceVersion"] != self.lease["metadata"]["resourceVersion"]:
+            return False
+        self.version += 1
+        self.lease = {
+            **body,
+            "metadata": {**body["metadata"], "resourceVersion": str(self.version)},
+        }
+        return True
+
+
+def test_lease_single_active_instance_and_takeover_after_expiry() -> None:
+    now = [1_000_000.0]
+    store = FakeLeases()
+    a = LeaseElector(store, "a", duration_s=15, clock=lambda: now[0])
+    b = LeaseElector(store, "b", duration_s=15, clock=lambda: now[0])
+    assert a.try_acquire_or_renew()
+    assert not b.try_acquire_or_renew(), "a holds a fresh lease"
+    now[0] += 10
+    assert a.try_acquire_or_renew(), "renewal"
+    now[0] += 10
+    assert not b.try_acquire_or_renew(), "renewed 10 s ago: still a's"
+    assert a.holds()
+    now[0] += 20  # a went away and did not renew
+    assert not a.holds()
+    assert b.try_acquire_or_renew(), "expired: b takes over"
+    assert store.lease is not None
+    assert store.lease["spec"]["holderIdentity"] == "b"
+    assert store.lease["spec"]["leaseTransitions"] == 1
+
+
+def test_stale_write_loses_the_race() -> None:
+    store = FakeLeases()
+    now = [0.0]
+    a = LeaseElector(store, "a", duration_s=15, clock=lambda: now[0])
+    assert a.try_acquire_or_renew()
+    stale = store.get()
+    assert stale is not None
+    assert a.try_acquire_or_renew()  # the version moves on
+    assert not store.replace(stale)
+
+
+@pytest.mark.parametrize("action", ["deny", "warn"])
+def test_policy_reports_one_per_namespace(action: str) -> None:
+    reports = policy_reports(
+        [
+            finding("a", "n1", ("p1", action)),
+            finding("b", "n1", ("p2", action)),
+            finding("c", "n2", ("p1", action)),
+        ],
+        {"p1": "high"},
+    )
+    assert sorted(reports) == ["n1", "n2"]
+    n1 = reports["n1"]
+    assert n1["kind"] == "PolicyReport"
+    assert n1["apiVersion"] == "wgpolicyk8s.io/v1alpha2"
+    assert len(n1["results"]) == 2
+    expected = "fail" if action == "deny" else "warn"
+    assert n1["summary"][expected] == 2
+    assert n1["results"][0]["severity"] == "high"

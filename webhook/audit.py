@@ -1,0 +1,232 @@
+"""`podgate audit`: what already runs in the cluster, judged by the same engine.
+
+One-shot (default): list every Pod and workload in pages, evaluate each with
+the cluster's NetworkPolicies and Namespaces as context, and report in the
+formats of `podgate check`, with its exit codes. A Pod created by a workload
+is reported once, at the workload that owns it (the Deployment, not its
+ReplicaSet and Pods), which is what a person has to fix.
+
+`--watch`: the audit Deployment of the chart. A kopf operator evaluates
+workloads as they are created, changed or found at start-up, re-runs a full
+pass periodically, exports gauges of the current violations and emits Events.
+Only the holder of a Lease is active, so a second replica waits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from policies.config import Config, load_config
+from policies.engine import evaluate
+from policies.model import ClusterState, Decision, NetworkPolicyInfo, StaticContext
+from policies.network_policy import network_policy_info
+from policies.views import as_list, as_mapping
+from webhook.check import Checked, Report
+from webhook.manifests import Document
+
+log = logging.getLogger("podgate.audit")
+
+
+@dataclass(frozen=True)
+class AuditedKind:
+    kind: str
+    api_version: str
+    plural: str
+    api: str  # kubernetes.client API class
+    list_all: str  # its list-for-all-namespaces method
+    list_namespaced: str
+
+
+# Owners before what they own: a workload is evaluated before the objects it creates.
+AUDITED = (
+    AuditedKind("CronJob", "batch/v1", "cronjobs", "BatchV1Api",
+                "list_cron_job_for_all_namespaces", "list_namespaced_cron_job"),
+    AuditedKind("Job", "batch/v1", "jobs", "BatchV1Api",
+                "list_job_for_all_namespaces", "list_namespaced_job"),
+    AuditedKind("Deployment", "apps/v1", "deployments", "AppsV1Api",
+                "list_deployment_for_all_namespaces", "list_namespaced_deployment"),
+    AuditedKind("StatefulSet", "apps/v1", "statefulsets", "AppsV1Api",
+                "list_stateful_set_for_all_namespaces", "list_namespaced_stateful_set"),
+    AuditedKind("DaemonSet", "apps/v1", "daemonsets", "AppsV1Api",
+                "list_daemon_set_for_all_namespaces", "list_namespaced_daemon_set"),
+    AuditedKind("ReplicaSet", "apps/v1", "replicasets", "AppsV1Api",
+                "list_replica_set_for_all_namespaces", "list_namespaced_replica_set"),
+    AuditedKind("ReplicationController", "v1", "replicationcontrollers", "CoreV1Api",
+                "list_replication_controller_for_all_namespaces",
+                "list_namespaced_replication_controller"),
+    AuditedKind("Pod", "v1", "pods", "CoreV1Api",
+                "list_pod_for_all_namespaces", "list_namespaced_pod"),
+)  # fmt: skip
+CONTEXT_KINDS = (
+    AuditedKind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", "NetworkingV1Api",
+                "list_network_policy_for_all_namespaces", "list_namespaced_network_policy"),
+    AuditedKind("Namespace", "v1", "namespaces", "CoreV1Api", "list_namespace", "list_namespace"),
+)  # fmt: skip
+_AUDITED_KINDS = frozenset(k.kind for k in AUDITED)
+
+
+def owned_by_workload(obj: Mapping[str, Any]) -> bool:
+    """Whether a workload the audit also scans controls this object.
+
+    The rule is transitive: a Pod of a ReplicaSet of a Deployment is skipped,
+    and so is the ReplicaSet, so the finding lands on the Deployment. An
+    object controlled by something else (a custom resource) is reported.
+    """
+    for ref in as_list(as_mapping(obj.get("metadata")).get("ownerReferences")):
+        ref = as_mapping(ref)
+        if ref.get("controller") is True and ref.get("kind") in _AUDITED_KINDS:
+            return True
+    return False
+
+
+class ClusterReader(Protocol):
+    """The audit's only seam to the cluster: pages of raw objects."""
+
+    def pages(
+        self, kind: AuditedKind, namespace: str | None, page_size: int
+    ) -> Iterator[list[dict[str, Any]]]: ...
+
+
+class KubeClusterReader:
+    """Pages of raw JSON from the API (no model deserialisation: 10,000 Pods
+    as Python models would cost several times the memory and time)."""
+
+    def __init__(self, api_client: Any, request_timeout: float = 60.0) -> None:
+        self.api_client = api_client
+        self.request_timeout = request_timeout
+
+    def pages(
+        self, kind: AuditedKind, namespace: str | None, page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        from kubernetes import client
+
+        api = getattr(client, kind.api)(self.api_client)
+        func = getattr(api, kind.list_all)
+        args: tuple[str, ...] = ()
+        if namespace is not None and kind.kind != "Namespace":
+            func, args = getattr(api, kind.list_namespaced), (namespace,)
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"limit": page_size}
+            if token:
+                kwargs["_continue"] = token
+            response = func(
+                *args, _preload_content=False, _request_timeout=self.request_timeout, **kwargs
+            )
+            body = json.loads(response.data)
+            items = [i for i in body.get("items") or [] if isinstance(i, dict)]
+            for item in items:  # list items carry no kind of their own
+                item.setdefault("apiVersion", kind.api_version)
+                item.setdefault("kind", kind.kind)
+            yield items
+            token = (body.get("metadata") or {}).get("continue")
+            if not token:
+                return
+
+
+def cluster_context(reader: ClusterReader, page_size: int) -> StaticContext:
+    policies: list[NetworkPolicyInfo] = []
+    namespaces: dict[str, dict[str, str]] = {}
+    netpol_kind, namespace_kind = CONTEXT_KINDS
+    for page in reader.pages(netpol_kind, None, page_size):
+        policies.extend(network_policy_info(obj, "default") for obj in page)
+    for page in reader.pages(namespace_kind, None, page_size):
+        for obj in page:
+            metadata = as_mapping(obj.get("metadata"))
+            labels = as_mapping(metadata.get("labels"))
+            namespaces[str(metadata.get("name"))] = {str(k): str(v) for k, v in labels.items()}
+    return StaticContext(tuple(policies), namespaces, ClusterState.SYNCED)
+
+
+OnDecision = Callable[[Mapping[str, Any], Decision], None]
+
+
+def scan(
+    reader: ClusterReader,
+    config: Config,
+    on_decision: OnDecision,
+    *,
+    namespace: str | None = None,
+    page_size: int = 500,
+) -> dict[str, int]:
+    """One full pass: every decision goes to `on_decision`, page by page.
+
+    Nothing is kept here: the caller decides what to remember (the one-shot
+    report keeps results, the watch keeps a few strings per failing object),
+    so memory follows the findings, not the size of the cluster. Returns how
+    many objects of each kind were seen.
+    """
+    ctx = cluster_context(reader, page_size)
+    seen: dict[str, int] = {}
+    for kind in AUDITED:
+        count = 0
+        for page in reader.pages(kind, namespace, page_size):
+            count += len(page)
+            for obj in page:
+                if not owned_by_workload(obj):
+                    on_decision(obj, evaluate(obj, ctx, config, mutate=False))
+        seen[kind.kind] = count
+    return seen
+
+
+def report_of(
+    reader: ClusterReader, config: Config, *, namespace: str | None, page_size: int
+) -> Report:
+    """The one-shot audit as a Report, rendered like `podgate check`'s."""
+    checked: list[Checked] = []
+
+    def keep(obj: Mapping[str, Any], decision: Decision) -> None:
+        if decision.results:
+            document = Document("cluster", len(checked), 0, None)
+            checked.append(Checked(document, decision.resource, decision))
+
+    scan(reader, config, keep, namespace=namespace, page_size=page_size)
+    return Report(checked, [])
+
+
+def run(args: argparse.Namespace) -> int:
+    from webhook.cli import colour_enabled
+    from webhook.cluster import connect
+    from webhook.report import RENDERERS, to_text
+
+    config = load_config(args.config)
+    api_client = connect(args.kubeconfig, fallback_default=True)
+    if api_client is None:
+        print("podgate audit: no cluster: give --kubeconfig or run in a cluster", file=sys.stderr)
+        return 2
+    if args.watch:
+        from webhook.audit_watch import run_watch
+
+        return run_watch(args, config, api_client)
+    reader = KubeClusterReader(api_client)
+    try:
+        report = report_of(reader, config, namespace=args.namespace, page_size=args.page_size)
+    except Exception as exc:  # the API server is unreachable or refuses us
+        print(f"podgate audit: cannot read the cluster: {_short(exc)}", file=sys.stderr)
+        return 2
+    if args.output == "text":
+        print(
+            to_text(
+                report,
+                config,
+                colour=colour_enabled(sys.stdout, args.no_color),
+                verbose=args.verbose,
+            )
+        )
+    else:
+        print(RENDERERS[args.output](report, config))
+    return report.exit_code
+
+
+def _short(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None)
+    status = getattr(exc, "status", None)
+    if status:
+        return f"HTTP {status} {reason or ''}".strip()
+    return f"{type(exc).__name__}: {exc}"[:300]

@@ -1,0 +1,526 @@
+"""`podgate audit --watch`: the continuous audit, one active instance per cluster.
+
+kopf delivers every create, change and deletion of the audited kinds (and,
+at start-up, every existing object); each is evaluated against the webhook's
+own watch caches of NetworkPolicies and Namespaces. The findings live in
+memory as a few strings per failing object, never whole objects, so memory
+follows the number of violations, not the size of the cluster. A periodic
+full pass catches what the watch missed while the API server was away.
+
+Event handlers are kopf's `on.event`: they keep no progress annotations on
+the user's objects (kopf's change handlers would write them) and post no
+kopf Events of their own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import logging
+import os
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from policies.config import Config
+from policies.engine import evaluate
+from policies.model import Action, Context, Decision
+from policies.views import as_mapping
+from webhook import metrics
+from webhook.audit import AUDITED, ClusterReader, KubeClusterReader, owned_by_workload, scan
+from webhook.events import EventRecorder, ObjectRef, ViolationEvent
+
+log = logging.getLogger("podgate.audit")
+
+LEASE_NAME = "podgate-audit"
+_VERBS = {Action.DENY: "Denied", Action.WARN: "Warned", Action.AUDIT: "Audited"}
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What is wrong with one object: enough for gauges, Events and reports."""
+
+    namespace: str
+    kind: str
+    name: str
+    api_version: str
+    uid: str
+    failures: tuple[tuple[str, str], ...]  # (policy id, effective action)
+    message: str
+
+
+def finding_of(obj: Mapping[str, Any], decision: Decision) -> Finding | None:
+    recorded = decision.recorded
+    if not recorded:
+        return None
+    metadata = as_mapping(obj.get("metadata"))
+    lines = [line for r in recorded for line in r.lines()]
+    return Finding(
+        namespace=str(metadata.get("namespace") or ""),
+        kind=str(obj.get("kind") or ""),
+        name=str(metadata.get("name") or ""),
+        api_version=str(obj.get("apiVersion") or ""),
+        uid=str(metadata.get("uid") or ""),
+        failures=tuple(sorted((r.policy, str(r.effective_action)) for r in recorded)),
+        message="; ".join(lines),
+    )
+
+
+class AuditState:
+    """Current findings by object uid, with the violation gauges kept in step.
+
+    Counts are adjusted incrementally on each watch event (a cluster with
+    10,000 Pods sends many) and rebuilt from scratch after a full pass.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._findings: dict[str, Finding] = {}
+        self._counts: Counter[tuple[str, str, str]] = Counter()
+
+    def __len__(self) -> int:
+        return len(self._findings)
+
+    def get(self, uid: str) -> Finding | None:
+        return self._findings.get(uid)
+
+    def findings(self) -> list[Finding]:
+        with self._lock:
+            return list(self._findings.values())
+
+    def _adjust(self, finding: Finding, delta: int) -> set[tuple[str, str, str]]:
+        keys = {(policy, finding.namespace, action) for policy, action in finding.failures}
+        for key in keys:
+            self._counts[key] += delta
+        return keys
+
+    def _publish(self, keys: Iterable[tuple[str, str, str]]) -> None:
+        for key in keys:
+            count = self._counts.get(key, 0)
+            if count > 0:
+                metrics.AUDIT_VIOLATIONS.labels(*key).set(count)
+            else:
+                self._counts.pop(key, None)
+                with contextlib.suppress(KeyError):  # never published
+                    metrics.AUDIT_VIOLATIONS.remove(*key)
+
+    def update(self, uid: str, finding: Finding | None) -> bool:
+        """Store the object's finding (None: it passes); True when it changed."""
+        with self._lock:
+            old = self._findings.get(uid)
+            if old == finding:
+                return False
+            touched: set[tuple[str, str, str]] = set()
+            if old is not None:
+                touched |= self._adjust(old, -1)
+                del self._findings[uid]
+            if finding is not None:
+                touched |= self._adjust(finding, +1)
+                self._findings[uid] = finding
+            self._publish(touched)
+            return old is None or finding is None or old.failures != finding.failures
+
+    def replace_all(self, findings: Mapping[str, Finding]) -> list[Finding]:
+        """After a full pass: the new truth. Returns the findings that are new."""
+        with self._lock:
+            fresh = [
+                f
+                for uid, f in findings.items()
+                if self._findings.get(uid) is None or self._findings[uid].failures != f.failures
+            ]
+            stale = set(self._counts)
+            self._findings = dict(findings)
+            self._counts = Counter()
+            for finding in self._findings.values():
+                self._adjust(finding, +1)
+            self._publish(stale | set(self._counts))
+            return fresh
+
+
+def violation_event(finding: Finding) -> ViolationEvent:
+    strongest = next(
+        (
+            a
+            for a in (Action.DENY, Action.WARN, Action.AUDIT)
+            if any(action == str(a) for _, action in finding.failures)
+        ),
+        Action.AUDIT,
+    )
+    involved = ObjectRef(
+        finding.api_version, finding.kind, finding.name, finding.namespace, finding.uid or None
+    )
+    policies = tuple(sorted({policy for policy, _ in finding.failures}))
+    verb = _VERBS[strongest]
+    text = f"Audit: {finding.kind} {finding.namespace}/{finding.name} would be {verb.lower()}: "
+    return ViolationEvent(
+        finding.namespace, involved, verb, policies, (text + finding.message)[:1024]
+    )
+
+
+# --- one active instance: a coordination.k8s.io Lease --------------------------
+
+
+class LeaseStore(Protocol):
+    def get(self) -> dict[str, Any] | None: ...
+    def create(self, body: dict[str, Any]) -> bool: ...  # False on conflict
+    def replace(self, body: dict[str, Any]) -> bool: ...  # False on conflict
+
+
+def _micro_time(when: float) -> str:
+    return dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _parse_time(value: object) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class LeaseElector:
+    """Leader election on a Lease, as client-go's leaderelection does it.
+
+    Whoever renews the Lease within its duration holds it; an expired Lease
+    is taken over with optimistic concurrency (resourceVersion), so two
+    candidates cannot both win.
+    """
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        identity: str,
+        *,
+        duration_s: int = 15,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store, self.identity, self.duration_s, self.clock = store, identity, duration_s, clock
+        self.last_renewed: float | None = None
+
+    def try_acquire_or_renew(self) -> bool:
+        now = self.clock()
+        lease = self.store.get()
+        spec_body = {
+            "holderIdentity": self.identity,
+            "leaseDurationSeconds": self.duration_s,
+            "renewTime": _micro_time(now),
+        }
+        if lease is None:
+            body = {
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": LEASE_NAME},
+                "spec": {**spec_body, "acquireTime": _micro_time(now), "leaseTransitions": 0},
+            }
+            won = self.store.create(body)
+        else:
+            spec = as_mapping(lease.get("spec"))
+            holder = spec.get("holderIdentity")
+            renewed = _parse_time(spec.get("renewTime")) or 0.0
+            duration = spec.get("leaseDurationSeconds") or self.duration_s
+            expired = renewed + float(duration) < now
+            if holder not in (None, "", self.identity) and not expired:
+                return False
+            new_spec = {**spec, **spec_body}
+            if holder != self.identity:
+                new_spec["acquireTime"] = _micro_time(now)
+                new_spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
+            won = self.store.replace({**lease, "spec": new_spec})
+        if won:
+            self.last_renewed = now
+        return won
+
+    def holds(self) -> bool:
+        """Still the leader: renewed within the Lease duration."""
+        return self.last_renewed is not None and self.clock() - self.last_renewed < self.duration_s
+
+    def wait_for_leadership(self, stop: threading.Event) -> bool:
+        while not stop.is_set():
+            try:
+                if self.try_acquire_or_renew():
+                    return True
+            except Exception as exc:
+                metrics.AUDIT_ERRORS.labels("lease").inc()
+                log.warning("lease: %s", exc)
+            stop.wait(self.duration_s / 3)
+        return False
+
+    def keep_renewing(self, stop: threading.Event, on_lost: Callable[[], None]) -> None:
+        """Renew until stopped; a leader that cannot renew in time steps down."""
+        while not stop.wait(self.duration_s / 3):
+            try:
+                self.try_acquire_or_renew()
+            except Exception as exc:  # API server briefly away: retry until the Lease runs out
+                metrics.AUDIT_ERRORS.labels("lease").inc()
+                log.warning("lease renewal failed: %s", exc)
+            if not self.holds():
+                log.error("lost the audit Lease; stepping down")
+                on_lost()
+                return
+
+
+class KubeLeaseStore:
+    def __init__(self, api_client: Any, namespace: str) -> None:
+        from kubernetes import client
+
+        self._api: Any = client.CoordinationV1Api(api_client)
+        self.namespace = namespace
+
+    def get(self) -> dict[str, Any] | None:
+        import json
+
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            response = self._api.read_namespaced_lease(
+                LEASE_NAME, self.namespace, _preload_content=False
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        lease: dict[str, Any] = json.loads(response.data)
+        return lease
+
+    def _write(self, call: Callable[[], Any]) -> bool:
+        from kubernetes.client.exceptions import ApiException
+
+        try:
+            call()
+        except ApiException as exc:
+            if exc.status in (409, 422):
+                return False
+            raise
+        return True
+
+    def create(self, body: dict[str, Any]) -> bool:
+        return self._write(lambda: self._api.create_namespaced_lease(self.namespace, body))
+
+    def replace(self, body: dict[str, Any]) -> bool:
+        return self._write(
+            lambda: self._api.replace_namespaced_lease(LEASE_NAME, self.namespace, body)
+        )
+
+
+# --- PolicyReports (wgpolicyk8s.io/v1alpha2), one per namespace ----------------
+
+
+def policy_reports(findings: Iterable[Finding], severities: Mapping[str, str]) -> dict[str, Any]:
+    """One PolicyReport body per namespace with findings (never one per request)."""
+    by_namespace: dict[str, list[Finding]] = {}
+    for finding in findings:
+        by_namespace.setdefault(finding.namespace, []).append(finding)
+    reports: dict[str, Any] = {}
+    for namespace, items in sorted(by_namespace.items()):
+        results = [
+            {
+                "source": "podgate",
+                "policy": policy,
+                "result": "fail" if action == "deny" else "warn",
+                "severity": severities.get(policy, "medium"),
+                "message": f.message[:1024],
+                "resources": [
+                    {
+                        "apiVersion": f.api_version,
+                        "kind": f.kind,
+                        "name": f.name,
+                        "namespace": f.namespace,
+                        "uid": f.uid,
+                    }
+                ],
+                "timestamp": {"seconds": int(time.time()), "nanos": 0},
+            }
+            for f in items
+            for policy, action in f.failures
+        ]
+        reports[namespace] = {
+            "apiVersion": "wgpolicyk8s.io/v1alpha2",
+            "kind": "PolicyReport",
+            "metadata": {
+                "name": "podgate-audit",
+                "namespace": namespace,
+                "labels": {"app.kubernetes.io/managed-by": "podgate"},
+            },
+            "summary": {
+                "fail": sum(1 for r in results if r["result"] == "fail"),
+                "warn": sum(1 for r in results if r["result"] == "warn"),
+                "pass": 0,
+                "error": 0,
+                "skip": 0,
+            },
+            "results": results,
+        }
+    return reports
+
+
+def write_policy_reports(api_client: Any, reports: Mapping[str, Any]) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    api: Any = client.CustomObjectsApi(api_client)
+    for namespace, body in reports.items():
+        args = ("wgpolicyk8s.io", "v1alpha2", namespace, "policyreports")
+        try:
+            current = api.get_namespaced_custom_object(*args, "podgate-audit")
+            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+            api.replace_namespaced_custom_object(*args, "podgate-audit", body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            api.create_namespaced_custom_object(*args, body)
+
+
+# --- the operator ----------------------------------------------------------------
+
+
+class Auditor:
+    """Evaluates objects as kopf delivers them, and runs the periodic full pass."""
+
+    def __init__(
+        self,
+        config: Config,
+        context: Context,
+        reader: ClusterReader,
+        recorder: EventRecorder | None,
+        *,
+        page_size: int = 500,
+        on_pass: Callable[[list[Finding]], None] | None = None,
+    ) -> None:
+        self.config, self.context, self.reader = config, context, reader
+        self.recorder, self.page_size, self.on_pass = recorder, page_size, on_pass
+        self.state = AuditState()
+
+    def observe(self, event_type: str | None, obj: Mapping[str, Any]) -> Finding | None:
+        uid = str(as_mapping(obj.get("metadata")).get("uid") or "")
+        if not uid:
+            return None
+        if event_type == "DELETED" or owned_by_workload(obj):
+            self.state.update(uid, None)
+            return None
+        finding = finding_of(obj, evaluate(obj, self.context, self.config, mutate=False))
+        if self.state.update(uid, finding) and finding is not None and self.recorder is not None:
+            self.recorder.record([violation_event(finding)])
+        return finding
+
+    def full_pass(self) -> None:
+        started = time.monotonic()
+        findings: dict[str, Finding] = {}
+
+        def remember(obj: Mapping[str, Any], decision: Decision) -> None:
+            finding = finding_of(obj, decision)
+            if finding is not None and finding.uid:
+                findings[finding.uid] = finding
+
+        seen = scan(self.reader, self.config, remember, page_size=self.page_size)
+        fresh = self.state.replace_all(findings)
+        if self.recorder is not None:
+            self.recorder.record([violation_event(f) for f in fresh])
+        for kind, count in seen.items():
+            metrics.AUDIT_OBJECTS.labels(kind).set(count)
+        metrics.AUDIT_PASS_DURATION.set(time.monotonic() - started)
+        metrics.AUDIT_LAST_PASS.set(time.time())
+        if self.on_pass is not None:
+            self.on_pass(self.state.findings())
+
+    def resync_forever(self, stop: threading.Event, every_s: float) -> None:
+        while not stop.is_set():
+            try:
+                self.full_pass()
+            except Exception as exc:  # API server unavailable: try again next round
+                metrics.AUDIT_ERRORS.labels("full_pass").inc()
+                log.warning("full audit pass failed: %s", exc)
+            stop.wait(every_s)
+
+
+def _identity() -> str:
+    return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
+
+
+def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
+    import kopf
+    from prometheus_client import start_http_server
+
+    from webhook.cluster import KubeEventSink, cluster_cache
+
+    if args.kubeconfig:
+        os.environ["KUBECONFIG"] = args.kubeconfig  # for kopf's own login
+    namespace = os.environ.get("POD_NAMESPACE") or "default"
+    identity = _identity()
+    stop = threading.Event()
+    start_http_server(args.metrics_port)
+    elector = LeaseElector(KubeLeaseStore(api_client, namespace), identity)
+    log.info("waiting for the audit Lease %s/%s as %s", namespace, LEASE_NAME, identity)
+    if not elector.wait_for_leadership(stop):
+        return 0
+    metrics.AUDIT_LEADER.set(1)
+    threading.Thread(
+        target=elector.keep_renewing, args=(stop, stop.set), daemon=True, name="lease"
+    ).start()
+
+    cache = cluster_cache(api_client, stale_after_s=120.0)
+    cache.start()
+    recorder = EventRecorder(KubeEventSink(api_client, identity))
+    recorder.start()
+    severities = {pid: str(p.meta.severity) for pid, p in config.registry.policies.items()}
+
+    def publish(findings: list[Finding]) -> None:
+        if args.policy_reports:
+            try:
+                write_policy_reports(api_client, policy_reports(findings, severities))
+            except Exception as exc:
+                metrics.AUDIT_ERRORS.labels("policy_reports").inc()
+                log.warning("could not write PolicyReports: %s", exc)
+
+    auditor = Auditor(
+        config,
+        cache,
+        KubeClusterReader(api_client),
+        recorder,
+        page_size=args.page_size,
+        on_pass=publish,
+    )
+    threading.Thread(
+        target=auditor.resync_forever,
+        args=(stop, args.resync_seconds),
+        daemon=True,
+        name="resync",
+    ).start()
+
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.login(registry=registry)
+    def login(**kwargs: Any) -> Any:
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            return kopf.login_with_service_account(**kwargs)
+        return kopf.login_with_kubeconfig(**kwargs)
+
+    def on_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+        try:
+            auditor.observe(event.get("type"), dict(body))
+        except Exception as exc:
+            metrics.AUDIT_ERRORS.labels("event").inc()
+            log.warning("could not audit an object: %s", exc)
+
+    for kind in AUDITED:
+        group, _, version = kind.api_version.rpartition("/")
+        kopf.on.event(group or "", version, kind.plural, registry=registry)(on_event)
+
+    settings = kopf.OperatorSettings()
+    settings.posting.enabled = False  # our Events, not kopf's
+    settings.watching.server_timeout = 300
+    try:
+        kopf.run(
+            registry=registry, settings=settings, standalone=True, clusterwide=True, stop_flag=stop
+        )
+    finally:
+        stop.set()
+        cache.stop()
+        recorder.stop()
+        metrics.AUDIT_LEADER.set(0)
+    return 0
