@@ -9,7 +9,12 @@
                             fix="add metadata.labels.team")
 
 The names exported here are the stable API; anything else is internal.
+`Field` is pydantic's, re-exported so that a policy with parameters needs no
+other import; `Params` is a pydantic v2 model, so pydantic's validators work
+on it as on any model.
 """
+
+from pydantic import Field
 
 from policies.engine import BudgetGuard, evaluate
 from policies.images import ImageRef, InvalidImage, image_matches, parse_image
@@ -34,14 +39,15 @@ from policies.registry import (
     NoParams,
     Params,
     Policy,
+    PolicyDefinitionError,
     Registry,
     Severity,
     mutation,
     policy,
 )
 from policies.selectors import InvalidSelector, selector_matches
-from policies.views import ContainerList, ContainerView, PodView
-from policies.workloads import POD_KINDS
+from policies.views import ContainerList, ContainerView, PodView, format_path
+from policies.workloads import POD_KINDS, WorkloadKind
 
 __all__ = [
     "POD_KINDS",
@@ -52,6 +58,7 @@ __all__ = [
     "ContainerView",
     "Context",
     "Decision",
+    "Field",
     "ImageRef",
     "InvalidImage",
     "InvalidQuantity",
@@ -65,6 +72,7 @@ __all__ = [
     "Params",
     "PodView",
     "Policy",
+    "PolicyDefinitionError",
     "PolicyResult",
     "Registry",
     "ResourceRef",
@@ -72,7 +80,9 @@ __all__ = [
     "Skip",
     "StaticContext",
     "Violation",
+    "WorkloadKind",
     "evaluate",
+    "format_path",
     "image_matches",
     "mutation",
     "parse_image",

@@ -152,8 +152,8 @@ def default_security_context(pod: PodView, params: DefaultSecurityContext) -> No
             continue
         changes: dict[str, Any] = {}
         if params.run_as_non_root:
-            non_root, _ = pod.effective(container, "runAsNonRoot")
-            user, _ = pod.effective(container, "runAsUser")
+            non_root = pod.effective(container, "runAsNonRoot")
+            user = pod.effective(container, "runAsUser")
             if non_root is None and user != 0:
                 changes["runAsNonRoot"] = True
         if (

@@ -32,7 +32,7 @@ from policies.model import (
 )
 from policies.patch import diff
 from policies.registry import Metadata, Mutation, Policy
-from policies.views import PodView, as_mapping
+from policies.views import ALL_LISTS, PodView, as_mapping
 
 INVALID_MANIFEST = "invalid-manifest"
 
@@ -161,51 +161,50 @@ class _Run:
 
 
 def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> PolicyResult:
+    """One policy on one object. Runs for every policy of every admission, so it
+    is written flat: no closures, one clock read before and one after."""
     meta = pol.meta
-
-    def result(outcome: Outcome, effective: Action, reason: str = "", **kw: Any) -> PolicyResult:
-        return PolicyResult(
-            meta.id, outcome, settings.action, run.adjust(effective), reason=reason, **kw
-        )
-
-    if meta.id in run.exempt or "*" in run.exempt:
-        return result(Outcome.SKIP, Action.OFF, f"exempted by the {EXEMPT_ANNOTATION} annotation")
+    pid, action, failure = meta.id, settings.action, run.adjust(settings.failure_action)
+    if run.exempt and (pid in run.exempt or "*" in run.exempt):
+        reason = f"exempted by the {EXEMPT_ANNOTATION} annotation"
+        return PolicyResult(pid, Outcome.SKIP, action, Action.OFF, (), reason)
     if meta.requires_cluster and run.ctx.cluster_state is ClusterState.OFFLINE:
-        return result(Outcome.SKIP, Action.OFF, "no cluster connection: cluster state unknown")
-    if run.guard is not None and run.guard.suspended(meta.id):
-        return result(
-            Outcome.ERROR,
-            settings.failure_action,
-            "suspended for a cool-down after running over its time budget",
-        )
+        reason = "no cluster connection: cluster state unknown"
+        return PolicyResult(pid, Outcome.SKIP, action, Action.OFF, (), reason)
+    if run.guard is not None and run.guard.suspended(pid):
+        reason = "suspended for a cool-down after running over its time budget"
+        return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason)
     start = time.perf_counter()
     try:
         violations = pol.evaluate(run.pod, settings.params, run.ctx)
     except Skip as skip:
-        return result(Outcome.SKIP, Action.OFF, str(skip), duration_s=time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        return PolicyResult(pid, Outcome.SKIP, action, Action.OFF, (), str(skip), elapsed)
     except Exception as exc:
-        return result(
-            Outcome.ERROR,
-            settings.failure_action,
-            f"policy raised {type(exc).__name__}: {exc}",
-            duration_s=time.perf_counter() - start,
-        )
+        elapsed = time.perf_counter() - start
+        reason = f"policy raised {type(exc).__name__}: {exc}"
+        return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed)
     elapsed = time.perf_counter() - start
     if elapsed > settings.budget_s:
         if run.guard is not None:
-            run.guard.overran(meta.id)
-        return result(
-            Outcome.ERROR,
-            settings.failure_action,
-            f"took {elapsed * 1000:.0f} ms, over its {settings.budget_s * 1000:.0f} ms budget",
-            duration_s=elapsed,
-        )
+            run.guard.overran(pid)
+        reason = f"took {elapsed * 1000:.0f} ms, over its {settings.budget_s * 1000:.0f} ms budget"
+        return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed)
     if not violations:
-        return result(Outcome.PASS, Action.OFF, duration_s=elapsed)
-    action = settings.action
+        return PolicyResult(pid, Outcome.PASS, action, Action.OFF, (), "", elapsed)
+    effective = action
     if meta.requires_cluster and run.ctx.cluster_state is ClusterState.UNSYNCED:
-        action = weakest(action, run.config.unsynced_action)
-    return result(Outcome.FAIL, action, violations=tuple(violations), duration_s=elapsed)
+        effective = weakest(effective, run.config.unsynced_action)
+    return PolicyResult(
+        pid, Outcome.FAIL, action, run.adjust(effective), tuple(violations), "", elapsed
+    )
+
+
+def _container_shape(spec: Mapping[str, Any]) -> tuple[tuple[int, int], ...]:
+    """Identity and length of the container lists: a change means the cached
+    container views are stale."""
+    lists = (spec.get(str(which)) for which in ALL_LISTS)
+    return tuple((id(v), len(v)) if isinstance(v, list) else (0, 0) for v in lists)
 
 
 def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
@@ -231,6 +230,7 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
             template = template[key]
         # The original was validated (no problems), so its copy needs no second look.
         view = replace(run.pod, obj=copy, spec=template["spec"])
+        shape = _container_shape(view.spec)
         applied: list[str] = []
         for mut in mutations:
             if mut.meta.id in failed:
@@ -247,7 +247,9 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
             if time.perf_counter() - start > run.config.raw.budget_ms / 1000 and run.guard:
                 run.guard.overran(mut.meta.id)
             applied.append(mut.meta.id)
-            view.__dict__.pop("_views", None)  # the next mutation sees containers this one added
+            if _container_shape(view.spec) != shape:  # it added or removed containers
+                view.__dict__.pop("_views", None)
+                shape = _container_shape(view.spec)
         else:
             return copy, applied, list(failed.values())
 

@@ -11,7 +11,7 @@ import enum
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from policies.selectors import InvalidSelector, Selector
 
@@ -59,13 +59,14 @@ class Skip(Exception):
     """Raised by a policy that does not apply to this object; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class Violation:
+class Violation(NamedTuple):
     """One thing wrong with an object, and how to fix it.
 
     `container` names the container (None for pod-level findings), `field` is
     the path inside the object (`spec.containers[0].resources.limits.memory`),
-    `fix` tells the user what to do.
+    `fix` tells the user what to do. A NamedTuple rather than a dataclass:
+    immutable all the same, and several times cheaper to create on the
+    admission path.
     """
 
     message: str
@@ -100,9 +101,8 @@ class ResourceRef:
         return f"{self.kind} {where}{self.name or '<unnamed>'}"
 
 
-@dataclass(frozen=True, slots=True)
-class PolicyResult:
-    """The outcome of one policy on one object.
+class PolicyResult(NamedTuple):
+    """The outcome of one policy on one object (immutable; cheap to create).
 
     `action` is the configured action; `effective_action` is what the engine
     did with it after the enforcement mode, exemptions and failure handling.

@@ -34,14 +34,14 @@ def require_non_root(pod: PodView, params: RequireNonRoot) -> Iterator[Violation
     if pod.os_name == "windows":
         raise Skip("Windows pods do not use runAsNonRoot/runAsUser")
     for container in pod.containers():
-        non_root, non_root_field = pod.effective(container, "runAsNonRoot")
-        user, user_field = pod.effective(container, "runAsUser")
+        non_root = pod.effective(container, "runAsNonRoot")
+        user = pod.effective(container, "runAsUser")
         if non_root is not True:
             wrong = "is not set" if non_root is None else f"is {non_root!r}"
             yield Violation(
                 f"{container.label}: runAsNonRoot {wrong}",
                 container=container.name,
-                field=non_root_field,
+                field=pod.effective_field(container, "runAsNonRoot"),
                 fix="set securityContext.runAsNonRoot: true (on the pod or the container)",
             )
         if user is None:
@@ -50,7 +50,7 @@ def require_non_root(pod: PodView, params: RequireNonRoot) -> Iterator[Violation
             yield Violation(
                 f"{container.label}: runAsUser {user!r} is not an integer UID",
                 container=container.name,
-                field=user_field,
+                field=pod.effective_field(container, "runAsUser"),
                 fix="set securityContext.runAsUser to a numeric UID such as 10001",
             )
         elif user < params.min_user_id:
@@ -58,7 +58,7 @@ def require_non_root(pod: PodView, params: RequireNonRoot) -> Iterator[Violation
             yield Violation(
                 f"{container.label} runs as {who}",
                 container=container.name,
-                field=user_field,
+                field=pod.effective_field(container, "runAsUser"),
                 fix=f"set securityContext.runAsUser to a UID >= {max(params.min_user_id, 1)}, "
                 "e.g. 10001",
             )

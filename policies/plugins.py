@@ -12,7 +12,9 @@ import functools
 import hashlib
 import importlib
 import importlib.util
+import os
 import sys
+import traceback
 from collections.abc import Iterable, Sequence
 from importlib.metadata import entry_points as installed_entry_points
 from pathlib import Path
@@ -44,14 +46,24 @@ def builtin_registry() -> Registry:
 
 
 def _import_file(path: Path) -> ModuleType:
-    """Import a .py file under a private, path-derived module name."""
-    digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+    """Import a .py file under a private module name derived from its path and content.
+
+    The content is part of the name so that a plugin file edited in place (a
+    ConfigMap the kubelet updates under a running webhook) is imported afresh
+    on the next load instead of being served from `sys.modules`; an unchanged
+    file is imported once however many times the config is loaded.
+    """
+    try:
+        source = path.read_bytes()
+    except OSError as exc:
+        raise PluginError(f"cannot read: {exc}") from exc
+    digest = hashlib.sha256(str(path.resolve()).encode() + b"\0" + source).hexdigest()[:12]
     name = f"podgate_plugin_{path.stem}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:
-        raise PluginError(f"{path}: not an importable Python file")
+        raise PluginError("not an importable Python file")
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     try:
@@ -83,18 +95,39 @@ def _load_source(source: str, base: Path) -> list[Entry]:
     return _guarded(lambda: importlib.import_module(source), f"module:{source}")
 
 
+# Frames of podgate's loader and of importlib are not where a plugin went wrong.
+_LOADER_DIRS = tuple(
+    str(d.resolve()) + os.sep for d in (Path(__file__).parent, Path(importlib.__file__).parent)
+)
+
+
+def _raised_at(exc: BaseException) -> str:
+    """` at file:line` of the plugin's own line that led to the exception.
+
+    That is the first frame outside importlib and podgate: the plugin module's
+    top-level statement (a deeper frame may be inside a library it called,
+    which tells the author less than the line of their own file).
+    """
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if not frame.filename.startswith(("<", *_LOADER_DIRS)):
+            return f" at {frame.filename}:{frame.lineno}"
+    return ""
+
+
 def _guarded(load: object, origin: str) -> list[Entry]:
     assert callable(load)
     try:
         module = load()
-    except PolicyDefinitionError as exc:
+    except (PolicyDefinitionError, PluginError) as exc:
         raise PluginError(f"{origin}: {exc}") from exc
     except SyntaxError as exc:
         raise PluginError(
             f"{origin}: syntax error at {exc.filename}:{exc.lineno}: {exc.msg}"
         ) from exc
     except Exception as exc:
-        raise PluginError(f"{origin}: import failed: {type(exc).__name__}: {exc}") from exc
+        raise PluginError(
+            f"{origin}: import failed{_raised_at(exc)}: {type(exc).__name__}: {exc}"
+        ) from exc
     if not isinstance(module, ModuleType):
         raise PluginError(f"{origin}: did not resolve to a module")
     entries = collect(module, origin)

@@ -136,7 +136,7 @@ class Policy(_Callable[P]):
             return []
         violations = list(found)
         for v in violations:
-            if not isinstance(v, Violation):
+            if type(v) is not Violation and not isinstance(v, Violation):
                 raise TypeError(
                     f"policy {self.meta.id} yielded {type(v).__name__}, expected Violation"
                 )
@@ -332,10 +332,15 @@ def collect(module: ModuleType, origin: str) -> list[Entry]:
     """The policies and mutations a module defines at its top level, tagged with origin.
 
     Objects merely imported into the module (a plugin reusing a built-in) are
-    not collected again: only those whose function the module itself defines.
+    not collected again: only those whose function the module itself, or a
+    submodule of it, defines. The submodule rule lets a plugin package's entry
+    point name the package, whose `__init__` imports the policies from the
+    modules that define them, as any Python package re-exports its API.
     """
+    own = module.__name__
     return [
         value.with_origin(origin)
         for value in vars(module).values()
-        if isinstance(value, Policy | Mutation) and value.func.__module__ == module.__name__
+        if isinstance(value, Policy | Mutation)
+        and (value.func.__module__ == own or value.func.__module__.startswith(own + "."))
     ]

@@ -60,7 +60,7 @@ class ContainerView:
     every container, on every admission.
     """
 
-    __slots__ = ("index", "is_sidecar", "label", "list", "name", "prefix", "raw", "spec_path")
+    __slots__ = ("_prefix", "index", "is_sidecar", "label", "list", "name", "raw", "spec_path")
 
     def __init__(
         self,
@@ -79,7 +79,15 @@ class ContainerView:
         self.is_sidecar: bool = which is ContainerList.INIT and raw.get("restartPolicy") == "Always"
         noun = "sidecar container" if self.is_sidecar else _LIST_NOUN[which]
         self.label: str = f'{noun} "{self.name}"'  # how messages name it
-        self.prefix: str = format_path((*spec_path, str(which), index))
+        self._prefix: str | None = None
+
+    @property
+    def prefix(self) -> str:
+        """`spec.template.spec.containers[0]`: built on first use, since only
+        violations need it."""
+        if self._prefix is None:
+            self._prefix = format_path((*self.spec_path, str(self.list), self.index))
+        return self._prefix
 
     def __repr__(self) -> str:
         return f"ContainerView({self.prefix}, {self.label})"
@@ -191,19 +199,20 @@ class PodView:
         for which in lists or ALL_LISTS:
             yield from views[which]
 
-    def effective(self, container: ContainerView, key: str) -> tuple[object, str]:
-        """A securityContext setting as the kubelet sees it, and where it comes from.
+    def effective(self, container: ContainerView, key: str) -> object:
+        """A securityContext setting as the kubelet sees it: the container's
+        overrides the pod's for the fields both define (runAsUser,
+        runAsNonRoot, runAsGroup, seccompProfile...). None when neither sets it."""
+        own = container.raw.get("securityContext")
+        if isinstance(own, dict) and key in own:
+            return own[key]
+        return self.security_context.get(key)
 
-        The container's securityContext overrides the pod's for the fields
-        both define (runAsUser, runAsNonRoot, runAsGroup, seccompProfile...).
-        """
-        if key in container.security_context:
-            return container.security_context[key], container.field("securityContext", key)
-        if key in self.security_context:
-            return self.security_context[key], format_path(
-                (*self.spec_path, "securityContext", key)
-            )
-        return None, container.field("securityContext", key)
+    def effective_field(self, container: ContainerView, key: str) -> str:
+        """Where `effective` found the setting (the container's field when unset)."""
+        if key in container.security_context or key not in self.security_context:
+            return container.field("securityContext", key)
+        return format_path((*self.spec_path, "securityContext", key))
 
     @classmethod
     def from_object(
