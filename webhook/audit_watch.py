@@ -37,7 +37,7 @@ from webhook.events import EventRecorder, ObjectRef, ViolationEvent
 
 log = logging.getLogger("podgate.audit")
 
-LEASE_NAME = "podgate-audit"
+LEASE_NAME = os.environ.get("PODGATE_AUDIT_LEASE", "podgate-audit")  # the chart sets it
 _VERBS = {Action.DENY: "Denied", Action.WARN: "Warned", Action.AUDIT: "Audited"}
 
 
