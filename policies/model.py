@@ -224,7 +224,14 @@ class StaticContext:
         return self.state
 
     def network_policies(self, namespace: str) -> Sequence[NetworkPolicyInfo]:
-        return [p for p in self.policies if p.namespace == namespace]
+        return self._by_namespace.get(namespace, ())
+
+    @functools.cached_property
+    def _by_namespace(self) -> dict[str, tuple[NetworkPolicyInfo, ...]]:
+        grouped: dict[str, list[NetworkPolicyInfo]] = {}
+        for p in self.policies:
+            grouped.setdefault(p.namespace, []).append(p)
+        return {ns: tuple(ps) for ns, ps in grouped.items()}
 
     def namespace_labels(self, namespace: str) -> Mapping[str, str] | None:
         return self.namespaces.get(namespace)

@@ -67,8 +67,12 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
         if not shown:
             continue
         doc = checked.document
-        what = f": {resource_of(checked)}" if doc.obj is not None else ""
-        lines.append(f"{doc.where}{what}")
+        if checked.resource is None:
+            lines.append(doc.where)
+        elif doc.line == 0:  # from a cluster, not a file: the object is the place
+            lines.append(str(checked.resource))
+        else:
+            lines.append(f"{doc.where}: {checked.resource}")
         for result in shown:
             outcome = str(result.outcome).upper()
             action = _action_of(result) if result.failed else ""
