@@ -13,21 +13,26 @@
 #   PODGATE_CACHE       build cache (binaries, generated go.mod/go.sum)  [~/.cache/podgate]
 #   PODGATE_E2E_DIR     state dir (certs, data, logs, pids, kubeconfig)  [/tmp/podgate-e2e]
 #   PODGATE_E2E_TIMEOUT seconds to wait for each component to be ready   [120]
+#   PODGATE_E2E_APISERVER_ARGS, PODGATE_E2E_CONTROLLER_MANAGER_ARGS
+#                       extra flags (split on whitespace), e.g. --feature-gates=...
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SRC="$HERE/cluster"
-# shellcheck source=cluster/versions.env
+# shellcheck source=/dev/null # cluster/versions.env: KUBE_VERSION, ETCD_VERSION, HELM_VERSION
 source "$SRC/versions.env"
 
 CACHE=${PODGATE_CACHE:-$HOME/.cache/podgate}
 STATE=${PODGATE_E2E_DIR:-/tmp/podgate-e2e}
 TIMEOUT=${PODGATE_E2E_TIMEOUT:-120}
+[[ $CACHE == /* ]] || CACHE="$PWD/$CACHE"
+[[ $STATE == /* ]] || STATE="$PWD/$STATE"
+STATE=${STATE%/}
 SERVICE_CIDR=10.0.0.0/24
 FIRST_SERVICE_IP=10.0.0.1
 MARKER=.podgate-e2e-state
 
-log() { printf '[cluster.sh] %s\n' "$*" >&2; }
+log() { printf '[cluster.sh] %s\n' "$*" >&2 || true; }
 die() { printf '[cluster.sh] ERROR: %s\n' "$*" >&2; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
@@ -46,7 +51,7 @@ bin_path() { # bin_path NAME -> path of the cached binary
 # ---------------------------------------------------------------- build ----
 
 go_env() { # common environment for every go invocation
-  export CGO_ENABLED=0 GOWORK=off GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-}"
+  export CGO_ENABLED=0 GOWORK=off GOTOOLCHAIN="${GOTOOLCHAIN:-local}" GOFLAGS="${GOFLAGS:-}"
 }
 
 # stamp_ok BIN STAMP: the binary exists and was built from the same inputs.
@@ -151,7 +156,7 @@ build_helm() {
   # Like Helm's Makefile: version, and the default Kubernetes version used by
   # `helm template`/`helm lint` derived from the client-go it is built with.
   k8s=$(awk '$1 == "k8s.io/client-go" { print $2 }' "$gomod")
-  k8s=${k8s#v0.}
+  k8s=${k8s#v}  # v0.37.0 -> 0.37.0: Kubernetes 1.37
   ldflags="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean"
   if [[ $k8s =~ ^([0-9]+)\.([0-9]+)\. ]]; then
     local maj=$((BASH_REMATCH[1] + 1)) min=${BASH_REMATCH[2]} p
@@ -209,6 +214,7 @@ pid_of() { # pid_of NAME -> pid if it is alive and ours
 stop_one() { # stop_one NAME: TERM the process group, KILL after 15 s
   local name=$1 pid i
   pid=$(pid_of "$name") || { rm -f "$STATE/pids/$name.pid"; return 0; }
+  local t0; t0=$(now)
   log "stopping $name (pid $pid)"
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < 150; i++)); do
@@ -226,6 +232,7 @@ stop_one() { # stop_one NAME: TERM the process group, KILL after 15 s
   # Anything left in its process group goes too.
   kill -KILL -- "-$pid" 2>/dev/null || true
   rm -f "$STATE/pids/$name.pid"
+  log "stopped $name in $(elapsed "$t0")s"
 }
 
 stop_all() {
@@ -259,25 +266,33 @@ gen_certs() {
   (
     cd "$d"
     umask 077
-    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -days 30 \
-      -subj "/CN=podgate-e2e-ca" -addext "basicConstraints=critical,CA:TRUE" \
-      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
-    sign() { # sign NAME SUBJ EXTENSIONS
-      openssl req -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.csr" -subj "$2" 2>/dev/null
-      printf '%s\n' "$3" >"$1.ext"
-      openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 30 \
-        -extfile "$1.ext" -out "$1.crt" 2>/dev/null
-      rm -f "$1.csr" "$1.ext"
+    mkca() { # mkca NAME CN
+      openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1.key" -out "$1.crt" -days 30 \
+        -subj "/CN=$2" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature" 2>/dev/null
+    }
+    sign() { # sign CA NAME SUBJ EXTENSIONS
+      openssl req -newkey rsa:2048 -nodes -keyout "$2.key" -out "$2.csr" -subj "$3" 2>/dev/null
+      printf '%s\n' "$4" >"$2.ext"
+      openssl x509 -req -in "$2.csr" -CA "$1.crt" -CAkey "$1.key" -CAcreateserial -days 30 \
+        -extfile "$2.ext" -out "$2.crt" 2>/dev/null
+      rm -f "$2.csr" "$2.ext"
     }
     local client="basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=clientAuth"
-    sign apiserver "/CN=kube-apiserver" "basicConstraints=critical,CA:FALSE
+    mkca ca podgate-e2e-ca
+    sign ca apiserver "/CN=kube-apiserver" "basicConstraints=critical,CA:FALSE
 keyUsage=critical,digitalSignature,keyEncipherment
 extendedKeyUsage=serverAuth
 subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:$FIRST_SERVICE_IP"
-    sign admin "/O=system:masters/CN=podgate-e2e-admin" "$client"
-    sign controller-manager "/CN=system:kube-controller-manager" "$client"
+    sign ca admin "/O=system:masters/CN=podgate-e2e-admin" "$client"
+    sign ca controller-manager "/CN=system:kube-controller-manager" "$client"
+    # Request-header (front proxy) authentication, as kubeadm sets it up: used
+    # by aggregated API servers and read by the controller manager's
+    # delegated authentication.
+    mkca front-proxy-ca podgate-e2e-front-proxy-ca
+    sign front-proxy-ca front-proxy-client "/CN=front-proxy-client" "$client"
     # Service-account token signing key pair.
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
@@ -332,9 +347,14 @@ fail_start() { # fail_start NAME MESSAGE
     tail -n 40 "$STATE/logs/$1.log" >&2 || true
     printf -- '-----\n' >&2
   fi
-  log "stopping what was started; logs stay in $STATE/logs; '$0 down' removes them"
+  exit 1 # the EXIT trap of cmd_up stops what was started
+}
+
+UP_DONE=0
+up_abort() { # EXIT trap of cmd_up: stop what a failed or interrupted `up` started
+  [[ $UP_DONE == 1 ]] && return 0
+  log "up did not finish; stopping what was started; logs stay in $STATE/logs; '$0 down' removes them"
   stop_all
-  exit 1
 }
 
 wait_for() { # wait_for NAME DESCRIPTION COMMAND...: poll COMMAND until it succeeds
@@ -369,6 +389,11 @@ cmd_up() {
   [[ -d $STATE ]] && cmd_down # leftovers of an earlier run
   mkdir -p "$STATE"
   touch "$STATE/$MARKER"
+  # Whatever happens from here (error, Ctrl-C, closed pipe), leave nothing running.
+  trap up_abort EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  trap '' PIPE
   mkdir -p "$STATE/pids" "$STATE/logs" "$STATE/etcd"
   chmod 700 "$STATE/etcd"
 
@@ -379,7 +404,9 @@ cmd_up() {
   gen_certs
   write_kubeconfig "$STATE/kubeconfig" admin podgate-e2e-admin
   write_kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager system:kube-controller-manager
-  local c="$STATE/certs"
+  local c="$STATE/certs" api_extra kcm_extra
+  read -r -a api_extra <<<"${PODGATE_E2E_APISERVER_ARGS:-}"
+  read -r -a kcm_extra <<<"${PODGATE_E2E_CONTROLLER_MANAGER_ARGS:-}"
 
   start etcd \
     --name=podgate-e2e \
@@ -409,7 +436,15 @@ cmd_up() {
     --service-account-issuer=https://kubernetes.default.svc.cluster.local \
     --service-account-key-file="$c/sa.pub" \
     --service-account-signing-key-file="$c/sa.key" \
-    --profiling=false
+    --requestheader-client-ca-file="$c/front-proxy-ca.crt" \
+    --requestheader-allowed-names=front-proxy-client \
+    --requestheader-username-headers=X-Remote-User \
+    --requestheader-group-headers=X-Remote-Group \
+    --requestheader-extra-headers-prefix=X-Remote-Extra- \
+    --proxy-client-cert-file="$c/front-proxy-client.crt" \
+    --proxy-client-key-file="$c/front-proxy-client.key" \
+    --profiling=false \
+    "${api_extra[@]}"
   wait_for kube-apiserver /readyz curl_ok "https://127.0.0.1:$API_PORT/readyz" \
     --cacert "$c/ca.crt" --cert "$c/admin.crt" --key "$c/admin.key"
 
@@ -427,12 +462,15 @@ cmd_up() {
     --cluster-signing-cert-file="$c/ca.crt" \
     --cluster-signing-key-file="$c/ca.key" \
     --cluster-name=podgate-e2e \
-    --profiling=false
+    --profiling=false \
+    "${kcm_extra[@]}"
   wait_for kube-controller-manager /healthz curl_ok "https://127.0.0.1:$KCM_PORT/healthz" --insecure
   # Pods are refused until the serviceaccount controller made `default`.
   wait_for kube-controller-manager "serviceaccount default/default" \
     "$(bin_path kubectl)" --kubeconfig "$STATE/kubeconfig" -n default get serviceaccount default
 
+  UP_DONE=1
+  trap - EXIT INT TERM
   log "control plane $KUBE_VERSION up in $(elapsed "$t_up")s ($(elapsed "$t_all")s with build check)"
   log "kubeconfig: $STATE/kubeconfig   (eval \"\$($0 env)\")"
   printf '%s\n' "$STATE/kubeconfig"
@@ -444,6 +482,7 @@ cmd_env() {
   [[ -x $k && -x $h ]] || log "warning: binaries not built yet; run '$0 build'"
   [[ -f $STATE/kubeconfig ]] || log "warning: no kubeconfig at $STATE/kubeconfig; run '$0 up'"
   printf 'export KUBECONFIG=%q\n' "$STATE/kubeconfig"
+  # shellcheck disable=SC2016 # $PATH is expanded by the caller's eval
   printf 'export PATH=%q:%q:$PATH\n' "$(dirname "$k")" "$(dirname "$h")"
 }
 
@@ -472,10 +511,10 @@ cmd_down() {
   stop_all
   # Ports must be free now.
   if [[ -f $STATE/ports.env ]]; then
-    local p
-    for p in $(cut -d= -f2 "$STATE/ports.env"); do
+    local _ p
+    while IFS="=" read -r _ p; do
       if ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then log "warning: port $p is still listening"; fi
-    done
+    done <"$STATE/ports.env"
   fi
   rm -rf "$STATE"
   log "down; removed $STATE"
@@ -488,7 +527,7 @@ case ${1:-} in
   status) cmd_status ;;
   down) cmd_down ;;
   *)
-    sed -n '2,16s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,18s/^# \{0,1\}//p' "$0" >&2
     exit 2
     ;;
 esac

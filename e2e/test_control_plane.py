@@ -74,10 +74,22 @@ def owned_by(obj: dict[str, Any], kind: str, name: str) -> bool:
     return any(ref["kind"] == kind and ref["name"] == name for ref in refs)
 
 
-@pytest.fixture
-def namespace() -> Iterator[str]:
+def create_namespace() -> str:
+    """A fresh namespace that podgate's webhooks leave alone (podgate.dev/ignore),
+    so this smoke test checks the control plane whether or not podgate is installed."""
     name = f"podgate-smoke-{uuid.uuid4().hex[:8]}"
-    kubectl("create", "namespace", name)
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"podgate.dev/ignore": "true"}},
+    }
+    kubectl("apply", "-f", "-", stdin=json.dumps(manifest))
+    return name
+
+
+@pytest.fixture
+def smoke_namespace() -> Iterator[str]:
+    name = create_namespace()
     yield name
     kubectl("delete", "namespace", name, "--ignore-not-found", "--wait=false")
 
@@ -87,7 +99,8 @@ def test_server_reports_pinned_version() -> None:
     assert version["serverVersion"]["gitVersion"] == pinned_kube_version()
 
 
-def test_deployment_gets_replicaset_and_pods(namespace: str) -> None:
+def test_deployment_gets_replicaset_and_pods(smoke_namespace: str) -> None:
+    namespace = smoke_namespace
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -121,8 +134,7 @@ def test_deployment_gets_replicaset_and_pods(namespace: str) -> None:
 
 
 def test_namespace_gets_default_serviceaccount_and_deletes() -> None:
-    name = f"podgate-smoke-{uuid.uuid4().hex[:8]}"
-    kubectl("create", "namespace", name)
+    name = create_namespace()
     try:
 
         def service_account() -> str | None:
