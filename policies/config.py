@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from policies.model import Action, Mode
 from policies.plugins import load_registry
@@ -44,11 +44,16 @@ class Exemptions(_Strict):
     )
 
 
+def _off_is_false(value: object) -> object:
+    """YAML 1.1 reads an unquoted `off` as false; in an action it means `off`."""
+    return "off" if value is False else value
+
+
 class CommonSettings(_Strict):
     """Keys every policy section accepts besides its own parameters."""
 
-    action: Action | None = None
-    failure_action: Action | None = None
+    action: Annotated[Action | None, BeforeValidator(_off_is_false)] = None
+    failure_action: Annotated[Action | None, BeforeValidator(_off_is_false)] = None
     budget_ms: float | None = Field(default=None, gt=0)
 
 
@@ -68,7 +73,7 @@ class ConfigFile(_Strict):
     entry_points: bool = Field(
         default=True, description="Load policies from installed `podgate.policies` packages."
     )
-    failure_action: Action = Field(
+    failure_action: Annotated[Action, BeforeValidator(_off_is_false)] = Field(
         default=Action.WARN,
         description="What a policy that raises (or runs over budget) decides, unless its "
         "section says otherwise. `warn` admits with a warning.",
@@ -79,7 +84,7 @@ class ConfigFile(_Strict):
         description="Time budget of one policy on one object; over it, the result is an "
         "error decided by the failure action, and the policy is suspended for a cool-down.",
     )
-    unsynced_action: Action = Field(
+    unsynced_action: Annotated[Action, BeforeValidator(_off_is_false)] = Field(
         default=Action.WARN,
         description="The strongest action a cluster-dependent policy (require-network-policy) "
         "may take while the cluster cache is not synced: never deny on stale data.",

@@ -116,14 +116,25 @@ def _copy_recursively(value: Any) -> Any:
     return value
 
 
+def _copy_metadata(node: dict[str, Any]) -> None:
+    metadata = node.get("metadata")
+    if isinstance(metadata, dict):
+        node["metadata"] = metadata = dict(metadata)
+        for key in ("labels", "annotations"):
+            if isinstance(metadata.get(key), dict):
+                metadata[key] = dict(metadata[key])
+
+
 def _copy_for_mutation(obj: Mapping[str, Any], template_path: tuple[str, ...]) -> dict[str, Any]:
-    """A copy in which mutations may change the pod spec and the pod's labels and
-    annotations; everything else (status, managedFields...) is shared, not copied.
+    """A copy in which mutations may change the pod spec, and the labels and
+    annotations of the object and of its pod template; everything else
+    (status, managedFields...) is shared, not copied.
 
     Sharing keeps the copy and the diff cheap: the diff skips shared subtrees
     by identity.
     """
     root = dict(obj)
+    _copy_metadata(root)
     node = root
     for key in template_path:
         child = node.get(key)
@@ -132,12 +143,8 @@ def _copy_for_mutation(obj: Mapping[str, Any], template_path: tuple[str, ...]) -
         node[key] = node = dict(child)
     if isinstance(node.get("spec"), dict):
         node["spec"] = _json_copy(node["spec"])
-    metadata = node.get("metadata")
-    if isinstance(metadata, dict):
-        node["metadata"] = metadata = dict(metadata)
-        for key in ("labels", "annotations"):
-            if isinstance(metadata.get(key), dict):
-                metadata[key] = dict(metadata[key])
+    if node is not root:
+        _copy_metadata(node)
     return root
 
 

@@ -6,7 +6,9 @@ Two layouts are discovered under each PATH:
 
       name: team labels
       config: {policies: {require-team-label: {labels: [team]}}}   # optional
-      plugins: [policy.py]                    # optional, relative to the suite
+      plugins: [policy.py]                    # optional, relative to the suite; loads
+                                              # the code under test from source (else:
+                                              # --config's policies, or the installed ones)
       resources: [resources.yaml]
       results:
         - policy: require-team-label
@@ -137,11 +139,17 @@ def run_case(case: Case) -> CaseResult:
             if outcome != case.result:
                 details.append(f"{where}: expected {case.result}, got {outcome}: {message}")
                 continue
-            details.extend(
-                f"{where}: message does not contain {m!r}: {message}"
-                for m in case.messages
-                if m not in message
-            )
+            for wanted in case.messages:
+                if wanted not in message:
+                    # Unquoted and one above the other: messages are full of
+                    # quotes, which repr() would escape into noise.
+                    details.extend(
+                        (
+                            f"{where}: the message does not contain the expected text",
+                            f"  expected: {wanted}",
+                            f"  message:  {message}",
+                        )
+                    )
             if case.action and found and str(found[0].effective_action) != case.action:
                 details.append(
                     f"{where}: expected action {case.action}, got {found[0].effective_action}"
@@ -209,10 +217,15 @@ def load_suite(path: Path, base: Registry | None) -> list[Case]:
         ) from exc
     try:
         raw = ConfigFile.model_validate({**spec.config, "plugins": [], "entry_points": False})
-        plugins = [str(path.parent / p) for p in spec.plugins]
-        registry = load_registry(
-            plugins, base=path.parent, entry_points=not spec.plugins, registry=base
-        )
+        if spec.plugins:
+            # Self-contained: the built-ins plus the code under test, loaded
+            # from source. Not on top of --config's registry, which may load
+            # the same files (a folder of plugins) and would then clash on ids.
+            registry = load_registry(spec.plugins, base=path.parent, entry_points=False)
+        else:
+            # The policies as deployed: --config's registry, or the built-ins
+            # plus installed plugin packages (entry points).
+            registry = base if base is not None else load_registry()
     except (ValidationError, PluginError) as exc:
         raise SuiteError(f"{path}: {exc}") from exc
     documents = tuple(d for r in spec.resources for d in _read_documents(path.parent / r))
@@ -330,7 +343,8 @@ def load_fixtures(folder: Path, registry: Registry) -> list[Case]:
 
 def discover(paths: Sequence[str], registry: Registry | None = None) -> Iterator[Case]:
     """Every case under the paths: suites by file name, fixture folders by policy id."""
-    fixture_registry = registry or load_registry(entry_points=False)
+    # Installed plugin packages count: their fixture folders run without --config.
+    fixture_registry = registry or load_registry()
     for raw in paths:
         root = Path(raw)
         if not root.exists():

@@ -94,3 +94,8 @@ def test_examples_config_loads_and_matches_the_defaults() -> None:
     loaded = load_config(example)
     defaults = load_config()
     assert loaded.describe() == defaults.describe(), "examples/config.yaml documents the defaults"
+
+
+def test_unquoted_off_reads_as_off(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, "policies: {require-probes: {action: off}}\n"))
+    assert config.policies["require-probes"].action is Action.OFF

@@ -227,3 +227,42 @@ def test_image_exemption_leaves_containers_out() -> None:
         r.outcome is not Outcome.FAIL or r.policy == "require-network-policy"
         for r in decision.results
     )
+
+
+def test_mutations_never_touch_the_callers_object_metadata() -> None:
+    from policies import mutation
+
+    @mutation("label-it", title="Label it")
+    def label_it(pod: PodView) -> None:
+        labels = pod.metadata.setdefault("labels", {})
+        labels["managed-by"] = "podgate"
+
+    deployment: dict[str, Any] = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "labels": {"app": "web"}},
+        "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "x"}]}}},
+    }
+    decision = evaluate(deployment, OFFLINE, config(Registry.of(label_it)), validate=False)
+    assert deployment["metadata"]["labels"] == {"app": "web"}
+    assert decision.patch == (
+        {"op": "add", "path": "/metadata/labels/managed-by", "value": "podgate"},
+    )
+
+
+def test_a_mutation_adding_a_container_is_seen_by_the_next() -> None:
+    from policies import mutation
+
+    @mutation("add-sidecar", title="Add a sidecar")
+    def add_sidecar(pod: PodView) -> None:
+        pod.spec["containers"].append({"name": "sidecar", "image": "proxy"})
+
+    @mutation("tag-all", title="Tag every container")
+    def tag_all(pod: PodView) -> None:
+        for c in pod.containers():
+            c.raw.setdefault("env", []).append({"name": "TAGGED", "value": "1"})
+
+    decision = evaluate(pod(), OFFLINE, config(Registry.of(add_sidecar, tag_all)), validate=False)
+    assert decision.mutated is not None
+    names = [c["name"] for c in decision.mutated["spec"]["containers"] if "env" in c]
+    assert names == ["web", "sidecar"]

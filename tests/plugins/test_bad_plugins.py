@@ -1,0 +1,444 @@
+"""Bad plugins, and exactly what their author sees.
+
+Each is loaded the way a user loads it (`plugins:` in the config given to
+`podgate check`), and the assertion is on the whole stderr line or result
+message. A plugin that fails to load fails the whole load (exit 2): no policy
+of it, nor of any other plugin, is half-loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from policies import StaticContext, evaluate
+from policies.config import load_config
+from policies.plugins import PluginError, builtin_registry, load_registry
+from tests.plugins.conftest import Cli
+
+POD = """\
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop}
+spec:
+  containers: [{name: web, image: registry.example.com/web:1.0}]
+"""
+
+
+def _write(folder: Path, name: str, source: str) -> Path:
+    path = folder / name
+    path.write_text(textwrap.dedent(source), encoding="utf-8")
+    return path
+
+
+def _config(folder: Path, body: str) -> str:
+    path = folder / "podgate.yaml"
+    path.write_text("entry_points: false\n" + textwrap.dedent(body), encoding="utf-8")
+    return str(path)
+
+
+def _check_fails(cli: Cli, config: str, folder: Path) -> str:
+    """`podgate check` with this config: exit 2, nothing on stdout; its stderr."""
+    (folder / "pod.yaml").write_text(POD, encoding="utf-8")
+    run = cli("check", "--config", config, str(folder / "pod.yaml"))
+    assert (run.code, run.out) == (2, ""), run.out + run.err
+    return run.err
+
+
+def test_syntax_error_names_file_and_line(cli: Cli, tmp_path: Path) -> None:
+    plugin = _write(
+        tmp_path,
+        "broken.py",
+        """\
+        from policies import policy
+
+        @policy("broken", title="Broken", category="test")
+        def broken(pod)
+            return []
+        """,
+    )
+    err = _check_fails(cli, _config(tmp_path, "plugins: [broken.py]\n"), tmp_path)
+    assert err == f"podgate check: file:{plugin}: syntax error at {plugin}:4: expected ':'\n"
+
+
+def test_import_error_names_file_and_line(cli: Cli, tmp_path: Path) -> None:
+    plugin = _write(
+        tmp_path,
+        "needs.py",
+        """\
+        '''A plugin whose dependency is not installed in podgate's environment.'''
+        import acme_cmdb_client
+        """,
+    )
+    err = _check_fails(cli, _config(tmp_path, "plugins: [needs.py]\n"), tmp_path)
+    assert err == (
+        f"podgate check: file:{plugin}: import failed at {plugin}:2: "
+        "ModuleNotFoundError: No module named 'acme_cmdb_client'\n"
+    )
+
+
+def test_duplicate_id_names_both_origins(cli: Cli, tmp_path: Path) -> None:
+    source = """\
+        from policies import PodView, policy
+
+        @policy("team-label", title="Pods carry a team label", category="ownership")
+        def team_label(pod: PodView) -> None:
+            return None
+        """
+    first = _write(tmp_path, "a.py", source)
+    second = _write(tmp_path, "b.py", source)
+    err = _check_fails(cli, _config(tmp_path, "plugins: [a.py, b.py]\n"), tmp_path)
+    assert err == (
+        f"podgate check: duplicate policy id 'team-label': defined by file:{first} "
+        f"and by file:{second}\n"
+    )
+
+
+def test_reusing_a_builtin_id_names_builtin(cli: Cli, tmp_path: Path) -> None:
+    plugin = _write(
+        tmp_path,
+        "mine.py",
+        """\
+        from policies import PodView, policy
+
+        @policy("require-probes", title="My probes", category="reliability")
+        def my_probes(pod: PodView) -> None:
+            return None
+        """,
+    )
+    err = _check_fails(cli, _config(tmp_path, "plugins: [mine.py]\n"), tmp_path)
+    assert err == (
+        f"podgate check: duplicate policy id 'require-probes': defined by builtin "
+        f"and by file:{plugin}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("decorator", "problem"),
+    [
+        ('@policy("no-title", category="ownership")', "policy 'no-title' needs a title"),
+        ('@policy("no-category", title="T")', "policy 'no-category' needs a category"),
+        (
+            '@policy(title="No id", category="ownership")',
+            "id None must be a lowercase DNS label such as 'require-team-label'",
+        ),
+        (
+            '@policy("Team_Label", title="T", category="ownership")',
+            "id 'Team_Label' must be a lowercase DNS label such as 'require-team-label'",
+        ),
+        (
+            '@policy("kinds", title="T", category="c", kinds=["Deployment", "Service"])',
+            "policy 'kinds' kinds must be among CronJob, DaemonSet, Deployment, Job, Pod, "
+            "PodTemplate, ReplicaSet, ReplicationController, StatefulSet; got Service",
+        ),
+        (
+            '@policy("severity", title="T", category="c", severity="urgent")',
+            "policy 'severity': 'urgent' is not a valid Severity",
+        ),
+        (
+            '@policy("params", title="T", category="c", params=dict)',
+            "policy 'params' params must be a subclass of policies.Params",
+        ),
+    ],
+)
+def test_bad_metadata_names_the_function_and_line(
+    cli: Cli, tmp_path: Path, decorator: str, problem: str
+) -> None:
+    plugin = _write(
+        tmp_path,
+        "meta.py",
+        f"from policies import PodView, policy\n\n\n{decorator}\n"
+        "def team_label(pod: PodView) -> None:\n    return None\n",
+    )
+    err = _check_fails(cli, _config(tmp_path, "plugins: [meta.py]\n"), tmp_path)
+    assert err == f"podgate check: file:{plugin}: team_label ({plugin}:4): {problem}\n"
+
+
+def test_params_without_defaults_are_refused_at_definition(cli: Cli, tmp_path: Path) -> None:
+    plugin = _write(
+        tmp_path,
+        "needs_params.py",
+        """\
+        from policies import Params, PodView, policy
+
+        class Teams(Params):
+            teams: list[str]
+
+        @policy("teams", title="T", category="c", params=Teams)
+        def teams(pod: PodView, params: Teams) -> None:
+            return None
+        """,
+    )
+    err = _check_fails(cli, _config(tmp_path, "plugins: [needs_params.py]\n"), tmp_path)
+    assert err.startswith(
+        f"podgate check: file:{plugin}: teams ({plugin}:6): policy 'teams' params must have "
+        "a default for every field (1 validation error for Teams\nteams\n  Field required"
+    )
+
+
+def test_unknown_argument_name(cli: Cli, tmp_path: Path) -> None:
+    plugin = _write(
+        tmp_path,
+        "args.py",
+        """\
+        from policies import PodView, policy
+
+        @policy("args", title="T", category="c")
+        def args(pod: PodView, request: object) -> None:
+            return None
+        """,
+    )
+    err = _check_fails(cli, _config(tmp_path, "plugins: [args.py]\n"), tmp_path)
+    assert err == (
+        f"podgate check: file:{plugin}: args ({plugin}:3): unknown argument(s) request; "
+        "a policy may take any of: pod, params, ctx\n"
+    )
+
+
+def test_a_module_without_policies(cli: Cli, tmp_path: Path) -> None:
+    plugin = _write(tmp_path, "helpers.py", "def helper() -> int:\n    return 1\n")
+    err = _check_fails(cli, _config(tmp_path, "plugins: [helpers.py]\n"), tmp_path)
+    assert err == f"podgate check: file:{plugin}: defines no @policy or @mutation\n"
+
+
+def test_a_missing_plugin_file(cli: Cli, tmp_path: Path) -> None:
+    err = _check_fails(cli, _config(tmp_path, "plugins: [nowhere.py]\n"), tmp_path)
+    assert err == (
+        f"podgate check: nowhere.py: no such file or folder (looked in {tmp_path}/nowhere.py)\n"
+    )
+
+
+def test_a_missing_plugin_module(cli: Cli, tmp_path: Path) -> None:
+    err = _check_fails(cli, _config(tmp_path, "plugins: [acme_policies_typo]\n"), tmp_path)
+    assert err == (
+        "podgate check: module:acme_policies_typo: import failed: ModuleNotFoundError: "
+        "No module named 'acme_policies_typo'\n"
+    )
+
+
+EXAMPLE_REGISTRIES = (
+    Path(__file__).resolve().parents[2]
+    / "examples"
+    / "policies"
+    / "allowed-registries"
+    / "allowed_registries.py"
+)
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        (
+            '{registries: [ghcr.io/acme, "https://quay.io"]}',
+            "policies.allowed-registries.registries[1]: Value error, 'https://quay.io' is not "
+            "a registry host or host/path prefix (write `ghcr.io/acme`: no scheme, no wildcard)",
+        ),
+        (
+            "{registry: [ghcr.io/acme]}",
+            "policies.allowed-registries.registry: Extra inputs are not permitted",
+        ),
+        (
+            "{registries: ghcr.io/acme}",
+            "policies.allowed-registries.registries: Input should be a valid list",
+        ),
+        (
+            "{action: block}",
+            "policies.allowed-registries.action: Input should be 'deny', 'warn', 'audit' or 'off'",
+        ),
+    ],
+)
+def test_parameters_failing_validation_name_the_field(
+    cli: Cli, tmp_path: Path, section: str, problem: str
+) -> None:
+    config = _config(
+        tmp_path,
+        f"plugins: [{EXAMPLE_REGISTRIES}]\npolicies:\n  allowed-registries: {section}\n",
+    )
+    err = _check_fails(cli, config, tmp_path)
+    assert err == f"podgate check: {config}: {problem}\n"
+
+
+RAISES = """\
+from collections.abc import Iterator
+
+from policies import PodView, Violation, policy
+
+
+@policy("cmdb-owner", title="The owner exists in the CMDB", category="ownership")
+def cmdb_owner(pod: PodView) -> Iterator[Violation]:
+    raise ConnectionError("cmdb.example.com: connection refused")
+"""
+
+
+def _results(run_out: str) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = json.loads(run_out)["results"]
+    return results
+
+
+def test_a_policy_that_raises_is_an_error_decided_by_its_failure_action(
+    cli: Cli, tmp_path: Path
+) -> None:
+    _write(tmp_path, "cmdb.py", RAISES)
+    (tmp_path / "pod.yaml").write_text(POD, encoding="utf-8")
+    # The built-ins switched off, so that only the plugin decides the exit code.
+    builtins_off = "".join(f"  {pid}: {{action: 'off'}}\n" for pid in builtin_registry().policies)
+    only_it = f"plugins: [cmdb.py]\npolicies:\n{builtins_off}"
+    # The default failure action is warn: admitted, with the exception in the message.
+    run = cli("check", "-o", "json", "-c", _config(tmp_path, only_it), str(tmp_path / "pod.yaml"))
+    assert run.code == 0, run.err
+    (result,) = _results(run.out)
+    assert (result["policy"], result["result"], result["action"]) == ("cmdb-owner", "error", "warn")
+    assert result["message"] == (
+        "policy raised ConnectionError: cmdb.example.com: connection refused"
+    )
+
+    # failure_action: deny fails closed; the text output shows the same line.
+    strict = only_it.replace("policies:\n", "policies:\n  cmdb-owner: {failure_action: deny}\n")
+    run = cli("check", "-c", _config(tmp_path, strict), str(tmp_path / "pod.yaml"))
+    assert run.code == 1
+    assert (
+        "  ERROR deny  cmdb-owner: policy raised ConnectionError: cmdb.example.com: "
+        "connection refused"
+    ) in run.out.splitlines()
+
+
+def test_a_policy_yielding_strings_is_an_error(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "strings.py",
+        """\
+        from collections.abc import Iterator
+
+        from policies import PodView, policy
+
+        @policy("strings", title="T", category="c")
+        def strings(pod: PodView) -> Iterator[str]:
+            yield "no team label"
+        """,
+    )
+    config = load_config(_config(tmp_path, "plugins: [strings.py]\n"))
+    decision = evaluate(_pod(), StaticContext(), config, mutate=False)
+    (result,) = [r for r in decision.results if r.policy == "strings"]
+    assert result.reason == (
+        "policy raised TypeError: policy strings yielded str, expected Violation"
+    )
+
+
+def _pod(name: str = "web") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": "shop"},
+        "spec": {"containers": [{"name": "web", "image": "registry.example.com/web:1.0"}]},
+    }
+
+
+SLOW = """\
+import time
+from collections.abc import Iterator
+
+from policies import PodView, Violation, policy
+
+
+@policy("slow-lookup", title="Looks something up, slowly", category="ownership")
+def slow_lookup(pod: PodView) -> Iterator[Violation]:
+    time.sleep(0.2)
+    yield from ()
+"""
+
+
+def test_a_policy_over_its_budget_is_an_error_then_suspended(cli: Cli, tmp_path: Path) -> None:
+    _write(tmp_path, "slow.py", SLOW)
+    manifests = tmp_path / "pods.yaml"
+    manifests.write_text(
+        "---\n".join(json.dumps(_pod(name)) + "\n" for name in ("first", "second")),
+        encoding="utf-8",
+    )
+    config = _config(tmp_path, "plugins: [slow.py]\npolicies:\n  slow-lookup: {budget_ms: 50}\n")
+    run = cli("check", "-o", "json", "-c", config, str(manifests))
+    assert run.code == 1, run.err  # the built-ins deny these pods; slow-lookup only warns
+    first, second = [r for r in _results(run.out) if r["policy"] == "slow-lookup"]
+    assert (first["resource"]["name"], first["result"], first["action"]) == (
+        "first",
+        "error",
+        "warn",
+    )
+    took = first["message"]
+    assert took.startswith("took "), took
+    assert took.endswith(" ms, over its 50 ms budget"), took
+    assert int(took.split()[1]) >= 200
+    # The next object does not wait for it: suspended for a cool-down, decided the same way.
+    assert (second["resource"]["name"], second["result"], second["action"]) == (
+        "second",
+        "error",
+        "warn",
+    )
+    assert second["message"] == "suspended for a cool-down after running over its time budget"
+
+
+HALF = """\
+from policies import PodView, policy
+
+
+@policy("half-loaded", title="Defined before the error", category="test")
+def half_loaded(pod: PodView) -> None:
+    return None
+
+
+TEAMS = {"payments": "alice"}["billing"]
+"""
+
+
+def test_a_failing_file_adds_nothing_even_what_it_defined_first(cli: Cli, tmp_path: Path) -> None:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    good = _write(plugins, "good.py", SLOW.replace("time.sleep(0.2)", "pass"))
+    bad = _write(plugins, "half.py", HALF)
+    config = _config(tmp_path, "plugins: [plugins]\n")
+    err = _check_fails(cli, config, tmp_path)
+    assert err == f"podgate check: file:{bad}: import failed at {bad}:9: KeyError: 'billing'\n"
+    listed = cli("policies", "-c", config)
+    assert (listed.code, listed.out) == (2, "")
+
+    with pytest.raises(PluginError):
+        load_registry(["plugins"], base=tmp_path, entry_points=False)
+    # Neither the half-run module nor its policy is kept anywhere.
+    assert not [m for m in sys.modules if m.startswith("podgate_plugin_half_")]
+
+    # Fixed in place (a ConfigMap edit), the same folder loads, fixed content included.
+    bad.write_text(HALF.replace('["billing"]', '["payments"]'), encoding="utf-8")
+    registry = load_registry(["plugins"], base=tmp_path, entry_points=False)
+    assert {"half-loaded", "slow-lookup"} <= registry.ids()
+    assert registry.policies["slow-lookup"].meta.origin == f"file:{good}"
+
+
+def test_an_edited_plugin_file_is_imported_afresh(tmp_path: Path) -> None:
+    plugin = _write(tmp_path, "edited.py", SLOW.replace("time.sleep(0.2)", "pass"))
+    first = load_registry([str(plugin)], entry_points=False)
+    assert first.policies["slow-lookup"].meta.title == "Looks something up, slowly"
+    plugin.write_text(
+        plugin.read_text(encoding="utf-8").replace("slowly", "quickly"), encoding="utf-8"
+    )
+    second = load_registry([str(plugin)], entry_points=False)
+    assert second.policies["slow-lookup"].meta.title == "Looks something up, quickly"
+
+
+def test_a_broken_plugin_in_a_suite_stops_podgate_test(cli: Cli, tmp_path: Path) -> None:
+    plugin = _write(tmp_path, "broken.py", "from policies import policy\n\ndef broken(:\n")
+    (tmp_path / "pod.yaml").write_text(POD, encoding="utf-8")
+    suite = tmp_path / "podgate-test.yaml"
+    suite.write_text(
+        "plugins: [broken.py]\nresources: [pod.yaml]\n"
+        "results: [{policy: broken, resource: Pod/web, result: pass}]\n",
+        encoding="utf-8",
+    )
+    run = cli("test", str(tmp_path))
+    assert (run.code, run.out) == (2, "")
+    assert run.err == (
+        f"podgate test: {suite}: file:{plugin}: syntax error at {plugin}:3: invalid syntax\n"
+    )
