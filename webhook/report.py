@@ -18,7 +18,7 @@ _COLOURS = {"deny": "31", "warn": "33", "audit": "36", "pass": "32", "error": "3
 
 def _action_of(result: PolicyResult) -> str:
     """What happened: the effective action of a failure, the configured one otherwise."""
-    return str(result.effective_action if result.failed else result.action)
+    return (result.effective_action if result.failed else result.action).value
 
 
 def _source(checked: Checked) -> dict[str, Any]:
@@ -31,30 +31,50 @@ def _source(checked: Checked) -> dict[str, Any]:
 
 def to_json(report: Report, config: Config) -> str:
     results = []
-    for checked, result in report.rows():
-        results.append(
-            {
-                "policy": result.policy,
-                "result": str(result.outcome),
-                "action": _action_of(result),
-                "configured_action": str(result.action),
-                "message": result.message,
-                "violations": [
-                    {"message": v.message, "container": v.container, "field": v.field, "fix": v.fix}
-                    for v in result.violations
-                ],
-                "resource": resource_of(checked).as_dict(),
-                "source": _source(checked),
-            }
-        )
-    return json.dumps(
-        {
-            "results": results,
-            "errors": [{"file": u.file, "reason": u.reason} for u in report.unreadable],
-            "summary": report.summary(),
-        },
-        indent=2,
+    for checked in report.checked:
+        # shared by the object's results; `.value` rather than str(): an enum's
+        # __str__ runs in Python, and this loop runs for every result
+        resource, source = resource_of(checked).as_dict(), _source(checked)
+        for result in checked.results:
+            results.append(
+                {
+                    "policy": result.policy,
+                    "result": result.outcome.value,
+                    "action": _action_of(result),
+                    "configured_action": result.action.value,
+                    "message": result.message,
+                    "violations": [
+                        {
+                            "message": v.message,
+                            "container": v.container,
+                            "field": v.field,
+                            "fix": v.fix,
+                        }
+                        for v in result.violations
+                    ],
+                    "resource": resource,
+                    "source": source,
+                }
+            )
+    errors = [{"file": u.file, "reason": u.reason} for u in report.unreadable]
+    # One result per line: json's C encoder only runs without `indent`, and
+    # indenting 10,000 results in Python costs more than evaluating them.
+    # A line per result also stays greppable.
+    lines = ",\n    ".join(_compact(r) for r in results)
+    body = f"\n    {lines}\n  " if results else ""
+    return (
+        f'{{\n  "results": [{body}],\n  "errors": {_compact(errors)},\n'
+        f'  "summary": {_compact(report.summary())}\n}}'
     )
+
+
+# default=str: a YAML `!!binary` or `!!set` value must not crash the report. One
+# encoder for all: json.dumps with options builds a new one on every call.
+_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
+
+
+def _compact(value: object) -> str:
+    return _ENCODER.encode(value)
 
 
 def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bool = False) -> str:
