@@ -1,0 +1,53 @@
+"""podgate's YAML constructor reads documents exactly as PyYAML's safe loader does
+(minus timestamps, which Kubernetes keeps as strings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from webhook.manifests import _Loader, load_yaml, split_documents
+
+CASES = [
+    "a: 1\nb: [1, 2.5, true, null, ~, 'x', yes, off, 0o17, 0x1F, 1_000, .inf, -0.5e3]\n",
+    "base: &b {x: 1, y: [1, 2]}\nother: *b\nmerged: {<<: *b, z: 3}\n",
+    "list: [&a {k: v}, *a]\n",
+    "!!str 123",
+    "x: !!binary aGVsbG8=\n",
+    "d: 2024-01-01\nt: 2024-01-01T10:00:00Z\n",
+    "",
+    "# only a comment\n",
+    "- !!set {a, b}\n",
+    "q: '1'\nr: \"true\"\ns: |\n  multi\n  line\n",
+    "nested: {a: {b: {c: [1, {d: e}]}}}\n",
+]
+
+
+@pytest.mark.parametrize("text", CASES)
+def test_same_as_the_safe_loader(text: str) -> None:
+    assert load_yaml(text) == yaml.load(text, Loader=_Loader)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("? [a, b]\n: 1\n", "found unhashable key"),
+        ("k: !custom 1\n", "could not determine a constructor"),
+        ("a: &a [*a]\n", "recursive alias"),
+    ],
+)
+def test_errors(text: str, error: str) -> None:
+    with pytest.raises(yaml.YAMLError, match=error):
+        load_yaml(text)
+
+
+def test_every_example_and_fixture_reads_the_same() -> None:
+    root = Path(__file__).parents[2]
+    files = [*root.glob("examples/**/*.yaml"), *root.glob("tests/policies/**/*.yaml")]
+    assert len(files) > 50
+    for file in files:
+        for chunk in split_documents(file.read_text()):
+            expected = yaml.load(chunk.text, Loader=_Loader)
+            assert load_yaml(chunk.text) == expected, f"{file}: document {chunk.index}"
