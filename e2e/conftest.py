@@ -223,7 +223,7 @@ class Podgate:
             "--kubeconfig", os.environ["KUBECONFIG"],
             "--config", str(self.config_path),
             "--config-poll-seconds", "0.5",
-            *(("--event-flush-seconds", "1") if _supports("--event-flush-seconds") else ()),
+            "--event-flush-seconds", "1",
             "--shutdown-delay", "0", "--grace-period", "5",
             *self.extra_args,
         ]  # fmt: skip
@@ -392,8 +392,3 @@ def namespace(installed: Podgate, request: pytest.FixtureRequest) -> Iterator[st
     name = new_namespace(request.node.name[5:20].replace("_", "-").strip("-"))
     yield name
     kubectl("delete", "namespace", name, "--wait=false")
-
-
-def _supports(flag: str) -> bool:
-    help_text = run([sys.executable, "-m", "webhook.cli", "serve", "--help"]).stdout
-    return flag in help_text

@@ -68,7 +68,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         return report.exit_code
     if args.output == "text":
         print(
-            to_text(report, config, colour=colour_enabled(sys.stdout, args.no_color), verbose=args.verbose)
+            to_text(
+                report,
+                config,
+                colour=colour_enabled(sys.stdout, args.no_color),
+                verbose=args.verbose,
+            )
         )
     else:
         print(RENDERERS[args.output](report, config))
@@ -232,8 +237,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="Events API calls per second per worker; the excess is dropped (default 5)",
     )  # fmt: skip
     serve.add_argument(
+        "--event-flush-seconds", type=float, default=30.0, metavar="SECONDS",
+        help="how often the counts of aggregated Events are written back (default 30)",
+    )  # fmt: skip
+    serve.add_argument(
         "--threads", type=int, default=4, metavar="N",
-        help="evaluation threads per worker (default 4)",
+        help="evaluation threads per worker, off the event loop (default 4)",
     )  # fmt: skip
     serve.add_argument(
         "--cert-sync-seconds", type=float, default=600.0, metavar="SECONDS",

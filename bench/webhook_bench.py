@@ -1,0 +1,547 @@
+"""Webhook benchmark: podgate's /validate and /mutate against a floor.
+
+The floor is a minimal raw-ASGI app under the same uvicorn, TLS and worker
+count that only parses the review and answers `allowed: true`: what any
+Python webhook on this stack costs at the least. Both are driven by the same
+load generator (asyncio, TLS, keep-alive connections) in two ways:
+
+- throughput: closed loop, `--concurrency` connections sending back to back;
+- latency at a fixed offered rate (`--rate`, open loop): requests are sent on
+  a fixed schedule and latency is measured from the scheduled time, so a
+  stall is not hidden by the generator waiting for it (coordinated omission).
+
+Each measurement is repeated `--runs` times and the median is reported, with
+podgate/floor ratios, for each worker count. A soak (`--soak-seconds`) drives
+/validate at the fixed rate and reports the server's RSS at start and end.
+
+    python bench/webhook_bench.py                      # a short run
+    python bench/webhook_bench.py --soak-seconds 300   # the 5-minute memory check
+
+Prints one JSON document. Not run in CI: it needs both cores to itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DIGEST = "sha256:" + "0" * 64
+
+
+def _review() -> dict[str, Any]:
+    """A compliant Deployment as the API server sends it: the common case."""
+    container = {
+        "name": "web",
+        "image": f"registry.example.com/shop/web@{DIGEST}",
+        "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"memory": "256Mi"},
+        },
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8080}},
+        "readinessProbe": {"httpGet": {"path": "/ready", "port": 8080}},
+        "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
+        "terminationMessagePath": "/dev/termination-log",
+        "imagePullPolicy": "IfNotPresent",
+    }
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "web",
+            "namespace": "shop",
+            "labels": {"app": "web"},
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}"},
+            "managedFields": [
+                {
+                    "manager": "kubectl-client-side-apply",
+                    "operation": "Update",
+                    "apiVersion": "apps/v1",
+                    "time": "2026-11-28T10:00:00Z",
+                    "fieldsType": "FieldsV1",
+                    "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {}}}},
+                }
+            ],
+        },
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {
+                    "containers": [container],
+                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+                    "restartPolicy": "Always",
+                    "dnsPolicy": "ClusterFirst",
+                },
+            },
+        },
+    }
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": "0d1c3f5e-9a8b-4c7d-8e6f-112233445566",
+            "kind": {"group": "apps", "version": "v1", "kind": "Deployment"},
+            "resource": {"group": "apps", "version": "v1", "resource": "deployments"},
+            "namespace": "shop",
+            "name": "web",
+            "operation": "CREATE",
+            "userInfo": {"username": "kubernetes-admin", "groups": ["system:authenticated"]},
+            "object": obj,
+            "oldObject": None,
+            "dryRun": False,
+            "options": {"kind": "CreateOptions", "apiVersion": "meta.k8s.io/v1"},
+        },
+    }
+
+
+# --- the floor: parse, answer allowed --------------------------------------------------------
+
+
+async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] != "http":
+        return
+    body = b""
+    more = True
+    while more:
+        message = await receive()
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+    review = json.loads(body)
+    answer = {
+        "apiVersion": review["apiVersion"],
+        "kind": "AdmissionReview",
+        "response": {"uid": review["request"]["uid"], "allowed": True},
+    }
+    payload = json.dumps(answer).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+def serve_floor(port: int, workers: int, cert_dir: str) -> None:
+    """uvicorn with the floor app, on a socket bound the way podgate binds its own
+    (uvicorn's own multi-worker socket leaves Nagle on), so only the app differs."""
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    from webhook.serve import bind
+
+    config = uvicorn.Config(
+        "bench.webhook_bench:floor_app",
+        workers=workers,
+        http="h11",
+        lifespan="off",
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=f"{cert_dir}/tls.crt",
+        ssl_keyfile=f"{cert_dir}/tls.key",
+        timeout_keep_alive=60,
+    )
+    sock = bind("127.0.0.1", port)
+    server = uvicorn.Server(config)
+    if workers == 1:
+        server.run(sockets=[sock])
+    else:
+        Multiprocess(config, sockets=[sock]).run()
+
+
+# --- servers ----------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Running:
+    proc: subprocess.Popen[bytes]
+    port: int
+
+    def pids(self) -> list[int]:
+        """The server process and its children (workers)."""
+        out = [self.proc.pid]
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        if children.exists():
+            out += [int(p) for p in children.read_text().split()]
+        return out
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by the server and its workers."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total / ticks
+
+    def rss_mb(self) -> float:
+        total = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            except OSError:
+                pass
+        return round(total / 1024, 1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def _wait_port(port: int, ctx: ssl.SSLContext, proc: subprocess.Popen[bytes]) -> None:
+    import socket
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with (
+                socket.create_connection(("127.0.0.1", port), timeout=1) as raw,
+                ctx.wrap_socket(raw, server_hostname="localhost"),
+            ):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+def start_podgate(workers: int, cert_dir: str, ctx: ssl.SSLContext, *extra: str) -> Running:
+    port = _free_port()
+    command = [
+        sys.executable, "-m", "webhook.cli", "serve", "--self-signed", "--cert-dir", cert_dir,
+        "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(_free_port()),
+        "--workers", str(workers), "--no-cluster", "--shutdown-delay", "0", *extra,
+    ]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _wait_port(port, ctx, proc)
+    return Running(proc, port)
+
+
+def start_floor(workers: int, cert_dir: str, ctx: ssl.SSLContext) -> Running:
+    port = _free_port()
+    code = (
+        f"from bench.webhook_bench import serve_floor; serve_floor({port}, {workers}, {cert_dir!r})"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    _wait_port(port, ctx, proc)
+    return Running(proc, port)
+
+
+# --- load generator -----------------------------------------------------------------------------
+
+
+class Conn:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, port: int, ctx: ssl.SSLContext) -> Conn:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=ctx, server_hostname="localhost"
+        )
+        return cls(reader, writer)
+
+    async def call(self, request: bytes) -> bool:
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        body = await self.reader.readexactly(length)
+        return head[9:12] == b"200" and b'"allowed":true' in body.replace(b" ", b"")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def http_request(path: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+@dataclass
+class Measure:
+    requests: int
+    errors: int
+    seconds: float
+    rps: float
+    p50_ms: float
+    p99_ms: float
+
+
+def _measure(latencies: list[float], errors: int, seconds: float) -> Measure:
+    return Measure(
+        requests=len(latencies),
+        errors=errors,
+        seconds=round(seconds, 2),
+        rps=round(len(latencies) / seconds, 1),
+        p50_ms=round(_pct(latencies, 0.50) * 1000, 3),
+        p99_ms=round(_pct(latencies, 0.99) * 1000, 3),
+    )
+
+
+async def closed_loop(
+    port: int, ctx: ssl.SSLContext, request: bytes, concurrency: int, seconds: float
+) -> Measure:
+    conns = [await Conn.open(port, ctx) for _ in range(concurrency)]
+    for c in conns:  # warm up each connection
+        await c.call(request)
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.perf_counter() + seconds
+
+    async def run(conn: Conn) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            t0 = time.perf_counter()
+            ok = await conn.call(request)
+            latencies.append(time.perf_counter() - t0)
+            errors += not ok
+
+    start = time.perf_counter()
+    await asyncio.gather(*(run(c) for c in conns))
+    elapsed = time.perf_counter() - start
+    for c in conns:
+        c.close()
+    return _measure(latencies, errors, elapsed)
+
+
+async def open_loop(
+    port: int,
+    ctx: ssl.SSLContext,
+    request: bytes,
+    rate: float,
+    seconds: float,
+    connections: int = 32,
+    sample: Callable[[], None] | None = None,
+) -> Measure:
+    idle: asyncio.Queue[Conn] = asyncio.Queue()
+    for _ in range(connections):
+        conn = await Conn.open(port, ctx)
+        await conn.call(request)
+        idle.put_nowait(conn)
+    latencies: list[float] = []
+    errors = 0
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(scheduled: float) -> None:
+        nonlocal errors
+        conn = await idle.get()
+        try:
+            ok = await conn.call(request)
+        finally:
+            idle.put_nowait(conn)
+        latencies.append(loop.time() - scheduled)
+        errors += not ok
+
+    start = loop.time()
+    interval = 1.0 / rate
+    total = int(rate * seconds)
+    next_sample = start + 30.0
+    for i in range(total):
+        scheduled = start + i * interval
+        delay = scheduled - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = loop.create_task(one(scheduled))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        if sample is not None and loop.time() >= next_sample:
+            sample()
+            next_sample += 30.0
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - start
+    while not idle.empty():
+        idle.get_nowait().close()
+    return _measure(latencies, errors, elapsed)
+
+
+def _median(measures: list[Measure]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("rps", "p50_ms", "p99_ms"):
+        out[key] = round(statistics.median(getattr(m, key) for m in measures), 3)
+    out["errors"] = sum(m.errors for m in measures)
+    out["runs"] = [asdict(m) for m in measures]
+    return out
+
+
+def _ratio(a: float, b: float) -> float:
+    return round(a / b, 3) if b else float("nan")
+
+
+def bench_workers(
+    workers: int, cert_dir: str, ctx: ssl.SSLContext, args: argparse.Namespace
+) -> dict[str, Any]:
+    body = json.dumps(_review()).encode()
+    targets: dict[str, tuple[Callable[[], Running], str]] = {
+        "floor": (lambda: start_floor(workers, cert_dir, ctx), "/validate"),
+        "validate": (lambda: start_podgate(workers, cert_dir, ctx), "/validate"),
+        "mutate": (lambda: start_podgate(workers, cert_dir, ctx), "/mutate"),
+    }
+    results: dict[str, Any] = {}
+    for name, (start, path) in targets.items():
+        server = start()
+        try:
+            request = http_request(path, body)
+            throughput, fixed = [], []
+            cpu_per_request: list[float] = []
+            for _ in range(args.runs):
+                cpu_before = server.cpu_s()
+                measure = asyncio.run(
+                    closed_loop(server.port, ctx, request, args.concurrency, args.seconds)
+                )
+                cpu_per_request.append((server.cpu_s() - cpu_before) / max(1, measure.requests))
+                throughput.append(measure)
+                fixed.append(
+                    asyncio.run(open_loop(server.port, ctx, request, args.rate, args.seconds))
+                )
+            results[name] = {
+                "throughput": _median(throughput),
+                # CPU per request is what a busy cluster pays; unlike req/s it
+                # hardly moves when other processes share the machine
+                "server_cpu_ms_per_request": round(statistics.median(cpu_per_request) * 1000, 4),
+                f"at_{int(args.rate)}_rps": _median(fixed),
+                "rss_mb": server.rss_mb(),
+            }
+        finally:
+            server.stop()
+    floor_rps = results["floor"]["throughput"]["rps"]
+    floor_cpu = results["floor"]["server_cpu_ms_per_request"]
+    results["ratios"] = {}
+    for name in ("validate", "mutate"):
+        results["ratios"][f"{name}_throughput_vs_floor"] = _ratio(
+            results[name]["throughput"]["rps"], floor_rps
+        )
+        # capacity per core relative to the floor: floor CPU / podgate CPU per request
+        results["ratios"][f"{name}_cpu_capacity_vs_floor"] = _ratio(
+            floor_cpu, results[name]["server_cpu_ms_per_request"]
+        )
+    return results
+
+
+def soak(cert_dir: str, ctx: ssl.SSLContext, args: argparse.Namespace) -> dict[str, Any]:
+    body = json.dumps(_review()).encode()
+    server = start_podgate(1, cert_dir, ctx)
+    samples: list[float] = []
+    try:
+        request = http_request("/validate", body)
+        asyncio.run(open_loop(server.port, ctx, request, args.rate, 5.0))  # warm-up
+        start_rss = server.rss_mb()
+        samples.append(start_rss)
+        measure = asyncio.run(
+            open_loop(
+                server.port, ctx, request, args.rate, args.soak_seconds,
+                sample=lambda: samples.append(server.rss_mb()),
+            )
+        )  # fmt: skip
+        end_rss = server.rss_mb()
+        samples.append(end_rss)
+    finally:
+        server.stop()
+    return {
+        "seconds": args.soak_seconds,
+        "rate": args.rate,
+        "requests": measure.requests,
+        "errors": measure.errors,
+        "p50_ms": measure.p50_ms,
+        "p99_ms": measure.p99_ms,
+        "rss_start_mb": start_rss,
+        "rss_end_mb": end_rss,
+        "rss_samples_mb": samples,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement")
+    parser.add_argument("--runs", type=int, default=3, help="repeats; the median is reported")
+    parser.add_argument("--rate", type=float, default=1000.0, help="fixed offered rate (req/s)")
+    parser.add_argument("--concurrency", type=int, default=16, help="closed-loop connections")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--soak-seconds", type=float, default=20.0, help="0 skips the soak")
+    args = parser.parse_args(argv)
+
+    from webhook import tls
+
+    with tempfile.TemporaryDirectory(prefix="podgate-bench-") as cert_dir:
+        tls.ensure_self_signed(Path(cert_dir), ["localhost"])
+        ctx = ssl.create_default_context(cafile=f"{cert_dir}/ca.crt")
+        report: dict[str, Any] = {
+            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+            "params": vars(args),
+        }
+        for workers in args.workers:
+            report[f"workers_{workers}"] = bench_workers(workers, cert_dir, ctx, args)
+        if args.soak_seconds > 0:
+            report["soak_validate_1_worker"] = soak(cert_dir, ctx, args)
+    one = report.get("workers_1")
+    if one:
+        at = f"at_{int(args.rate)}_rps"
+        report["targets"] = {
+            "validate_throughput_ratio_ge_0.5": one["ratios"]["validate_throughput_vs_floor"]
+            >= 0.5,
+            "validate_p99_le_5ms_at_rate": one["validate"][at]["p99_ms"] <= 5.0,
+        }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

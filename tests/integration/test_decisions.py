@@ -1,0 +1,352 @@
+"""Every decision, mode and operation, through the real server over TLS."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+from typing import Any
+
+import jsonpatch
+import pytest
+
+from tests.integration import reviews as rv
+from tests.integration.harness import Server, metric
+from tests.webhook.fakes import wait_for
+
+NONCOMPLIANT = rv.container(
+    "web",
+    image="nginx:1.25",
+    resources={},
+    livenessProbe=None,
+    readinessProbe=None,
+    securityContext={},
+)
+
+
+def _strip_none(c: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in c.items() if v is not None}
+
+
+BAD = _strip_none(NONCOMPLIANT)
+
+
+def test_compliant_deployment_is_allowed_without_warnings(server: Server) -> None:
+    resp = server.review("/validate", rv.review(rv.deployment()))
+    assert resp == {"uid": resp["uid"], "allowed": True}
+
+
+def test_deny_lists_every_violation_with_403(server: Server) -> None:
+    body = rv.review(rv.deployment("web", "shop", BAD))
+    resp = server.review("/validate", body)
+    assert resp["allowed"] is False
+    status = resp["status"]
+    assert status["code"] == 403
+    assert status["reason"] == "Forbidden"
+    message = status["message"]
+    assert message.startswith("Deployment shop/web violates")
+    lines = message.splitlines()[1:]
+    # deny policies: every violation on its own line, with the container and the fix
+    assert (
+        '- require-resources: container "web" has no cpu request; set resources.requests.cpu'
+        in (message)
+    )
+    assert any(line.startswith('- require-non-root: container "web"') for line in lines)
+    assert sum(line.startswith("- require-resources:") for line in lines) == 3
+    # warn policies are warnings, audit policies are silent
+    assert not any("require-image-digest" in line for line in lines)
+    assert not any("require-probes" in line for line in lines)
+    assert any(w.startswith('require-image-digest: container "web"') for w in resp["warnings"])
+    assert not any("require-probes" in w for w in resp["warnings"])
+
+
+def test_warn_admits_with_warnings(server: Server) -> None:
+    ok = rv.container("web", image="nginx:1.25")
+    resp = server.review("/validate", rv.review(rv.deployment("web", "shop", ok)))
+    assert resp["allowed"] is True
+    assert "status" not in resp
+    assert len(resp["warnings"]) == 1
+    assert resp["warnings"][0].startswith('require-image-digest: container "web" image')
+    assert all(len(w) <= 256 for w in resp["warnings"])
+
+
+def test_audit_is_silent_but_recorded(server: Server) -> None:
+    quiet = _strip_none(rv.container("web", livenessProbe=None, readinessProbe=None))
+    before = server.metrics()
+    sink = server.sink
+    assert sink is not None
+    sent = len(sink.created)
+    resp = server.review(
+        "/validate", rv.review(rv.deployment("audit-me", "shop", quiet, labels={"app": "web"}))
+    )
+    assert resp == {"uid": resp["uid"], "allowed": True}
+    after = server.metrics()
+    labels = {"policy": "require-probes", "action": "audit", "result": "fail"}
+    assert metric(after, "podgate_policy_results_total", **labels) == (
+        metric(before, "podgate_policy_results_total", **labels) + 1
+    )
+    wait_for(lambda: len(sink.created) > sent)
+    event = sink.created[-1]
+    assert event.action == "Audited"
+    assert event.policies == ("require-probes",)
+    assert event.involved.kind == "Namespace"
+    assert event.involved.name == "shop"
+    assert "audit-me" in event.message
+    assert "readinessProbe" in event.message
+
+
+def test_namespace_label_audit_mode_turns_denials_into_prefixed_warnings(server: Server) -> None:
+    resp = server.review("/validate", rv.review(rv.deployment("web", "audited", BAD)))
+    assert resp["allowed"] is True
+    warnings = resp["warnings"]
+    assert any(
+        w.startswith('[audit mode, would be denied] require-resources: container "web"')
+        for w in warnings
+    )
+    # a warn policy stays a plain warning
+    assert any(w.startswith("require-image-digest:") for w in warnings)
+
+
+def test_namespace_label_off_evaluates_nothing(server: Server) -> None:
+    resp = server.review("/validate", rv.review(rv.deployment("web", "quiet", BAD)))
+    assert resp == {"uid": resp["uid"], "allowed": True}
+
+
+def test_exemption_annotation(server: Server) -> None:
+    annotations = {"podgate.dev/exempt": "require-resources, require-non-root,require-image-digest"}
+    obj = rv.deployment("web", "shop", BAD, annotations=annotations)
+    resp = server.review("/validate", rv.review(obj))
+    assert resp["allowed"] is True
+    assert "warnings" not in resp
+    everything = rv.deployment("web", "shop", BAD, annotations={"podgate.dev/exempt": "*"})
+    assert server.review("/validate", rv.review(everything))["allowed"] is True
+
+
+def test_exempt_namespace(server: Server) -> None:
+    resp = server.review("/validate", rv.review(rv.deployment("web", "kube-system", BAD)))
+    assert resp == {"uid": resp["uid"], "allowed": True}
+
+
+def _patch_of(resp: dict[str, Any]) -> list[dict[str, Any]]:
+    assert resp["patchType"] == "JSONPatch"
+    ops: list[dict[str, Any]] = json.loads(base64.b64decode(resp["patch"]))
+    return ops
+
+
+def test_mutate_patches_once_and_is_idempotent(server: Server) -> None:
+    bare = rv.container("web", resources={}, securityContext={})
+    obj = rv.deployment("web", "shop", bare)
+    resp = server.review("/mutate", rv.review(obj))
+    assert resp["allowed"] is True
+    ops = _patch_of(resp)
+    paths = {op["path"] for op in ops}
+    assert "/spec/template/spec/containers/0/resources/requests" in paths or any(
+        p.startswith("/spec/template/spec/containers/0/resources") for p in paths
+    )
+    patched = jsonpatch.apply_patch(obj, ops)
+    assert patched["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
+    # reinvocation (reinvocationPolicy: IfNeeded) with the patched object: nothing to do
+    again = server.review("/mutate", rv.review(patched))
+    assert again == {"uid": again["uid"], "allowed": True}
+    # and the validating webhook, which runs after, no longer sees missing resources
+    valid = server.review("/validate", rv.review(patched))
+    assert not any("require-resources" in w for w in valid.get("warnings", []))
+
+
+def test_mutate_without_changes_sends_no_patch(server: Server) -> None:
+    resp = server.review("/mutate", rv.review(rv.deployment()))
+    assert resp == {"uid": resp["uid"], "allowed": True}
+
+
+def test_running_pod_is_not_mutated_on_update(server: Server) -> None:
+    bare = rv.pod("web", "shop", rv.container("web", resources={}))
+    stored = rv.persisted(bare)
+    resp = server.review("/mutate", rv.review(stored, operation="UPDATE", old=stored))
+    assert resp == {"uid": resp["uid"], "allowed": True}
+
+
+def test_v1beta1_is_answered_in_v1beta1(server: Server) -> None:
+    body = rv.review(
+        rv.deployment("web", "shop", BAD), api_version="admission.k8s.io/v1beta1", uid="b-1"
+    )
+    resp = server.review("/validate", body)  # checks apiVersion and uid echo
+    assert resp["uid"] == "b-1"
+    assert resp["allowed"] is False
+    mutated = server.review("/mutate", {**body, "request": {**body["request"], "uid": "b-2"}})
+    assert mutated["uid"] == "b-2"
+    assert mutated["patchType"] == "JSONPatch"
+
+
+def test_update_evaluates_the_new_object_and_events_land_on_the_object(server: Server) -> None:
+    sink = server.sink
+    assert sink is not None
+    old = rv.persisted(rv.deployment())
+    new = rv.persisted(rv.deployment("web", "shop", BAD))
+    before = len(sink.created)
+    resp = server.review("/validate", rv.review(new, operation="UPDATE", old=old))
+    assert resp["allowed"] is False
+    # the old object was compliant, the new one is not: the new one is what counts
+    back = server.review("/validate", rv.review(old, operation="UPDATE", old=new))
+    assert back["allowed"] is True
+    wait_for(lambda: len(sink.created) >= before + 2)
+    kinds = {(e.involved.kind, e.involved.name) for e in sink.created[before:]}
+    assert kinds == {("Namespace", "shop"), ("Deployment", "web")}
+    on_object = next(e for e in sink.created[before:] if e.involved.kind == "Deployment")
+    assert on_object.involved.uid == new["metadata"]["uid"]
+    assert on_object.action == "Denied"
+    assert "require-resources" in on_object.policies
+
+
+def test_update_of_an_object_being_deleted_is_allowed(server: Server) -> None:
+    obj = rv.persisted(rv.pod("web", "shop", BAD))
+    obj["metadata"]["deletionTimestamp"] = "2026-11-28T11:00:00Z"
+    obj["metadata"]["finalizers"] = []
+    resp = server.review("/validate", rv.review(obj, operation="UPDATE", old=obj))
+    assert resp == {"uid": resp["uid"], "allowed": True}
+
+
+def test_delete_and_connect_are_allowed_untouched(server: Server) -> None:
+    stored = rv.persisted(rv.pod("web", "shop", BAD))
+    for path in ("/validate", "/mutate"):
+        resp = server.review(path, rv.review(None, operation="DELETE", old=stored))
+        assert resp == {"uid": resp["uid"], "allowed": True}
+    exec_options = {
+        "kind": "PodExecOptions",
+        "apiVersion": "v1",
+        "stdin": True,
+        "tty": True,
+        "container": "web",
+        "command": ["sh"],
+    }
+    connect = rv.review(
+        exec_options, operation="CONNECT", kind="Pod", sub_resource="exec",
+        namespace="shop", name="web",
+    )  # fmt: skip
+    resp = server.review("/validate", connect)
+    assert resp == {"uid": resp["uid"], "allowed": True}
+
+
+def test_ephemeral_containers_subresource(server: Server) -> None:
+    stored = rv.persisted(rv.pod("web", "shop"))
+    debug = {
+        "name": "debugger",
+        "image": "busybox:1.36",
+        "command": ["sh"],
+        "stdin": True,
+        "tty": True,
+        "targetContainerName": "web",
+        "securityContext": {"runAsUser": 0},
+    }
+    new = json.loads(json.dumps(stored))
+    new["spec"]["ephemeralContainers"] = [debug]
+    body = rv.review(new, operation="UPDATE", old=stored, sub_resource="ephemeralcontainers")
+    resp = server.review("/validate", body)
+    assert resp["allowed"] is False
+    message = resp["status"]["message"]
+    assert 'ephemeral container "debugger"' in message
+    assert "require-non-root" in message
+    # policies that do not concern ephemeral containers did not run
+    assert "require-probes" not in message
+    assert "require-network-policy" not in message
+    assert not any("require-network-policy" in w for w in resp.get("warnings", []))
+    # nothing is mutated on this subresource
+    mutated = server.review("/mutate", body)
+    assert mutated == {"uid": mutated["uid"], "allowed": True}
+
+
+def test_other_subresources_are_not_evaluated(server: Server) -> None:
+    stored = rv.persisted(rv.pod("web", "shop", BAD))
+    resp = server.review(
+        "/validate", rv.review(stored, operation="UPDATE", old=stored, sub_resource="status")
+    )
+    assert resp == {"uid": resp["uid"], "allowed": True}
+
+
+def test_dry_run_same_answer_no_event_and_labelled(server: Server) -> None:
+    sink = server.sink
+    assert sink is not None
+    obj = rv.deployment("dry", "shop", BAD)
+    before_events = len(sink.created)
+    before = server.metrics()
+    dry = server.review("/validate", rv.review(obj, dry_run=True))
+    real = server.review("/validate", rv.review(obj))
+    assert dry["allowed"] is real["allowed"] is False
+    assert dry["status"] == real["status"]
+    assert dry["warnings"] == real["warnings"]
+    after = server.metrics()
+    labels = {"webhook": "validate", "kind": "Deployment", "operation": "CREATE",
+              "decision": "denied"}  # fmt: skip
+    for flag in ("true", "false"):
+        assert metric(after, "podgate_admission_requests_total", dry_run=flag, **labels) == (
+            metric(before, "podgate_admission_requests_total", dry_run=flag, **labels) + 1
+        )
+    wait_for(lambda: len(sink.created) > before_events)
+    new_events = [e for e in sink.created[before_events:] if "dry" in e.message]
+    assert len(new_events) == 1  # only the real request's namespace event
+
+
+def test_unknown_kind_is_allowed_and_counted_as_skipped(server: Server) -> None:
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "settings", "namespace": "shop"},
+        "data": {"a": "b"},
+    }
+    before = server.metrics()
+    resp = server.review("/validate", rv.review(config_map))
+    assert resp == {"uid": resp["uid"], "allowed": True}
+    labels = {"webhook": "validate", "kind": "other", "decision": "skipped"}
+    assert metric(server.metrics(), "podgate_admission_requests_total", **labels) == (
+        metric(before, "podgate_admission_requests_total", **labels) + 1
+    )
+
+
+def test_workload_kinds(server: Server) -> None:
+    job = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "nightly", "namespace": "shop"},
+        "spec": {
+            "schedule": "0 3 * * *",
+            "jobTemplate": {
+                "spec": {"template": {"spec": {**rv.pod_spec(BAD), "restartPolicy": "Never"}}}
+            },
+        },
+    }
+    resp = server.review("/validate", rv.review(job))
+    assert resp["allowed"] is False
+    assert resp["status"]["message"].startswith("CronJob shop/nightly violates")
+
+
+def test_get_policies(server: Server) -> None:
+    resp = server.client.get("/policies")
+    assert resp.status_code == 200
+    body = resp.json()
+    assert body["enforcement"] == "enforce"
+    by_id = {p["id"]: p for p in body["policies"]}
+    assert by_id["require-probes"]["action"] == "audit"
+    assert by_id["require-image-digest"]["action"] == "warn"
+    assert by_id["explode-strict"]["failure_action"] == "deny"
+    assert by_id["default-resources"]["type"] == "mutating"
+    assert "params" in by_id["require-resources"]
+    assert body["cluster_state"] == "synced"
+
+
+def test_one_structured_log_line_per_admission(
+    server: Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="podgate.admission")
+    body = rv.review(rv.deployment("web", "shop", BAD), dry_run=True, uid="log-1")
+    server.review("/validate", body)
+    records = [r for r in caplog.records if getattr(r, "fields", {}).get("uid") == "log-1"]
+    assert len(records) == 1
+    fields = records[0].fields  # type: ignore[attr-defined]
+    assert fields["kind"] == "Deployment"
+    assert (fields["namespace"], fields["name"]) == ("shop", "web")
+    assert fields["user"] == "kubernetes-admin"
+    assert fields["operation"] == "CREATE"
+    assert fields["dry_run"] is True
+    assert fields["decision"] == "denied"
+    assert "require-resources:deny" in fields["failed"]
+    assert "require-image-digest:warn" in fields["failed"]
+    assert fields["duration_ms"] > 0

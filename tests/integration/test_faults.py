@@ -1,0 +1,183 @@
+"""Bad input and faults: each gets a 4xx with the reason, or a decision by the
+failure action, never a hung or dropped request."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.integration import reviews as rv
+from tests.integration.harness import Server, metric, start_server, tls_context
+from tests.webhook.fakes import FakeSink
+
+
+def _status(resp: httpx.Response, code: int) -> str:
+    assert resp.status_code == code, resp.text
+    body = resp.json()
+    assert body["kind"] == "Status"
+    assert body["code"] == code
+    message: str = body["message"]
+    return message
+
+
+def test_malformed_json_is_400_with_the_reason(server: Server) -> None:
+    resp = server.client.post(
+        "/validate", content=b'{"apiVersion": "admission.k8s.io/v1", "kind": ',
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    assert "malformed JSON" in _status(resp, 400)
+
+
+def test_wrong_content_type_is_415(server: Server) -> None:
+    body = json.dumps(rv.review(rv.deployment())).encode()
+    resp = server.client.post("/validate", content=body, headers={"content-type": "text/plain"})
+    assert "application/json" in _status(resp, 415)
+    # a charset parameter is fine
+    ok = server.client.post(
+        "/validate", content=body, headers={"content-type": "application/json; charset=utf-8"}
+    )
+    assert ok.status_code == 200
+
+
+def test_body_over_8_mib_is_413(server: Server) -> None:
+    review = rv.review(rv.deployment())
+    review["request"]["object"]["metadata"]["annotations"]["padding"] = "x" * (8 * 1024 * 1024)
+    before = server.metrics()
+    resp = server.post("/validate", review)
+    assert "limit" in _status(resp, 413)
+    assert metric(server.metrics(), "podgate_admission_invalid_requests_total", code="413") == (
+        metric(before, "podgate_admission_invalid_requests_total", code="413") + 1
+    )
+    # the connection is still usable afterwards
+    assert server.post("/validate", rv.review(rv.deployment())).status_code == 200
+
+
+def test_review_without_request_or_uid_is_400(server: Server) -> None:
+    no_request = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview"}
+    assert "request" in _status(server.post("/validate", no_request), 400)
+    body = rv.review(rv.deployment())
+    del body["request"]["uid"]
+    assert "request.uid" in _status(server.post("/validate", body), 400)
+    body["request"]["uid"] = ""
+    assert "request.uid" in _status(server.post("/mutate", body), 400)
+    wrong = {**rv.review(rv.deployment()), "apiVersion": "admission.k8s.io/v2"}
+    assert "apiVersion" in _status(server.post("/validate", wrong), 400)
+    assert "JSON object" in _status(server.post("/validate", [1, 2]), 400)
+
+
+def test_object_that_is_not_a_mapping_is_400(server: Server) -> None:
+    body = rv.review(rv.deployment())
+    body["request"]["object"] = ["not", "a", "mapping"]
+    assert "request.object must be a JSON object" in _status(server.post("/validate", body), 400)
+    body["request"]["object"] = None
+    assert "got null" in _status(server.post("/validate", body), 400)
+
+
+def test_policy_that_raises_is_decided_by_its_failure_action(server: Server) -> None:
+    before = server.metrics()
+    loud = rv.deployment("web", "shop", annotations={"test.podgate.dev/explode": "1"})
+    body = rv.review(loud, uid="raise-1")
+    resp = server.review("/validate", body)  # carries the uid
+    assert resp["allowed"] is True  # default failure action: warn
+    assert resp["warnings"] == ["explode: policy raised RuntimeError: kaboom"]
+    strict = rv.deployment("web", "shop", annotations={"test.podgate.dev/explode-strict": "1"})
+    resp = server.review("/validate", rv.review(strict, uid="raise-2"))
+    assert resp["uid"] == "raise-2"
+    assert resp["allowed"] is False
+    assert (
+        "explode-strict: policy raised RuntimeError: kaboom, strictly"
+        in (resp["status"]["message"])
+    )
+    after = server.metrics()
+    for policy in ("explode", "explode-strict"):
+        assert metric(after, "podgate_policy_errors_total", policy=policy) == (
+            metric(before, "podgate_policy_errors_total", policy=policy) + 1
+        )
+    assert metric(after, "podgate_policy_results_total", policy="explode", result="error") > 0
+
+
+def test_deadline_answers_by_the_failure_action(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, sink=FakeSink(), deadline_s=0.5)
+    try:
+        slow = rv.deployment("web", "shop", annotations={"test.podgate.dev/sleep": "1.5"})
+        started = time.monotonic()
+        resp = srv.review("/validate", rv.review(slow, uid="slow-1"))
+        took = time.monotonic() - started
+        assert took < 1.2, took  # answered at the deadline, not when the policy finished
+        assert resp["allowed"] is True
+        assert resp["warnings"][0].startswith("podgate could not check this request")
+        assert "0.5s deadline" in resp["warnings"][0]
+        text = srv.metrics()
+        assert metric(text, "podgate_admission_errors_total", reason="deadline") >= 1
+        assert metric(text, "podgate_admission_requests_total", decision="error") >= 1
+        # the event loop was never blocked: other requests are answered meanwhile
+        fast = srv.review("/validate", rv.review(rv.deployment()))
+        assert fast["allowed"] is True
+    finally:
+        srv.stop()
+
+
+def _raw_tls(server: Server) -> ssl.SSLSocket:
+    ctx = tls_context(server.ca_file)
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+    return ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+@pytest.mark.parametrize("partial", ["headers", "body"])
+def test_a_stalled_half_request_is_cut_off(server: Server, partial: str) -> None:
+    body = json.dumps(rv.review(rv.deployment())).encode()
+    head = (
+        f"POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n"
+    ).encode()
+    conn = _raw_tls(server)
+    try:
+        conn.sendall(head if partial == "headers" else head + b"\r\n" + body[:40])
+        started = time.monotonic()
+        # meanwhile the server keeps answering others
+        assert server.review("/validate", rv.review(rv.deployment()))["allowed"] is True
+        conn.settimeout(5)
+        try:
+            data = conn.recv(1024)
+        except (ConnectionResetError, ssl.SSLError):
+            data = b""
+        waited = time.monotonic() - started
+        assert data == b""  # closed without an answer
+        assert waited < 3.0, waited  # read timeout is 1 s in the harness
+    finally:
+        conn.close()
+
+
+def test_in_flight_and_duration_metrics_names(server: Server) -> None:
+    server.review("/validate", rv.review(rv.deployment()))
+    text = server.metrics()
+    for name in (
+        "podgate_admission_requests_total",
+        "podgate_admission_duration_seconds_bucket",
+        "podgate_admission_requests_in_flight",
+        "podgate_policy_results_total",
+        "podgate_policy_duration_seconds_bucket",
+        "podgate_certificate_expiry_timestamp_seconds",
+        "podgate_cluster_cache_synced",
+        "podgate_cluster_cache_age_seconds",
+        "podgate_events_sent_total",
+        "podgate_events_dropped_total",
+        "podgate_config_reloads_total",
+    ):
+        assert f"\n{name}" in text or f"# TYPE {name}" in text, name
+    buckets = {"0.0005", "10.0", "+Inf"}
+    for le in buckets:
+        assert f'podgate_admission_duration_seconds_bucket{{le="{le}",webhook="validate"}}' in text
+    assert metric(text, "podgate_cluster_cache_synced", resource="networkpolicies") == 1
+    assert metric(text, "podgate_certificate_expiry_timestamp_seconds") > time.time()
+    # bounded labels: no names or uids anywhere
+    for line in text.splitlines():
+        if line.startswith("podgate_"):
+            assert "uid" not in line, line
+            assert 'name="' not in line, line

@@ -1,0 +1,131 @@
+"""`podgate serve` as the process a kubelet runs: signals, workers, the CLI."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.integration import reviews as rv
+from tests.integration.harness import metric, start_process, tls_context
+from tests.webhook.fakes import wait_for
+
+
+def test_sigterm_readiness_off_in_flight_finishes_exit_0(tmp_path: Path) -> None:
+    proc = start_process(
+        tmp_path, "--shutdown-delay", "1.0", "--grace-period", "5", "--deadline", "5"
+    )
+    try:
+        slow = rv.deployment("web", "shop", annotations={"test.podgate.dev/sleep": "1.5"})
+        result: dict[str, Any] = {}
+
+        def in_flight() -> None:
+            with proc.client() as client:
+                resp = client.post("/validate", json=rv.review(slow, uid="in-flight"))
+                result["status"] = resp.status_code
+                result["body"] = resp.json()
+
+        thread = threading.Thread(target=in_flight)
+        thread.start()
+        time.sleep(0.3)  # the request is being evaluated
+        sent = time.monotonic()
+        proc.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: proc.side_get("/readyz").status_code == 503, timeout=2)
+        assert "shutting down" in proc.side_get("/readyz").text
+        # during the shutdown delay new requests are still served
+        with proc.client() as client:
+            resp = client.post("/validate", json=rv.review(rv.deployment()))
+            assert resp.status_code == 200
+        thread.join(10)
+        assert result["status"] == 200
+        assert result["body"]["response"]["uid"] == "in-flight"
+        assert result["body"]["response"]["allowed"] is True
+        code = proc.proc.wait(10)
+        assert code == 0, proc.log()
+        assert time.monotonic() - sent < 5.0
+        assert '"shutting down: readiness off, draining"' in proc.log()
+    finally:
+        proc.stop()
+
+
+@pytest.mark.slow
+def test_two_workers_share_the_port_and_aggregate_metrics(tmp_path: Path) -> None:
+    proc = start_process(tmp_path, "--workers", "2", "--shutdown-delay", "0.2")
+    try:
+        pids: set[str] = set()
+        with proc.client() as client:
+            for i in range(40):
+                # a new connection each time so both workers get some
+                resp = client.post(
+                    "/validate",
+                    json=rv.review(rv.deployment(), uid=f"w-{i}"),
+                    headers={"Connection": "close"},
+                )
+                assert resp.status_code == 200
+                assert resp.json()["response"]["uid"] == f"w-{i}"
+        text = proc.side_get("/metrics").text
+        assert metric(text, "podgate_admission_requests_total", webhook="validate") == 40
+        assert metric(text, "podgate_certificate_expiry_timestamp_seconds") > time.time()
+        assert metric(text, "podgate_admission_duration_seconds_count", webhook="validate") == 40
+        # in multiprocess mode each worker writes its own file
+        for line in proc.log().splitlines():
+            if "Started server process" in line:
+                pids.add(line)
+        assert len(pids) == 2, proc.log()
+        assert proc.side_get("/readyz").status_code == 200
+        proc.proc.send_signal(signal.SIGTERM)
+        assert proc.proc.wait(15) == 0, proc.log()
+    finally:
+        proc.stop()
+
+
+def _serve(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "serve", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_serve_usage_errors_exit_2(tmp_path: Path) -> None:
+    no_certs = _serve("--no-cluster", "--port", "0")
+    assert no_certs.returncode == 2
+    assert "--cert/--key, --self-signed or --manage-certs" in no_certs.stderr
+    bad_config = tmp_path / "bad.yaml"
+    bad_config.write_text("policies: {require-resources: {action: maybe}}\n")
+    broken = _serve("--self-signed", "--cert-dir", str(tmp_path), "--config", str(bad_config))
+    assert broken.returncode == 2
+    assert "policies.require-resources.action" in broken.stderr
+
+
+def test_webhooks_remove_needs_a_name() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "webhooks", "remove"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 2
+    assert "--validating-webhook" in out.stderr
+
+
+def test_self_signed_files_and_sans(tmp_path: Path) -> None:
+    proc = start_process(tmp_path)
+    try:
+        for name in ("ca.crt", "tls.crt", "tls.key"):
+            assert (proc.cert_dir / name).exists()
+        assert oct((proc.cert_dir / "tls.key").stat().st_mode & 0o777) == "0o600"
+        # the certificate is valid for 127.0.0.1 as well as localhost
+        with httpx.Client(verify=tls_context(proc.cert_dir / "ca.crt")) as client:
+            resp = client.get(f"https://127.0.0.1:{proc.port}/policies")
+            assert resp.status_code == 200
+    finally:
+        proc.stop()

@@ -1,0 +1,194 @@
+"""The app: POST /validate, POST /mutate, GET /policies.
+
+The admission routes are thin: check the content type, read the body under
+a cap, parse the review, hand it to the Admitter, encode the answer in the
+version it came in; bad input gets a 4xx with a metav1 Status naming the
+reason. `admit` holds that logic once, independent of the framework.
+
+`create_app` returns the FastAPI app wrapped in `AdmissionFastPath`, a
+raw-ASGI front that serves the two admission routes itself and passes
+everything else to FastAPI. The FastAPI middleware stack (error handling,
+exception handlers, exit stacks, body limits; a coroutine frame each per
+ASGI message) cost about as much as the whole evaluation of a typical
+Deployment, and these two routes need none of it. FastAPI still declares
+them, so the app is complete on its own (and is what tests of the routes'
+logic can mount).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+from webhook import metrics
+from webhook.admission import BadReview, http_error, parse_review
+from webhook.handler import Admitter, Webhook
+
+MAX_BODY = 8 * 1024 * 1024
+# Past the cap the rest of the body is read and discarded up to this size, so
+# the client gets to read the 413 instead of a reset connection.
+DRAIN_LIMIT = 4 * MAX_BODY
+JSON = "application/json"
+ROUTES: Mapping[str, Webhook] = {"/validate": "validate", "/mutate": "mutate"}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    status: int
+    body: bytes
+    close: bool = False  # the body was not read whole: the connection cannot be reused
+
+
+class TooLarge(Exception):
+    def __init__(self, size: int, drained: bool) -> None:
+        super().__init__(size)
+        self.size, self.drained = size, drained
+
+
+async def read_body(
+    header: Callable[[str], str | None], chunks: AsyncIterator[bytes], cap: int
+) -> bytes:
+    declared = header("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > DRAIN_LIMIT:
+        raise TooLarge(int(declared), drained=False)
+    kept: list[bytes] = []
+    size = 0
+    async for chunk in chunks:
+        size += len(chunk)
+        if size > DRAIN_LIMIT:
+            raise TooLarge(size, drained=False)
+        if size <= cap:
+            kept.append(chunk)
+    if size > cap:
+        raise TooLarge(size, drained=True)
+    return b"".join(kept)
+
+
+def _refuse(webhook: Webhook, code: int, message: str, *, close: bool = False) -> Reply:
+    metrics.INVALID_REQUESTS.labels(webhook, str(code)).inc()
+    return Reply(code, http_error(code, message), close)
+
+
+async def admit(
+    admitter: Admitter,
+    webhook: Webhook,
+    header: Callable[[str], str | None],
+    chunks: AsyncIterator[bytes],
+    max_body: int,
+) -> Reply:
+    """One admission request, from headers and body chunks to the reply."""
+    started = time.perf_counter()
+    in_flight = metrics.in_flight(webhook)
+    in_flight.inc()
+    try:
+        content_type = header("content-type") or ""
+        if content_type.partition(";")[0].strip().lower() != JSON:
+            return _refuse(
+                webhook, 415, f"content type must be {JSON}, got {content_type or 'none'!r}"
+            )
+        try:
+            body = await read_body(header, chunks, max_body)
+        except TooLarge as exc:
+            return _refuse(
+                webhook,
+                413,
+                f"request body of {exc.size} bytes is over the {max_body}-byte limit",
+                close=not exc.drained,
+            )
+        try:
+            review = parse_review(body)
+            response = await admitter.review(webhook, review.request, started)
+        except BadReview as exc:
+            return _refuse(webhook, 400, str(exc))
+        return Reply(200, response.encode(review.api_version))
+    finally:
+        in_flight.dec()
+
+
+class AdmissionFastPath:
+    """Serves POST /validate and /mutate as raw ASGI; anything else goes to `app`."""
+
+    def __init__(self, app: FastAPI, admitter: Admitter, max_body: int) -> None:
+        self.app, self.admitter, self.max_body = app, admitter, max_body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        webhook = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
+        if webhook is None or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+
+        async def chunks() -> AsyncIterator[bytes]:
+            while True:
+                message: Message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise ClientDisconnect
+                yield message.get("body", b"")
+                if not message.get("more_body", False):
+                    return
+
+        try:
+            reply = await admit(self.admitter, webhook, headers.get, chunks(), self.max_body)
+        except ClientDisconnect:
+            return  # nobody is listening; nothing to answer
+        response_headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(reply.body)).encode()),
+        ]
+        if reply.close:
+            response_headers.append((b"connection", b"close"))
+        await send({"type": "http.response.start", "status": reply.status,
+                    "headers": response_headers})  # fmt: skip
+        await send({"type": "http.response.body", "body": reply.body})
+
+
+def create_fastapi(admitter: Admitter, *, max_body: int = MAX_BODY) -> FastAPI:
+    app = FastAPI(
+        title="podgate",
+        description="Kubernetes admission policies in plain, typed Python.",
+        docs_url=None,
+        redoc_url=None,
+    )
+
+    async def route(webhook: Webhook, request: Request) -> Response:
+        try:
+            reply = await admit(admitter, webhook, request.headers.get, request.stream(), max_body)
+        except ClientDisconnect:
+            return Response(status_code=400)
+        headers = {"Connection": "close"} if reply.close else None
+        return Response(reply.body, status_code=reply.status, media_type=JSON, headers=headers)
+
+    async def validate(request: Request) -> Response:
+        return await route("validate", request)
+
+    async def mutate(request: Request) -> Response:
+        return await route("mutate", request)
+
+    app.add_route("/validate", validate, methods=["POST"], include_in_schema=False)
+    app.add_route("/mutate", mutate, methods=["POST"], include_in_schema=False)
+
+    @app.get("/policies")
+    def policies() -> dict[str, Any]:
+        """The policies and mutations in force, their actions and parameters."""
+        config = admitter.config.current
+        return {
+            "config": config.source,
+            "enforcement": str(config.enforcement),
+            "failure_action": str(config.raw.failure_action),
+            "unsynced_action": str(config.unsynced_action),
+            "cluster_state": str(admitter.context.cluster_state),
+            "policies": config.describe(),
+        }
+
+    return app
+
+
+def create_app(admitter: Admitter, *, max_body: int = MAX_BODY) -> AdmissionFastPath:
+    return AdmissionFastPath(create_fastapi(admitter, max_body=max_body), admitter, max_body)

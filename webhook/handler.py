@@ -1,0 +1,239 @@
+"""From a parsed AdmissionReview to its response: what the two routes share.
+
+The engine runs on a pool of threads (evaluator.py) so the event loop keeps accepting and
+answering while a policy computes; an overall deadline (below the webhook's
+`timeoutSeconds`) bounds the wait, after which the answer follows the
+configured failure action instead of letting the API server time out. Every
+answer is counted, logged as one JSON line and, when a policy failed and the
+request is not a dry run, turned into Events on a background queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from policies.engine import BudgetGuard, evaluate
+from policies.model import Action, Context, Decision, Outcome
+from webhook import metrics
+from webhook.admission import (
+    AdmissionRequest,
+    AdmissionResponse,
+    BadReview,
+    allowed,
+    denial_message,
+    denied,
+    errored,
+    patched,
+)
+from webhook.evaluator import EvaluationPool
+from webhook.events import EventRecorder, events_for
+from webhook.logs import ADMISSION_LOGGER
+from webhook.reload import ConfigHolder
+
+Webhook = Literal["validate", "mutate"]
+log = logging.getLogger(ADMISSION_LOGGER)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    response: AdmissionResponse
+    decision: str  # the metric label: allowed, warned, denied, patched, skipped, error
+    result: Decision | None = None
+    note: str = ""
+
+
+def _skip(uid: str, why: str) -> Answer:
+    return Answer(allowed(uid), "skipped", note=why)
+
+
+def _deleting(obj: Mapping[str, Any]) -> bool:
+    meta = obj.get("metadata")
+    return isinstance(meta, Mapping) and bool(meta.get("deletionTimestamp"))
+
+
+class Admitter:
+    def __init__(
+        self,
+        config: ConfigHolder,
+        context: Context,
+        *,
+        pool: EvaluationPool,
+        recorder: EventRecorder | None = None,
+        guard: BudgetGuard | None = None,
+        deadline_s: float = 2.5,
+    ) -> None:
+        self.config = config
+        self.context = context
+        self.pool = pool
+        self.recorder = recorder
+        self.guard = guard if guard is not None else BudgetGuard()
+        self.deadline_s = deadline_s
+
+    # --- deciding ---------------------------------------------------------------
+    def _precheck(self, webhook: Webhook, req: AdmissionRequest) -> Answer | None:
+        """Requests answered without evaluation; None when the engine must run."""
+        if req.operation not in ("CREATE", "UPDATE"):
+            return _skip(req.uid, f"{req.operation or 'unknown'} is never evaluated")
+        ephemeral = req.resource.resource == "pods" and req.sub_resource == "ephemeralcontainers"
+        if req.sub_resource and not ephemeral:
+            # status, scale, binding...: not a change of the pod template
+            return _skip(req.uid, f"subresource {req.sub_resource} is not evaluated")
+        if not isinstance(req.object, dict):
+            raise BadReview(
+                f"request.object must be a JSON object for {req.operation}, "
+                f"got {type(req.object).__name__ if req.object is not None else 'null'}"
+            )
+        if req.operation == "UPDATE" and _deleting(req.object):
+            # finalizer removal on an object being deleted must never be blocked
+            return _skip(req.uid, "object is being deleted")
+        if webhook == "mutate" and (
+            ephemeral or (req.operation == "UPDATE" and req.object.get("kind") == "Pod")
+        ):
+            # a running Pod's spec is immutable: a patch would make the update fail
+            return _skip(req.uid, "pods are only mutated on CREATE")
+        return None
+
+    async def _evaluate(
+        self, webhook: Webhook, req: AdmissionRequest, started: float
+    ) -> Decision | str:
+        """The decision, or the reason there is none (deadline passed, engine bug)."""
+        ephemeral = req.sub_resource == "ephemeralcontainers"
+        call = functools.partial(
+            evaluate,
+            req.object,
+            self.context,
+            self.config.current,
+            validate=webhook == "validate",
+            mutate=webhook == "mutate",
+            ephemeral_only=ephemeral,
+            default_namespace=req.namespace or "default",
+            guard=self.guard,
+        )
+        remaining = self.deadline_s - (time.perf_counter() - started)
+        future = self.pool.submit(call)
+        # a timer that cancels the future: cheaper than asyncio.wait_for's wrapper
+        timer = asyncio.get_running_loop().call_later(max(remaining, 0.001), future.cancel)
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if not future.cancelled() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                raise  # we are being cancelled, not the evaluation
+            metrics.ADMISSION_ERRORS.labels(webhook, "deadline").inc()
+            return f"evaluation did not finish within the {self.deadline_s:g}s deadline"
+        except Exception as exc:  # evaluate() never raises by contract; be safe anyway
+            metrics.ADMISSION_ERRORS.labels(webhook, "internal").inc()
+            log.exception("evaluation failed", extra={"fields": {"uid": req.uid}})
+            return f"evaluation failed: {type(exc).__name__}: {exc}"
+        finally:
+            timer.cancel()
+
+    def _failed(self, uid: str, why: str) -> Answer:
+        """No decision: the configured failure action decides, never a timeout."""
+        action = self.config.current.raw.failure_action
+        text = f"podgate could not check this request: {why}"
+        if action is Action.DENY:
+            return Answer(errored(uid, 500, f"{text}; refused (failure_action: deny)"), "error")
+        if action is Action.WARN:
+            return Answer(allowed(uid, [f"{text}; admitted unchecked"]), "error")
+        return Answer(allowed(uid), "error")
+
+    @staticmethod
+    def _answer(webhook: Webhook, uid: str, decision: Decision) -> Answer:
+        if decision.skipped_reason:
+            return Answer(allowed(uid), "skipped", decision, decision.skipped_reason)
+        warnings = decision.warning_lines
+        if webhook == "mutate":
+            # validation is the validating webhook's job; it runs after us on the patched object
+            if decision.patch:
+                return Answer(patched(uid, decision.patch, warnings), "patched", decision)
+            return Answer(allowed(uid, warnings), "allowed", decision)
+        if not decision.allowed:
+            message = denial_message(str(decision.resource), decision.denial_lines)
+            return Answer(denied(uid, message, warnings), "denied", decision)
+        return Answer(allowed(uid, warnings), "warned" if warnings else "allowed", decision)
+
+    async def review(
+        self, webhook: Webhook, req: AdmissionRequest, started: float
+    ) -> AdmissionResponse:
+        """Answer one request; raises BadReview for a request that cannot be evaluated."""
+        answer = self._precheck(webhook, req)
+        if answer is None:
+            outcome = await self._evaluate(webhook, req, started)
+            if isinstance(outcome, str):
+                answer = self._failed(req.uid, outcome)
+                answer = Answer(answer.response, answer.decision, note=outcome)
+            else:
+                answer = self._answer(webhook, req.uid, outcome)
+        self._record(webhook, req, answer, time.perf_counter() - started)
+        return answer.response
+
+    # --- recording --------------------------------------------------------------
+    def _record(self, webhook: Webhook, req: AdmissionRequest, answer: Answer, took: float) -> None:
+        dry_run = bool(req.dry_run)
+        metrics.requests(
+            webhook,
+            metrics.kind_label(req.kind.kind),
+            metrics.operation_label(req.operation),
+            answer.decision,
+            "true" if dry_run else "false",
+        ).inc()
+        metrics.duration(webhook).observe(took)
+        decision = answer.result
+        failed: list[str] = []
+        errors: list[str] = []
+        if decision is not None:
+            for r in decision.results:
+                metrics.policy_results(r.policy, r.effective_action, r.outcome).inc()
+                if r.outcome is not Outcome.SKIP:
+                    metrics.policy_duration(r.policy).observe(r.duration_s)
+                if r.outcome is Outcome.ERROR:
+                    metrics.POLICY_ERRORS.labels(r.policy).inc()
+                    errors.append(f"{r.policy}: {r.reason}")
+                if r.failed and r.effective_action is not Action.OFF:
+                    failed.append(f"{r.policy}:{r.effective_action}")
+            if (
+                webhook == "validate"
+                and not dry_run
+                and self.recorder is not None
+                and decision.recorded
+            ):
+                self.recorder.record(
+                    events_for(
+                        decision, operation=req.operation, user=req.user_info.username,
+                        obj=req.object if isinstance(req.object, dict) else None,
+                    )
+                )  # fmt: skip
+        level = logging.WARNING if errors or answer.decision == "error" else logging.INFO
+        if not log.isEnabledFor(level):
+            return
+        ref = decision.resource if decision is not None else None
+        fields: dict[str, Any] = {
+            "uid": req.uid,
+            "webhook": webhook,
+            "kind": req.kind.kind,
+            "namespace": (ref.namespace if ref else None) or req.namespace,
+            "name": (ref.name if ref else None) or req.name,
+            "user": req.user_info.username,
+            "operation": req.operation,
+            "dry_run": dry_run,
+            "decision": answer.decision,
+            "failed": failed,
+            "duration_ms": round(took * 1000, 3),
+        }
+        if req.sub_resource:
+            fields["subresource"] = req.sub_resource
+        if answer.response.warnings:
+            fields["warnings"] = len(answer.response.warnings)
+        if decision is not None and decision.patch and answer.decision == "patched":
+            fields["patch_ops"] = len(decision.patch)
+        if errors:
+            fields["errors"] = errors
+        if answer.note:
+            fields["note"] = answer.note
+        log.log(level, "admission", extra={"fields": fields})

@@ -1,0 +1,209 @@
+"""Every Prometheus collector of the webhook, in one place.
+
+Names are prefixed `podgate_`. Label values are bounded: webhook, kind (the
+workload kinds, else `other`), operation, decision, dry_run, policy ids (fixed
+by the config), actions, results and fixed reasons. Never names or uids.
+
+With several workers (`--workers N`) each worker is a process with its own
+collectors; prometheus_client's multiprocess mode (PROMETHEUS_MULTIPROC_DIR,
+set by `podgate serve` before any worker starts) writes their values to files
+that the supervisor aggregates on /metrics. Gauges therefore declare how they
+combine across processes (`multiprocess_mode`); the argument is ignored in a
+single process.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as _multiprocess
+
+from policies.workloads import POD_KINDS
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# 0.5 ms to 10 s: a webhook answer is normally a millisecond or two; the top
+# buckets show requests that approach the API server's webhook timeout.
+ADMISSION_BUCKETS = (
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+)  # fmt: skip
+POLICY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.25, 1.0)
+
+OPERATIONS = frozenset({"CREATE", "UPDATE", "DELETE", "CONNECT"})
+
+ADMISSION_REQUESTS = Counter(
+    "podgate_admission_requests_total",
+    "Admission requests answered, by webhook, kind, operation, decision and dry_run.",
+    ["webhook", "kind", "operation", "decision", "dry_run"],
+)
+ADMISSION_DURATION = Histogram(
+    "podgate_admission_duration_seconds",
+    "Time from the request body being read to the response being built.",
+    ["webhook"],
+    buckets=ADMISSION_BUCKETS,
+)
+INVALID_REQUESTS = Counter(
+    "podgate_admission_invalid_requests_total",
+    "Requests refused before evaluation (malformed review, wrong content type, too large).",
+    ["webhook", "code"],
+)
+ADMISSION_ERRORS = Counter(
+    "podgate_admission_errors_total",
+    "Requests decided by the failure action because evaluation did not complete.",
+    ["webhook", "reason"],
+)
+IN_FLIGHT = Gauge(
+    "podgate_admission_requests_in_flight",
+    "Admission requests being processed.",
+    ["webhook"],
+    multiprocess_mode="livesum",
+)
+POLICY_RESULTS = Counter(
+    "podgate_policy_results_total",
+    "Policy results, by policy, effective action and result (pass, fail, skip, error).",
+    ["policy", "action", "result"],
+)
+POLICY_DURATION = Histogram(
+    "podgate_policy_duration_seconds",
+    "Time one policy took on one object.",
+    ["policy"],
+    buckets=POLICY_BUCKETS,
+)
+POLICY_ERRORS = Counter(
+    "podgate_policy_errors_total",
+    "Policies that raised or ran over their time budget.",
+    ["policy"],
+)
+EVENTS_SENT = Counter("podgate_events_sent_total", "Kubernetes Events created.")
+EVENTS_AGGREGATED = Counter(
+    "podgate_events_aggregated_total",
+    "Repeats of a recent Event counted on it instead of being sent again.",
+)
+EVENTS_DROPPED = Counter(
+    "podgate_events_dropped_total",
+    "Events not sent: queue full, rate limited, or the API call failed.",
+    ["reason"],
+)
+CACHE_SYNCED = Gauge(
+    "podgate_cluster_cache_synced",
+    "1 when the cluster cache of this resource has synced and its watch is healthy.",
+    ["resource"],
+    multiprocess_mode="livemin",
+)
+CACHE_AGE = Gauge(
+    "podgate_cluster_cache_age_seconds",
+    "Seconds since the cache of this resource was last confirmed current by its watch.",
+    ["resource"],
+    multiprocess_mode="livemax",
+)
+CERT_EXPIRY = Gauge(
+    "podgate_certificate_expiry_timestamp_seconds",
+    "Unix time at which the serving certificate expires.",
+    # max, not min: the supervisor's own (never set) 0 must not win, and after a
+    # rotation the newest certificate is the one being served
+    multiprocess_mode="livemax",
+)
+CONFIG_RELOADS = Counter(
+    "podgate_config_reloads_total",
+    "Config reloads after the file changed, by result (success, failure).",
+    ["result"],
+)
+CONFIG_LAST_RELOAD = Gauge(
+    "podgate_config_last_reload_success_timestamp_seconds",
+    "Unix time of the last successful config load.",
+    multiprocess_mode="livemax",
+)
+
+# --- the background audit (`podgate audit --watch`) ---------------------------
+AUDIT_VIOLATIONS = Gauge(
+    "podgate_audit_violations",
+    "Objects in the cluster currently failing a policy, by policy, namespace and action.",
+    ["policy", "namespace", "action"],
+    multiprocess_mode="liveall",
+)
+AUDIT_OBJECTS = Gauge(
+    "podgate_audit_objects",
+    "Objects evaluated in the last full audit pass, by kind.",
+    ["kind"],
+    multiprocess_mode="liveall",
+)
+AUDIT_LAST_PASS = Gauge(
+    "podgate_audit_last_full_pass_timestamp_seconds",
+    "Unix time at which the last full audit pass finished.",
+    multiprocess_mode="livemax",
+)
+AUDIT_PASS_DURATION = Gauge(
+    "podgate_audit_last_full_pass_duration_seconds",
+    "How long the last full audit pass took.",
+    multiprocess_mode="livemax",
+)
+AUDIT_ERRORS = Counter(
+    "podgate_audit_errors_total",
+    "Audit passes or watch events that failed (API unavailable, ...), by stage.",
+    ["stage"],
+)
+AUDIT_LEADER = Gauge(
+    "podgate_audit_leader",
+    "1 while this audit instance holds the Lease and is the active one.",
+    multiprocess_mode="livemax",
+)
+
+
+class Children:
+    """`metric.labels(...)` memoised: the label sets are bounded, and the lookup
+    (argument checks, a lock) costs more than the increment on the hot path."""
+
+    def __init__(self, metric: Any) -> None:
+        self.metric = metric
+        self._cache: dict[tuple[str, ...], Any] = {}
+
+    def __call__(self, *labels: str) -> Any:
+        child = self._cache.get(labels)
+        if child is None:
+            child = self._cache[labels] = self.metric.labels(*labels)
+        return child
+
+
+requests = Children(ADMISSION_REQUESTS)
+duration = Children(ADMISSION_DURATION)
+in_flight = Children(IN_FLIGHT)
+policy_results = Children(POLICY_RESULTS)
+policy_duration = Children(POLICY_DURATION)
+
+
+def kind_label(kind: object) -> str:
+    """A bounded label value: the workload kinds as they are, anything else `other`."""
+    return kind if isinstance(kind, str) and kind in POD_KINDS else "other"
+
+
+def operation_label(operation: object) -> str:
+    return operation if isinstance(operation, str) and operation in OPERATIONS else "other"
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition of this process, or of every worker in multiprocess mode."""
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+
+def mark_process_dead(pid: int) -> None:
+    """Drop the live gauges of a worker that exited (multiprocess mode)."""
+    if multiprocess_dir():
+        _multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
