@@ -206,8 +206,14 @@ class Podgate:
         return self.workdir / "podgate.log"
 
     @property
+    def host(self) -> str:
+        """Where the API server reaches podgate: loopback for the control plane of
+        e2e/cluster.sh; the host's address on the docker network for kind."""
+        return os.environ.get("PODGATE_E2E_WEBHOOK_HOST", "127.0.0.1")
+
+    @property
     def url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+        return f"https://{self.host}:{self.port}"
 
     def ca_bundle(self) -> str:
         return base64.b64encode((self.cert_dir / "ca.crt").read_bytes()).decode()
@@ -218,7 +224,8 @@ class Podgate:
         cmd = [
             sys.executable, "-m", "webhook.cli", "serve",
             "--self-signed", "--cert-dir", str(self.cert_dir),
-            "--host", "127.0.0.1", "--port", str(self.port),
+            "--host", "127.0.0.1" if self.host == "127.0.0.1" else "0.0.0.0",
+            "--san", self.host, "--port", str(self.port),
             "--metrics-port", str(self.metrics_port),
             "--kubeconfig", os.environ["KUBECONFIG"],
             "--config", str(self.config_path),

@@ -179,6 +179,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--cert-secret", metavar="NAME", help="Secret holding managed certs")
     serve.add_argument("--service", metavar="NAME", help="Service name (for certificate SANs)")
+    serve.add_argument(
+        "--san", action="append", default=[], metavar="NAME_OR_IP",
+        help="with --self-signed: an extra DNS name or IP address in the serving certificate, "
+        "e.g. the address a kind node reaches this host at (repeatable)",
+    )  # fmt: skip
     serve.add_argument("--namespace", metavar="NS", default=os.environ.get("POD_NAMESPACE"))
     serve.add_argument(
         "--validating-webhook", metavar="NAME", help="ValidatingWebhookConfiguration to patch"

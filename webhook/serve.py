@@ -79,7 +79,10 @@ def _certificates(args: argparse.Namespace, api_client: Any) -> tuple[str, str] 
             return "--cert and --key go together"
         return args.cert, args.key
     if args.self_signed:
-        tls.ensure_self_signed(cert_dir, names)
+        extra_names, extra_ips = tls.split_sans(args.san)
+        tls.ensure_self_signed(
+            cert_dir, [*names, *extra_names], ip_addresses=(*tls.LOOPBACK_IPS, *extra_ips)
+        )
         log.info("self-signed certificates ready", extra={"fields": {"dir": str(cert_dir)}})
     else:
         from webhook.certs import CertManager

@@ -52,6 +52,9 @@ class Bundle:
     ca_bundle: bytes
 
 
+LOOPBACK_IPS = ("127.0.0.1", "::1")
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
@@ -123,7 +126,7 @@ def make_serving_cert(
     ca_cert_pem: bytes,
     ca_key_pem: bytes,
     dns_names: Sequence[str],
-    ip_addresses: Sequence[str] = ("127.0.0.1", "::1"),
+    ip_addresses: Sequence[str] = LOOPBACK_IPS,
     days: int = SERVING_DAYS,
 ) -> tuple[bytes, bytes]:
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
@@ -178,6 +181,27 @@ def dns_names_of(cert_pem: bytes) -> set[str]:
     return set(san.value.get_values_for_type(x509.DNSName))
 
 
+def ip_addresses_of(cert_pem: bytes) -> set[str]:
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    except x509.ExtensionNotFound:
+        return set()
+    return {str(ip) for ip in san.value.get_values_for_type(x509.IPAddress)}
+
+
+def split_sans(sans: Sequence[str]) -> tuple[list[str], list[str]]:
+    """`--san` values as (DNS names, IP addresses)."""
+    names: list[str] = []
+    ips: list[str] = []
+    for san in sans:
+        try:
+            ips.append(str(ipaddress.ip_address(san)))
+        except ValueError:
+            names.append(san)
+    return names, ips
+
+
 def expiry_timestamp(cert_pem: bytes) -> float:
     return x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc.timestamp()
 
@@ -209,7 +233,9 @@ def write_bundle(cert_dir: Path, bundle: Bundle, *, with_ca_key: bool = False) -
     write_atomic(cert_dir / CERT_FILE, bundle.cert)
 
 
-def ensure_self_signed(cert_dir: Path, dns_names: Sequence[str]) -> Bundle:
+def ensure_self_signed(
+    cert_dir: Path, dns_names: Sequence[str], ip_addresses: Sequence[str] = LOOPBACK_IPS
+) -> Bundle:
     """Reuse the CA in cert_dir if there is one (so the registered caBundle stays
     valid across restarts); issue a new serving certificate when it is missing,
     has less than a third of its life left, or lacks one of the names."""
@@ -227,12 +253,13 @@ def ensure_self_signed(cert_dir: Path, dns_names: Sequence[str]) -> Bundle:
         usable = (
             remaining_fraction(cert) >= 1 / 3
             and set(dns_names) <= dns_names_of(cert)
+            and set(ip_addresses) <= ip_addresses_of(cert)
             and _issued_by(cert, ca_cert)
         )
     except (OSError, ValueError):
         usable = False
     if not usable:
-        cert, key = make_serving_cert(ca_cert, ca_key, dns_names)
+        cert, key = make_serving_cert(ca_cert, ca_key, dns_names, ip_addresses)
     bundle = Bundle(ca_cert, ca_key, cert, key, ca_cert)
     write_bundle(cert_dir, bundle, with_ca_key=True)
     return bundle

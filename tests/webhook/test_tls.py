@@ -46,3 +46,15 @@ def test_reloader_switches_only_to_a_matching_pair(tmp_path: Path) -> None:
     assert reloader.reloads == 1
     (tmp_path / "tls.crt").write_bytes(b"-----BEGIN CERTIFICATE-----\ngarbage")
     assert reloader.maybe_reload() is False  # a broken file: the old certificate stays
+
+
+def test_extra_sans_are_in_the_self_signed_certificate(tmp_path: Path) -> None:
+    names, ips = tls.split_sans(["podgate.example", "172.18.0.1"])
+    assert (names, ips) == (["podgate.example"], ["172.18.0.1"])
+    first = tls.ensure_self_signed(tmp_path, ["localhost", *names], (*tls.LOOPBACK_IPS, *ips))
+    assert "172.18.0.1" in tls.ip_addresses_of(first.cert)
+    assert "podgate.example" in tls.dns_names_of(first.cert)
+    again = tls.ensure_self_signed(tmp_path, ["localhost", *names], (*tls.LOOPBACK_IPS, *ips))
+    assert again.cert == first.cert, "a certificate with every SAN is reused"
+    wider = tls.ensure_self_signed(tmp_path, ["localhost"], (*tls.LOOPBACK_IPS, "10.1.2.3"))
+    assert "10.1.2.3" in tls.ip_addresses_of(wider.cert), "a missing IP means a new certificate"
