@@ -282,25 +282,8 @@ class Podgate:
         tmp.write_text(yaml.safe_dump(config))
         tmp.replace(self.config_path)  # atomic, as a ConfigMap update is
 
-    def metrics(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
-        ) as r:
-            text = r.read().decode()
-        samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-        return samples
-
     def metric(self, name: str, **labels: str) -> float:
-        """Sum of the samples of `name` whose labels include `labels`."""
-        wanted = set(labels.items())
-        return sum(
-            value
-            for (sample, sample_labels), value in self.metrics().items()
-            if sample == name and wanted <= set(sample_labels)
-        )
+        return scrape(self.metrics_port, name, **labels)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Write a new config and wait until podgate has loaded it."""
@@ -310,6 +293,19 @@ class Podgate:
             lambda: self.metric("podgate_config_reloads_total", result="success") > before,
             timeout=20,
         )
+
+
+def scrape(port: int, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` on a /metrics endpoint whose labels include `labels`."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    wanted = set(labels.items())
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and wanted <= set(sample.labels.items())
+    )
 
 
 def _require_cluster() -> None:

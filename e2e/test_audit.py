@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -15,9 +16,12 @@ from e2e.conftest import (
     bad_pod,
     deployment,
     eventually,
+    free_port,
     kubectl,
     kubectl_ok,
     new_namespace,
+    policy_events,
+    scrape,
 )
 
 
@@ -86,3 +90,48 @@ def test_audit_reports_pre_existing_violations_once_per_workload(installed: Podg
         assert f"Deployment {ns}/legacy" in text.stdout
     finally:
         kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def test_watch_mode_follows_changes_and_stops_cleanly(installed: Podgate) -> None:
+    ns = new_namespace("watch", labels={"podgate.dev/ignore": "true"})
+    port = free_port()
+    env = {**os.environ, "POD_NAMESPACE": ns, "POD_NAME": "e2e-audit"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "webhook.cli", "audit", "--watch", "--kubeconfig",
+         os.environ["KUBECONFIG"], "--metrics-port", str(port), "--resync-seconds", "5"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT, env=env,
+    )  # fmt: skip
+
+    def violations() -> float:
+        return scrape(port, "podgate_audit_violations", namespace=ns, policy="require-probes")
+
+    try:
+        eventually(lambda: _up(port) and scrape(port, "podgate_audit_leader") == 1, timeout=60)
+        legacy = deployment("legacy", ns, {"containers": [{"name": "app", "image": "app:1"}]})
+        kubectl_ok("apply", "-f", "-", stdin=yaml.safe_dump(legacy))
+        eventually(lambda: violations() == 1, timeout=30)
+        events = eventually(
+            lambda: [e for e in policy_events(ns) if e["involvedObject"]["kind"] == "Deployment"]
+        )
+        assert events[0]["message"].startswith(f"Audit: Deployment {ns}/legacy would be denied")
+        kubectl_ok("delete", "deployment", "legacy", "-n", ns)
+        eventually(lambda: violations() == 0, timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        holder = kubectl_ok(
+            "get", "lease", "podgate-audit", "-n", ns, "-o", "jsonpath={.spec.holderIdentity}"
+        )
+        assert holder == "", "the Lease is handed back on a clean shutdown"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def _up(port: int) -> bool:
+    try:
+        scrape(port, "podgate_audit_leader")
+    except OSError:
+        return False
+    return True

@@ -19,6 +19,7 @@ import contextlib
 import datetime as dt
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -236,6 +237,18 @@ class LeaseElector:
             self.last_renewed = now
         return won
 
+    def release(self) -> None:
+        """Hand the Lease back on a clean shutdown, so the next instance need not
+        wait for it to expire (client-go's ReleaseOnCancel)."""
+        lease = self.store.get()
+        spec = as_mapping(lease.get("spec")) if lease else {}
+        if lease is None or spec.get("holderIdentity") != self.identity:
+            return
+        released = {**spec, "holderIdentity": None, "leaseDurationSeconds": 1,
+                    "renewTime": _micro_time(self.clock() - 2)}  # fmt: skip
+        self.store.replace({**lease, "spec": released})
+        self.last_renewed = None
+
     def holds(self) -> bool:
         """Still the leader: renewed within the Lease duration."""
         return self.last_renewed is not None and self.clock() - self.last_renewed < self.duration_s
@@ -446,8 +459,10 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     import kopf
     from prometheus_client import start_http_server
 
+    from webhook import logs
     from webhook.cluster import KubeEventSink, cluster_cache
 
+    logs.configure(args.log_level)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # for kopf's own login
     namespace = os.environ.get("POD_NAMESPACE") or "default"
@@ -459,8 +474,15 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     if not elector.wait_for_leadership(stop):
         return 0
     metrics.AUDIT_LEADER.set(1)
+
+    def step_down() -> None:
+        # kopf stops on SIGTERM as on a Deployment's shutdown; a stop_flag would
+        # leave one of its executor threads waiting on it and hang the exit
+        stop.set()
+        os.kill(os.getpid(), signal.SIGTERM)
+
     threading.Thread(
-        target=elector.keep_renewing, args=(stop, stop.set), daemon=True, name="lease"
+        target=elector.keep_renewing, args=(stop, step_down), daemon=True, name="lease"
     ).start()
 
     cache = cluster_cache(api_client, stale_after_s=120.0)
@@ -515,12 +537,12 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     settings.posting.enabled = False  # our Events, not kopf's
     settings.watching.server_timeout = 300
     try:
-        kopf.run(
-            registry=registry, settings=settings, standalone=True, clusterwide=True, stop_flag=stop
-        )
+        kopf.run(registry=registry, settings=settings, standalone=True, clusterwide=True)
     finally:
         stop.set()
         cache.stop()
         recorder.stop()
         metrics.AUDIT_LEADER.set(0)
+        with contextlib.suppress(Exception):  # best effort: otherwise it expires
+            elector.release()
     return 0

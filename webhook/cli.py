@@ -278,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--resync-seconds", type=float, default=600.0)
     audit.add_argument("--policy-reports", action="store_true", help="write PolicyReport objects")
     audit.add_argument("--verbose", "-v", action="store_true")
+    audit.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error"),
+        help="with --watch: JSON log lines on stderr at this level",
+    )  # fmt: skip
     audit.add_argument("--no-color", action="store_true")
     audit.set_defaults(func=cmd_audit)
 

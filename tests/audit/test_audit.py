@@ -323,3 +323,18 @@ def test_policy_reports_one_per_namespace(action: str) -> None:
     expected = "fail" if action == "deny" else "warn"
     assert n1["summary"][expected] == 2
     assert n1["results"][0]["severity"] == "high"
+
+
+def test_release_hands_the_lease_over_at_once() -> None:
+    now = [1_000_000.0]
+    store = FakeLeases()
+    a = LeaseElector(store, "a", duration_s=15, clock=lambda: now[0])
+    b = LeaseElector(store, "b", duration_s=15, clock=lambda: now[0])
+    assert a.try_acquire_or_renew()
+    a.release()
+    assert not a.holds()
+    assert b.try_acquire_or_renew(), "no need to wait 15 s for the Lease to expire"
+    b.release()
+    a.release()  # not the holder: a no-op
+    assert store.lease is not None
+    assert store.lease["spec"]["holderIdentity"] is None
