@@ -212,24 +212,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pods", type=int, default=10_000)
     parser.add_argument("--watch-seconds", type=float, default=60)
+    parser.add_argument("--keep", action="store_true", help="leave the Pods for another run")
+    parser.add_argument("--reuse", metavar="PREFIX", help="measure the Pods a --keep run left")
     args = parser.parse_args()
     kubeconfig = os.environ["KUBECONFIG"]
-    prefix = f"bench-audit-{uuid.uuid4().hex[:5]}"
     started = time.monotonic()
-    namespaces = fill(prefix, args.pods)
+    if args.reuse:
+        listed = kubectl("get", "namespaces", "-o", "name").split()
+        namespaces = [n.removeprefix("namespace/") for n in listed if args.reuse in n]
+    else:
+        namespaces = fill(f"bench-audit-{uuid.uuid4().hex[:5]}", args.pods)
     filled_s = time.monotonic() - started
     try:
         base = baseline_mb()
         once, once_s = one_shot_mb(kubeconfig)
         watch = watch_mb(kubeconfig, args.watch_seconds)
     finally:
-        for ns in namespaces:
-            kubectl("delete", "namespace", ns, "--wait=false")
+        if not args.keep:
+            for ns in namespaces:
+                kubectl("delete", "namespace", ns, "--wait=false")
     print(
         json.dumps(
             {
                 "pods": len(namespaces) * PER_NAMESPACE,
-                "namespaces": len(namespaces),
+                "namespaces": namespaces if args.keep else len(namespaces),
                 "fill_seconds": round(filled_s),
                 "baseline_import_rss_mb": round(base, 1),
                 "one_shot_audit": {

@@ -8,6 +8,9 @@ model, so a typo in a parameter fails at load with its full path.
 
 from __future__ import annotations
 
+import fnmatch
+import functools
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from policies.model import Action, Mode
 from policies.plugins import load_registry
-from policies.registry import Params, Registry
+from policies.registry import Params, Policy, Registry
 
 
 class ConfigError(ValueError):
@@ -117,6 +120,28 @@ class Config:
     unsynced_action: Action = Action.WARN
     source: str = "<built-in defaults>"
     raw: ConfigFile = field(default_factory=ConfigFile)
+
+    @functools.cached_property
+    def exempt_images(self) -> frozenset[str]:
+        return frozenset(self.exemptions.images)
+
+    @functools.cached_property
+    def _exempt_namespace(self) -> re.Pattern[str]:
+        globs = self.exemptions.namespaces
+        return re.compile("|".join(fnmatch.translate(g) for g in globs) or "(?!)")
+
+    def namespace_exempt(self, namespace: str) -> bool:
+        return self._exempt_namespace.match(namespace) is not None
+
+    @functools.cached_property
+    def active_policies(self) -> tuple[tuple[str, Policy[Any], PolicySettings], ...]:
+        """The policies not switched off, in registry order: worked out once per
+        config rather than on every admission."""
+        return tuple(
+            (pid, pol, self.policies[pid])
+            for pid, pol in self.registry.policies.items()
+            if self.policies[pid].action is not Action.OFF
+        )
 
     def describe(self) -> list[dict[str, Any]]:
         """Every policy and mutation with its metadata, action and parameters."""

@@ -8,7 +8,6 @@ failure action, so one broken rule cannot take admission down with it.
 
 from __future__ import annotations
 
-import fnmatch
 import marshal
 import threading
 import time
@@ -78,12 +77,15 @@ def resource_ref(obj: Mapping[str, Any], default_namespace: str | None = None) -
     )
 
 
+_MODES = {str(m): m for m in Mode}
+
+
 def _mode(pod: PodView, ctx: Context, config: Config) -> Mode:
-    labels = ctx.namespace_labels(pod.namespace) or {}
-    try:
-        return Mode(labels.get(MODE_LABEL, config.enforcement))
-    except ValueError:
-        return config.enforcement  # a typo in the label must not switch podgate off
+    labels = ctx.namespace_labels(pod.namespace)
+    if not labels or MODE_LABEL not in labels:
+        return config.enforcement
+    # an unknown value (a typo) must not switch podgate off: the global mode holds
+    return _MODES.get(labels[MODE_LABEL], config.enforcement)
 
 
 def _exempted_ids(pod: PodView, config: Config) -> frozenset[str]:
@@ -171,7 +173,7 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
     """One policy on one object. Runs for every policy of every admission, so it
     is written flat: no closures, one clock read before and one after."""
     meta = pol.meta
-    pid, action, failure = meta.id, settings.action, run.adjust(settings.failure_action)
+    pid, action = meta.id, settings.action
     if run.exempt and (pid in run.exempt or "*" in run.exempt):
         reason = f"exempted by the {EXEMPT_ANNOTATION} annotation"
         return PolicyResult(pid, Outcome.SKIP, action, Action.OFF, (), reason)
@@ -180,7 +182,9 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
         return PolicyResult(pid, Outcome.SKIP, action, Action.OFF, (), reason)
     if run.guard is not None and run.guard.suspended(pid):
         reason = "suspended for a cool-down after running over its time budget"
-        return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason)
+        return PolicyResult(
+            pid, Outcome.ERROR, action, run.adjust(settings.failure_action), (), reason
+        )
     start = time.perf_counter()
     try:
         violations = pol.evaluate(run.pod, settings.params, run.ctx)
@@ -190,12 +194,14 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
     except Exception as exc:
         elapsed = time.perf_counter() - start
         reason = f"policy raised {type(exc).__name__}: {exc}"
+        failure = run.adjust(settings.failure_action)
         return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed)
     elapsed = time.perf_counter() - start
     if elapsed > settings.budget_s:
         if run.guard is not None:
             run.guard.overran(pid)
         reason = f"took {elapsed * 1000:.0f} ms, over its {settings.budget_s * 1000:.0f} ms budget"
+        failure = run.adjust(settings.failure_action)
         return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed)
     if not violations:
         return PolicyResult(pid, Outcome.PASS, action, Action.OFF, (), "", elapsed)
@@ -279,15 +285,13 @@ def evaluate(
     """
     ref = resource_ref(obj, default_namespace)
     pod = PodView.from_object(
-        obj,
-        default_namespace=default_namespace,
-        exempt_images=frozenset(config.exemptions.images),
+        obj, default_namespace=default_namespace, exempt_images=config.exempt_images
     )
     if pod is None:
         return Decision(
             ref, config.enforcement, skipped_reason=f"{ref.kind or 'object'} has no pod template"
         )
-    if any(fnmatch.fnmatchcase(pod.namespace, g) for g in config.exemptions.namespaces):
+    if config.namespace_exempt(pod.namespace):
         return Decision(
             ref, config.enforcement, skipped_reason=f"namespace {pod.namespace} is exempt"
         )
@@ -306,11 +310,10 @@ def evaluate(
         return Decision(ref, mode, results=(invalid,))
     results: list[PolicyResult] = []
     if validate:
-        for pid, pol in config.registry.policies.items():
-            settings = config.policies[pid]
-            if settings.action is Action.OFF or not run.applies(pol.meta):
-                continue
-            if ephemeral_only and not pol.meta.concerns_ephemeral:
+        kind = pod.kind
+        for _, pol, settings in config.active_policies:
+            meta = pol.meta
+            if kind not in meta.kinds or (ephemeral_only and not meta.concerns_ephemeral):
                 continue
             results.append(_evaluate_policy(run, pol, settings))
     if not mutate or ephemeral_only:
