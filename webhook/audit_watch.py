@@ -522,7 +522,7 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
             return kopf.login_with_service_account(**kwargs)
         return kopf.login_with_kubeconfig(**kwargs)
 
-    def on_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+    async def on_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
         try:
             auditor.observe(event.get("type"), dict(body))
         except Exception as exc:
@@ -536,6 +536,9 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     settings = kopf.OperatorSettings()
     settings.posting.enabled = False  # our Events, not kopf's
     settings.watching.server_timeout = 300
+    # kopf keeps a worker task per object until it has been idle this long; at
+    # start-up that is one per object in the cluster: let them go quickly.
+    settings.queueing.idle_timeout = 0.5
     try:
         kopf.run(registry=registry, settings=settings, standalone=True, clusterwide=True)
     finally:
