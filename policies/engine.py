@@ -213,11 +213,20 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
     )
 
 
-def _container_shape(spec: Mapping[str, Any]) -> tuple[tuple[int, int], ...]:
+_LIST_KEYS = tuple(str(which) for which in ALL_LISTS)
+
+
+def _container_shape(spec: Mapping[str, Any]) -> tuple[int, ...]:
     """Identity and length of the container lists: a change means the cached
-    container views are stale."""
-    lists = (spec.get(str(which)) for which in ALL_LISTS)
-    return tuple((id(v), len(v)) if isinstance(v, list) else (0, 0) for v in lists)
+    container views are stale. Checked after every mutation, so kept cheap."""
+    shape: list[int] = []
+    for key in _LIST_KEYS:
+        value = spec.get(key)
+        if isinstance(value, list):
+            shape += (id(value), len(value))
+        else:
+            shape += (0, 0)
+    return tuple(shape)
 
 
 def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str], list[str]]:
