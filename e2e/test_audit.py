@@ -25,6 +25,14 @@ from e2e.conftest import (
 )
 
 
+def podgate_audit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "webhook.cli", "audit", "--kubeconfig", os.environ["KUBECONFIG"],
+         *args],
+        capture_output=True, text=True, timeout=120, cwd=ROOT, check=False,
+    )  # fmt: skip
+
+
 def test_audit_reports_pre_existing_violations_once_per_workload(installed: Podgate) -> None:
     # podgate.dev/ignore keeps the webhook away: this is what ran before podgate.
     ns = new_namespace("legacy", labels={"podgate.dev/ignore": "true"})
@@ -39,24 +47,7 @@ def test_audit_reports_pre_existing_violations_once_per_workload(installed: Podg
             ),
             timeout=60,
         )
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "webhook.cli",
-                "audit",
-                "--kubeconfig",
-                os.environ["KUBECONFIG"],
-                "--namespace",
-                ns,
-                "-o",
-                "json",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=ROOT,
-        )
+        proc = podgate_audit("--namespace", ns, "-o", "json")
         assert proc.returncode == 1, proc.stderr
         report = json.loads(proc.stdout)
         failing = {
@@ -71,22 +62,7 @@ def test_audit_reports_pre_existing_violations_once_per_workload(installed: Podg
             if r["policy"] == "require-probes" and r["resource"]["name"] == "legacy"
         ]
         assert 'container "app" has no livenessProbe' in probes[0]["message"]
-        text = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "webhook.cli",
-                "audit",
-                "--kubeconfig",
-                os.environ["KUBECONFIG"],
-                "--namespace",
-                ns,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            cwd=ROOT,
-        )
+        text = podgate_audit("--namespace", ns)
         assert f"Deployment {ns}/legacy" in text.stdout
     finally:
         kubectl("delete", "namespace", ns, "--wait=false")

@@ -193,7 +193,7 @@ def report_of(
 def run(args: argparse.Namespace) -> int:
     from webhook.cli import colour_enabled
     from webhook.cluster import connect
-    from webhook.report import RENDERERS, to_text
+    from webhook.report import render
 
     config = load_config(args.config)
     api_client = connect(args.kubeconfig, fallback_default=True)
@@ -210,17 +210,8 @@ def run(args: argparse.Namespace) -> int:
     except Exception as exc:  # the API server is unreachable or refuses us
         print(f"podgate audit: cannot read the cluster: {_short(exc)}", file=sys.stderr)
         return 2
-    if args.output == "text":
-        print(
-            to_text(
-                report,
-                config,
-                colour=colour_enabled(sys.stdout, args.no_color),
-                verbose=args.verbose,
-            )
-        )
-    else:
-        print(RENDERERS[args.output](report, config))
+    print(render(report, config, args.output, colour=colour_enabled(sys.stdout, args.no_color),
+                 verbose=args.verbose))  # fmt: skip
     return report.exit_code
 
 

@@ -44,7 +44,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from webhook.check import Report, check_documents
     from webhook.fix import fixed_files
     from webhook.manifests import read_inputs
-    from webhook.report import RENDERERS, to_text
+    from webhook.report import render
 
     if args.write and not args.fix:
         print("podgate check: --write needs --fix", file=sys.stderr)
@@ -66,17 +66,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         if not changed:
             print("podgate check --fix: nothing to change", file=sys.stderr)
         return report.exit_code
-    if args.output == "text":
-        print(
-            to_text(
-                report,
-                config,
-                colour=colour_enabled(sys.stdout, args.no_color),
-                verbose=args.verbose,
-            )
-        )
-    else:
-        print(RENDERERS[args.output](report, config))
+    print(render(report, config, args.output, colour=colour_enabled(sys.stdout, args.no_color),
+                 verbose=args.verbose))  # fmt: skip
     return report.exit_code
 
 

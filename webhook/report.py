@@ -206,6 +206,15 @@ def to_junit(report: Report, config: Config) -> str:
     return ET.tostring(suites, encoding="unicode", xml_declaration=True)
 
 
+def render(
+    report: Report, config: Config, output: str, *, colour: bool = False, verbose: bool = False
+) -> str:
+    """The report in one of FORMATS, as `check` and `audit` print it."""
+    if output == "text":
+        return to_text(report, config, colour=colour, verbose=verbose)
+    return RENDERERS[output](report, config)
+
+
 RENDERERS: dict[str, Callable[[Report, Config], str]] = {
     "json": to_json,
     "sarif": to_sarif,

@@ -172,22 +172,22 @@ def remaining_fraction(cert_pem: bytes, now: dt.datetime | None = None) -> float
     return max(0.0, (end - now).total_seconds() / total) if total > 0 else 0.0
 
 
-def dns_names_of(cert_pem: bytes) -> set[str]:
+def _san(cert_pem: bytes) -> x509.SubjectAlternativeName | None:
     cert = x509.load_pem_x509_certificate(cert_pem)
     try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return set()
-    return set(san.value.get_values_for_type(x509.DNSName))
+        return None
+
+
+def dns_names_of(cert_pem: bytes) -> set[str]:
+    san = _san(cert_pem)
+    return set(san.get_values_for_type(x509.DNSName)) if san else set()
 
 
 def ip_addresses_of(cert_pem: bytes) -> set[str]:
-    cert = x509.load_pem_x509_certificate(cert_pem)
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-    except x509.ExtensionNotFound:
-        return set()
-    return {str(ip) for ip in san.value.get_values_for_type(x509.IPAddress)}
+    san = _san(cert_pem)
+    return {str(ip) for ip in san.get_values_for_type(x509.IPAddress)} if san else set()
 
 
 def split_sans(sans: Sequence[str]) -> tuple[list[str], list[str]]:
