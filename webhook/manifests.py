@@ -98,12 +98,87 @@ def _construct_document(loader: Any, node: yaml.Node) -> Any:
     return build(node)
 
 
+_SCALARS: dict[str, Any] = {
+    tag: yaml.SafeLoader.yaml_constructors[tag]
+    for tag in (
+        "tag:yaml.org,2002:null",
+        "tag:yaml.org,2002:bool",
+        "tag:yaml.org,2002:int",
+        "tag:yaml.org,2002:float",
+    )
+}
+
+
+def _construct_tree(loader: Any, node: yaml.Node) -> Any:
+    """`_construct_document` for a document without anchors or merge keys (the
+    common case): a plain tree, so no bookkeeping of shared or recursive nodes."""
+    tag = node.tag
+    kind = type(node)
+    if kind is yaml.ScalarNode:
+        if tag == _STR:
+            return node.value
+        scalar = _SCALARS.get(tag)
+        return scalar(loader, node) if scalar else loader.construct_object(node, deep=True)
+    if kind is yaml.SequenceNode and tag == _SEQ:
+        return [_construct_tree(loader, child) for child in node.value]
+    if kind is yaml.MappingNode and tag == _MAP:
+        mapping: dict[Any, Any] = {}
+        for key_node, value_node in node.value:
+            key = _construct_tree(loader, key_node)
+            if type(key) is not str:
+                try:
+                    hash(key)
+                except TypeError as exc:
+                    raise yaml.constructor.ConstructorError(
+                        "while constructing a mapping", node.start_mark,
+                        "found unhashable key", key_node.start_mark,
+                    ) from exc  # fmt: skip
+            mapping[key] = _construct_tree(loader, value_node)
+        return mapping
+    return loader.construct_document(node)
+
+
+# The resolver, specialised: the safe loader has no path resolvers, so the
+# composer's per-node ascend/descend calls have nothing to do, and the
+# implicit resolvers of each first character are joined once, not per scalar.
+_RESOLVERS = _Loader.yaml_implicit_resolvers
+_BY_FIRST_CHAR = {
+    ch: tuple(found + _RESOLVERS.get(None, []))
+    for ch, found in _RESOLVERS.items()
+    if ch is not None
+}
+_WILDCARD = tuple(_RESOLVERS.get(None, []))
+
+
+def _resolve(self: Any, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
+    if kind is yaml.ScalarNode:
+        if implicit[0]:
+            for tag, regexp in _BY_FIRST_CHAR.get(value[:1], _WILDCARD):
+                if regexp.match(value):
+                    return str(tag)
+        return _STR
+    return _SEQ if kind is yaml.SequenceNode else _MAP
+
+
+def _nothing(*_: Any) -> None:
+    return None
+
+
+_Loader.resolve = _resolve
+_Loader.descend_resolver = _nothing
+_Loader.ascend_resolver = _nothing
+
+
 def load_yaml(text: str) -> Any:
     """One YAML document, as Kubernetes would read it (see _Loader)."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
-        return None if node is None else _construct_document(loader, node)
+        if node is None:
+            return None
+        if "&" not in text and "<<" not in text:  # no anchor, so no alias; no merge key
+            return _construct_tree(loader, node)
+        return _construct_document(loader, node)
     finally:
         loader.dispose()
 
