@@ -74,16 +74,29 @@ def _import_file(path: Path) -> ModuleType:
     return module
 
 
+def policy_files(folder: Path) -> list[Path]:
+    """The policy files of a folder, recursively.
+
+    Hidden entries are skipped: a ConfigMap mounted as a volume holds each
+    file three times, as `name.py` and under the kubelet's `..data` and
+    `..<timestamp>` folders, and loading all three would define every policy
+    thrice. Private modules, tests and caches are skipped too.
+    """
+    return sorted(
+        p
+        for p in folder.rglob("*.py")
+        if not p.name.startswith(("_", "test_", "."))
+        and not any(part.startswith(".") or part == "__pycache__"
+                    for part in p.relative_to(folder).parts[:-1])
+    )  # fmt: skip
+
+
 def _load_source(source: str, base: Path) -> list[Entry]:
     """The entries of one `plugins:` item: a .py file, a folder of them, or a module."""
     candidate = Path(source) if Path(source).is_absolute() else base / source
     if source.endswith(".py") or candidate.is_dir() or "/" in source:
         if candidate.is_dir():
-            files = sorted(
-                p
-                for p in candidate.rglob("*.py")
-                if not p.name.startswith(("_", "test_")) and "__pycache__" not in p.parts
-            )
+            files = policy_files(candidate)
         elif candidate.is_file():
             files = [candidate]
         else:

@@ -2,9 +2,11 @@
 
 In a cluster the config is a ConfigMap mounted as a file; the kubelet swaps
 it in place (a `..data` symlink) some time after the ConfigMap changes. A
-background thread polls the file's identity and content hash; a new config is
-loaded completely (plugins included) before it replaces the old one, and an
-invalid one is refused with a log line while the old one stays in force.
+background thread polls the identity and content hash of the file and of the
+plugin files and folders it names (a ConfigMap of policy files is swapped the
+same way); a new config is loaded completely (plugins included) before it
+replaces the old one, and an invalid one is refused with a log line while the
+old one stays in force.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from policies.config import Config, ConfigError, load_config
-from policies.plugins import PluginError
+from policies.plugins import PluginError, policy_files
 from webhook import metrics
 
 log = logging.getLogger("podgate.config")
@@ -37,27 +39,53 @@ class ConfigHolder:
         self._loader = loader
         self.current: Config = initial if initial is not None else loader(path)
         self._digest = self._read_digest()
-        self._stat: tuple[int, int, int] | None = self._read_stat()
+        self._stat: tuple[tuple[str, int, int, int], ...] | None = self._read_stat()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         metrics.CONFIG_LAST_RELOAD.set(time.time())
 
-    def _read_stat(self) -> tuple[int, int, int] | None:
+    def _watched(self) -> list[Path]:
+        """The config file and the plugin files it names (modules installed as
+        packages change with the image, not at run time)."""
+        if self.path is None:
+            return []
+        config = Path(self.path)
+        files = [config]
+        for source in self.current.raw.plugins:
+            path = Path(source) if Path(source).is_absolute() else config.parent / source
+            if path.is_dir():
+                files += policy_files(path)
+            elif path.suffix == ".py" or path.is_file():
+                files.append(path)
+        return files
+
+    def _read_stat(self) -> tuple[tuple[str, int, int, int], ...] | None:
         if self.path is None:
             return None
-        try:
-            st = Path(self.path).stat()
-        except OSError:
-            return None
-        return (st.st_ino, st.st_size, st.st_mtime_ns)
+        stats = []
+        for path in self._watched():
+            try:
+                st = path.stat()
+            except OSError:
+                stats.append((str(path), 0, -1, 0))
+                continue
+            stats.append((str(path), st.st_ino, st.st_size, st.st_mtime_ns))
+        return tuple(stats)
 
     def _read_digest(self) -> str | None:
         if self.path is None:
             return None
-        try:
-            return hashlib.sha256(Path(self.path).read_bytes()).hexdigest()
-        except OSError:
-            return None
+        digest = hashlib.sha256()
+        for number, path in enumerate(self._watched()):
+            try:
+                data = path.read_bytes()
+            except OSError:
+                if number == 0:
+                    return None  # the config itself is gone for a moment mid-swap
+                data = b"<missing>"
+            digest.update(f"{path}\0{len(data)}\0".encode())
+            digest.update(data)
+        return digest.hexdigest()
 
     def check(self) -> bool:
         """Reload if the file changed; True when a new config is now in force."""
@@ -88,6 +116,8 @@ class ConfigHolder:
             )
             return False
         self.current = new
+        # the new config may name other plugins: watch those from now on
+        self._stat, self._digest = self._read_stat(), self._read_digest()
         metrics.CONFIG_RELOADS.labels("success").inc()
         metrics.CONFIG_LAST_RELOAD.set(time.time())
         log.info("config reloaded", extra={"fields": {"config": self.path, "sha256": digest}})
