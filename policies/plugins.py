@@ -15,7 +15,7 @@ import importlib.util
 import os
 import sys
 import traceback
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points as installed_entry_points
 from pathlib import Path
 from types import ModuleType
@@ -103,7 +103,7 @@ def _load_source(source: str, base: Path) -> list[Entry]:
             raise PluginError(f"{source}: no such file or folder (looked in {candidate})")
         entries: list[Entry] = []
         for file in files:
-            entries.extend(_guarded(lambda f=file: _import_file(f), f"file:{file}"))
+            entries.extend(_guarded(functools.partial(_import_file, file), f"file:{file}"))
         return entries
     return _guarded(lambda: importlib.import_module(source), f"module:{source}")
 
@@ -127,8 +127,7 @@ def _raised_at(exc: BaseException) -> str:
     return ""
 
 
-def _guarded(load: object, origin: str) -> list[Entry]:
-    assert callable(load)
+def _guarded(load: Callable[[], object], origin: str) -> list[Entry]:
     try:
         module = load()
     except (PolicyDefinitionError, PluginError) as exc:
@@ -175,7 +174,3 @@ def load_registry(
         return (registry if registry is not None else builtin_registry()).extended(entries)
     except PolicyDefinitionError as exc:
         raise PluginError(str(exc)) from exc
-
-
-def sources(entries: Iterable[Entry]) -> dict[str, str]:
-    return {e.meta.id: e.meta.origin for e in entries}

@@ -36,22 +36,6 @@ def _requirement(expr: object, index: int) -> tuple[str, str, frozenset[str]]:
     return key, str(operator), frozenset(values)
 
 
-def validate_selector(selector: Mapping[str, Any] | None) -> None:
-    """Raise InvalidSelector if the selector is malformed."""
-    if selector is None:
-        return
-    match_labels = selector.get("matchLabels") or {}
-    if not isinstance(match_labels, Mapping) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in match_labels.items()
-    ):
-        raise InvalidSelector("matchLabels must map strings to strings")
-    expressions = selector.get("matchExpressions") or []
-    if not isinstance(expressions, list):
-        raise InvalidSelector("matchExpressions must be a list")
-    for index, expr in enumerate(expressions):
-        _requirement(expr, index)
-
-
 class Selector:
     """A validated selector, compiled once and matched many times.
 
@@ -62,13 +46,19 @@ class Selector:
     __slots__ = ("_labels", "_requirements", "selects_nothing")
 
     def __init__(self, selector: Mapping[str, Any] | None) -> None:
-        validate_selector(selector)
+        """Validates as it compiles; raises InvalidSelector for a malformed selector."""
         self.selects_nothing = selector is None
         selector = selector or {}
-        self._labels = tuple((selector.get("matchLabels") or {}).items())
-        self._requirements = tuple(
-            _requirement(expr, i) for i, expr in enumerate(selector.get("matchExpressions") or [])
-        )
+        match_labels = selector.get("matchLabels") or {}
+        if not isinstance(match_labels, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in match_labels.items()
+        ):
+            raise InvalidSelector("matchLabels must map strings to strings")
+        expressions = selector.get("matchExpressions") or []
+        if not isinstance(expressions, list):
+            raise InvalidSelector("matchExpressions must be a list")
+        self._labels = tuple(match_labels.items())
+        self._requirements = tuple(_requirement(expr, i) for i, expr in enumerate(expressions))
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         if self.selects_nothing:

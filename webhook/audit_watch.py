@@ -34,12 +34,11 @@ from policies.model import Action, Context, Decision
 from policies.views import as_mapping
 from webhook import metrics
 from webhook.audit import AUDITED, ClusterReader, KubeClusterReader, owned_by_workload, scan
-from webhook.events import EventRecorder, ObjectRef, ViolationEvent
+from webhook.events import EventRecorder, ObjectRef, ViolationEvent, strongest_verb
 
 log = logging.getLogger("podgate.audit")
 
 LEASE_NAME = os.environ.get("PODGATE_AUDIT_LEASE", "podgate-audit")  # the chart sets it
-_VERBS = {Action.DENY: "Denied", Action.WARN: "Warned", Action.AUDIT: "Audited"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,19 +143,11 @@ class AuditState:
 
 
 def violation_event(finding: Finding) -> ViolationEvent:
-    strongest = next(
-        (
-            a
-            for a in (Action.DENY, Action.WARN, Action.AUDIT)
-            if any(action == str(a) for _, action in finding.failures)
-        ),
-        Action.AUDIT,
-    )
     involved = ObjectRef(
         finding.api_version, finding.kind, finding.name, finding.namespace, finding.uid or None
     )
     policies = tuple(sorted({policy for policy, _ in finding.failures}))
-    verb = _VERBS[strongest]
+    verb = strongest_verb(Action(action) for _, action in finding.failures)
     text = f"Audit: {finding.kind} {finding.namespace}/{finding.name} would be {verb.lower()}: "
     return ViolationEvent(
         finding.namespace, involved, verb, policies, (text + finding.message)[:1024]

@@ -17,7 +17,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,7 +29,12 @@ log = logging.getLogger("podgate.events")
 REASON = "PolicyViolation"
 MAX_MESSAGE = 1024  # events.k8s.io caps the note at 1 KB; core Events follow suit here
 _VERBS = {Action.DENY: "Denied", Action.WARN: "Warned", Action.AUDIT: "Audited"}
-_ORDER = (Action.DENY, Action.WARN, Action.AUDIT)
+
+
+def strongest_verb(actions: Iterable[Action]) -> str:
+    """The Event's verb for a set of failures: Denied over Warned over Audited."""
+    present = set(actions)
+    return next((verb for action, verb in _VERBS.items() if action in present), "Audited")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +93,7 @@ def events_for(
     ref = decision.resource
     if not recorded or not ref.namespace:
         return []
-    strongest = next(a for a in _ORDER if any(r.effective_action is a for r in recorded))
-    verb = _VERBS[strongest]
+    verb = strongest_verb(r.effective_action for r in recorded)
     policies = tuple(sorted({r.policy for r in recorded}))
     lines = [line for r in recorded for line in r.lines()]
     by = f" by {user}" if user else ""
