@@ -7,7 +7,9 @@ in the same input covers pods of its namespace, and a Namespace's
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import gc
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,6 +52,24 @@ class Checked:
                 reason=self.document.error or "unreadable document",
             ),
         )
+
+
+@contextlib.contextmanager
+def bulk_gc(threshold: tuple[int, int, int] = (5000, 10, 100)) -> Iterator[None]:
+    """Fewer garbage collections while a batch of manifests is read and checked.
+
+    Parsing 10,000 manifests keeps millions of objects alive, all of them
+    acyclic (dicts, lists, strings), so the collector's passes over them find
+    nothing while costing a third of the run at the default thresholds
+    (700, 10, 10): every full pass walks the whole, growing heap. Rarer
+    passes keep the collector for the few cycles there are.
+    """
+    previous = gc.get_threshold()
+    gc.set_threshold(*threshold)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*previous)
 
 
 def offline_context(documents: Sequence[Document], namespace: str) -> StaticContext:

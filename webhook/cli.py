@@ -41,15 +41,22 @@ def colour_enabled(stream: object, disabled: bool) -> bool:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from webhook.check import Report, check_documents
-    from webhook.fix import fixed_files
-    from webhook.manifests import read_inputs
-    from webhook.report import render
+    from webhook.check import bulk_gc
 
     if args.write and not args.fix:
         print("podgate check: --write needs --fix", file=sys.stderr)
         return EXIT_USAGE
     config = _load(args.config)
+    with bulk_gc():
+        return _check(args, config)
+
+
+def _check(args: argparse.Namespace, config: Config) -> int:
+    from webhook.check import Report, check_documents
+    from webhook.fix import fixed_files
+    from webhook.manifests import read_inputs
+    from webhook.report import render
+
     inputs = read_inputs(args.paths)
     checked = check_documents(inputs.documents, config, namespace=args.namespace, fix=args.fix)
     report = Report(checked, inputs.unreadable)

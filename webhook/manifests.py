@@ -149,24 +149,41 @@ _BY_FIRST_CHAR = {
 }
 _WILDCARD = tuple(_RESOLVERS.get(None, []))
 
+# The tag of a plain scalar depends on its text alone, and manifests repeat
+# the same few hundred texts (every key, `TCP`, `IfNotPresent`, `100m`...):
+# remembering them skips the regular expressions for nearly every scalar.
+# Bounded: cleared when full, so a file of unique values cannot grow it.
+_PLAIN_TAGS: dict[str, str] = {}
+_PLAIN_TAGS_MAX = 4096
+
 
 def _resolve(self: Any, kind: type, value: Any, implicit: tuple[bool, bool]) -> str:
     if kind is yaml.ScalarNode:
         if implicit[0]:
-            for tag, regexp in _BY_FIRST_CHAR.get(value[:1], _WILDCARD):
-                if regexp.match(value):
-                    return str(tag)
+            tag = _PLAIN_TAGS.get(value)
+            if tag is None:
+                tag = _resolve_plain(value)
+                if len(_PLAIN_TAGS) >= _PLAIN_TAGS_MAX:
+                    _PLAIN_TAGS.clear()
+                _PLAIN_TAGS[value] = tag
+            return tag
         return _STR
     return _SEQ if kind is yaml.SequenceNode else _MAP
 
 
-def _nothing(*_: Any) -> None:
-    return None
+def _resolve_plain(value: str) -> str:
+    for tag, regexp in _BY_FIRST_CHAR.get(value[:1], _WILDCARD):
+        if regexp.match(value):
+            return str(tag)
+    return _STR
 
 
 _Loader.resolve = _resolve
-_Loader.descend_resolver = _nothing
-_Loader.ascend_resolver = _nothing
+# The composer calls these two no-ops for every node. C callables cost less
+# than a Python function there: `slice(parent, index)` builds a throwaway
+# slice and `tuple()` returns the empty tuple, and both results are ignored.
+_Loader.descend_resolver = staticmethod(slice)
+_Loader.ascend_resolver = staticmethod(tuple)
 
 
 def load_yaml(text: str) -> Any:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
+import pytest
+
 from tests.cli.conftest import Runner
+from webhook.check import bulk_gc
 
 DIGEST = "sha256:" + "ab" * 32
 GOOD_POD = f"""apiVersion: v1
@@ -202,3 +206,18 @@ def test_dates_stay_strings(podgate: Runner, tmp_path: Path) -> None:
     )
     run = podgate("check", str(path), "-o", "json")
     assert run.code == 1  # would crash on json.dumps(datetime.date) if dates were parsed
+
+
+def test_bulk_gc_restores_the_collector_thresholds() -> None:
+    before = gc.get_threshold()
+    seen: list[tuple[int, int, int]] = []
+
+    def failing_check() -> None:
+        with bulk_gc((9999, 7, 77)):
+            seen.append(gc.get_threshold())
+            raise RuntimeError("a failing check")
+
+    with pytest.raises(RuntimeError):
+        failing_check()
+    assert seen == [(9999, 7, 77)]
+    assert gc.get_threshold() == before
