@@ -106,6 +106,13 @@ def configure(level: str = "info") -> None:
     otherwise be doubled.
     """
     global _handler
+    # JsonFormatter writes none of the thread, process or caller fields, and
+    # gathering them cost about 15 µs per record: a quarter of what podgate
+    # spends recording an admission (the Logging HOWTO's "Optimization").
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     if _handler is None:
         _handler = BatchingHandler()
         _handler.setFormatter(JsonFormatter())
