@@ -21,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from policies.model import Action, Mode
 from policies.plugins import load_registry
-from policies.registry import Params, Policy, Registry
+from policies.registry import Mutation, Params, Policy, Registry
 
 
 class ConfigError(ValueError):
@@ -141,6 +141,15 @@ class Config:
             (pid, pol, self.policies[pid])
             for pid, pol in self.registry.policies.items()
             if self.policies[pid].action is not Action.OFF
+        )
+
+    @functools.cached_property
+    def active_mutations(self) -> tuple[tuple[Mutation[Any], Params], ...]:
+        """The enabled mutations with their parameters, in registry order."""
+        return tuple(
+            (mut, self.mutations[mid].params)
+            for mid, mut in self.registry.mutations.items()
+            if self.mutations[mid].enabled
         )
 
     def describe(self) -> list[dict[str, Any]]:

@@ -12,7 +12,7 @@ import marshal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from policies.config import Config, PolicySettings
@@ -150,16 +150,25 @@ def _copy_for_mutation(obj: Mapping[str, Any], template_path: tuple[str, ...]) -
     return root
 
 
-@dataclass(frozen=True)
 class _Run:
-    """Everything fixed for one evaluation, shared by the per-policy steps."""
+    """Everything fixed for one evaluation, shared by the per-policy steps.
 
-    pod: PodView
-    ctx: Context
-    config: Config
-    mode: Mode
-    exempt: frozenset[str]
-    guard: BudgetGuard | None
+    A slotted class rather than a frozen dataclass: one is built per
+    evaluation, and a frozen dataclass's __init__ costs several times more."""
+
+    __slots__ = ("config", "ctx", "exempt", "guard", "mode", "pod")
+
+    def __init__(
+        self,
+        pod: PodView,
+        ctx: Context,
+        config: Config,
+        mode: Mode,
+        exempt: frozenset[str],
+        guard: BudgetGuard | None,
+    ) -> None:
+        self.pod, self.ctx, self.config = pod, ctx, config
+        self.mode, self.exempt, self.guard = mode, exempt, guard
 
     def applies(self, meta: Metadata) -> bool:
         return self.pod.kind in meta.kinds
@@ -236,13 +245,11 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
     from the original without it: a half-applied mutation must not leak
     into the patch.
     """
-    mutations: list[Mutation[Any]] = [
-        m
-        for mid, m in run.config.registry.mutations.items()
-        if run.config.mutations[mid].enabled
-        and run.applies(m.meta)
-        and mid not in run.exempt
-        and "*" not in run.exempt
+    exempt = run.exempt
+    mutations: list[tuple[Mutation[Any], Any]] = [
+        (m, params)
+        for m, params in run.config.active_mutations
+        if run.applies(m.meta) and not (exempt and (m.meta.id in exempt or "*" in exempt))
     ]
     failed: dict[str, str] = {}
     while True:
@@ -251,10 +258,10 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
         for key in run.pod.workload.template_path:
             template = template[key]
         # The original was validated (no problems), so its copy needs no second look.
-        view = replace(run.pod, obj=copy, spec=template["spec"])
+        view = run.pod.with_object(copy, template["spec"])
         shape = _container_shape(view.spec)
         applied: list[str] = []
-        for mut in mutations:
+        for mut, params in mutations:
             if mut.meta.id in failed:
                 continue
             if run.guard is not None and run.guard.suspended(mut.meta.id):
@@ -262,7 +269,7 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
                 continue
             start = time.perf_counter()
             try:
-                mut.apply(view, run.config.mutations[mut.meta.id].params, run.ctx)
+                mut.apply(view, params, run.ctx)
             except Exception as exc:
                 failed[mut.meta.id] = f"{mut.meta.id} raised {type(exc).__name__}: {exc}"
                 break

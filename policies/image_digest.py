@@ -35,14 +35,13 @@ def require_image_digest(pod: PodView, params: RequireImageDigest) -> Iterator[V
     different code tomorrow. Images matching an `allow` glob are exempt."""
     for container in pod.containers():
         image = container.image
-        field = container.field("image")
         if not isinstance(image, str) or not image:
             yield Violation(
                 f"{container.label} has no image"
                 if image in (None, "")
                 else f"{container.label}: image {image!r} is not a string",
                 container=container.name,
-                field=field,
+                field=container.field("image"),
                 fix="set image to a reference such as registry/name@sha256:<digest>",
             )
             continue
@@ -52,7 +51,10 @@ def require_image_digest(pod: PodView, params: RequireImageDigest) -> Iterator[V
             ref = parse_image(image)
         except InvalidImage as exc:
             yield Violation(
-                f"{container.label}: {exc}", container=container.name, field=field, fix=_FIX
+                f"{container.label}: {exc}",
+                container=container.name,
+                field=container.field("image"),
+                fix=_FIX,
             )
             continue
         if ref.pinned:
@@ -71,6 +73,6 @@ def require_image_digest(pod: PodView, params: RequireImageDigest) -> Iterator[V
         yield Violation(
             f"{container.label} image {image!r} {problem}",
             container=container.name,
-            field=field,
+            field=container.field("image"),
             fix=_FIX,
         )

@@ -26,11 +26,9 @@ class ImageRef:
     name: str
     tag: str | None
     digest: str | None
-
-    @property
-    def pinned(self) -> bool:
-        """Pinned by a sha256 digest written the way registries write it."""
-        return self.digest is not None and SHA256_DIGEST.match(self.digest) is not None
+    # Pinned by a sha256 digest written the way registries write it. A field,
+    # worked out once: references are parsed once (cached) and asked often.
+    pinned: bool = False
 
     @property
     def registry(self) -> str:
@@ -61,7 +59,9 @@ def parse_image(reference: str) -> ImageRef:
         if reference != reference.lower() and "@" not in reference:
             raise InvalidImage(f"image {reference!r} is not a valid reference (uppercase name?)")
         raise InvalidImage(f"image {reference!r} is not a valid image reference")
-    return ImageRef(match["name"], match["tag"], match["digest"])
+    digest = match["digest"]
+    pinned = digest is not None and SHA256_DIGEST.match(digest) is not None
+    return ImageRef(match["name"], match["tag"], digest, pinned)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 
@@ -13,6 +13,7 @@ from policies.views import ContainerList, PodView
 
 Probe = Literal["liveness", "readiness", "startup"]
 
+_FIELD = {probe: f"{probe}Probe" for probe in get_args(Probe)}
 _ADVICE = {
     "liveness": "so the kubelet restarts it when it hangs",
     "readiness": "so traffic only reaches it when it can serve",
@@ -54,7 +55,8 @@ def require_probes(pod: PodView, params: RequireProbes) -> Iterator[Violation]:
     for container in pod.containers(ContainerList.CONTAINERS, ContainerList.INIT):
         if not container.is_long_running:
             continue
-        missing = [p for p in params.require if not container.raw.get(f"{p}Probe")]
+        raw = container.raw
+        missing = [p for p in params.require if not raw.get(_FIELD[p])]
         if params.mode == "any" and len(missing) < len(params.require):
             continue
         if params.mode == "any":

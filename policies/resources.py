@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field
 
@@ -15,6 +15,7 @@ from policies.views import ContainerList, PodView, as_mapping
 ResourceField = Literal["requests.cpu", "requests.memory", "limits.cpu", "limits.memory"]
 
 _EXAMPLE = {"cpu": "100m", "memory": "256Mi"}
+_SECTION_AND_NAME = {f: tuple(f.split(".")) for f in get_args(ResourceField)}
 
 
 class RequireResources(Params):
@@ -37,10 +38,12 @@ def require_resources(pod: PodView, params: RequireResources) -> Iterator[Violat
     noisy neighbour cannot starve the node. A request left out while its limit
     is set counts as set: Kubernetes defaults the request to the limit.
     Ephemeral containers cannot carry resources and are skipped."""
+    required = [_SECTION_AND_NAME[field] for field in params.require]
     for container in pod.containers(ContainerList.CONTAINERS, ContainerList.INIT):
         resources = container.resources
         declared = {
-            section: as_mapping(resources.get(section)) for section in ("requests", "limits")
+            "requests": as_mapping(resources.get("requests")),
+            "limits": as_mapping(resources.get("limits")),
         }
         for section, values in declared.items():
             for name, value in values.items():
@@ -53,8 +56,7 @@ def require_resources(pod: PodView, params: RequireResources) -> Iterator[Violat
                         field=container.field("resources", section, str(name)),
                         fix=f"write it as a quantity such as {_EXAMPLE.get(str(name), '1')}",
                     )
-        for required in params.require:
-            section, name = required.split(".")
+        for section, name in required:
             if name in declared[section]:
                 continue
             if section == "requests" and name in declared["limits"]:

@@ -24,6 +24,7 @@ class ContainerList(enum.StrEnum):
 
 
 ALL_LISTS = (ContainerList.CONTAINERS, ContainerList.INIT, ContainerList.EPHEMERAL)
+_LISTS_AND_KEYS = tuple((which, str(which)) for which in ALL_LISTS)
 
 
 def as_mapping(value: object) -> dict[str, Any]:
@@ -60,7 +61,7 @@ class ContainerView:
     every container, on every admission.
     """
 
-    __slots__ = ("_prefix", "index", "is_sidecar", "label", "list", "name", "raw", "spec_path")
+    __slots__ = ("_label", "_prefix", "index", "is_sidecar", "list", "name", "raw", "spec_path")
 
     def __init__(
         self,
@@ -77,9 +78,17 @@ class ContainerView:
         self.name: str = str(name) if name is not None else f"{which}[{index}]"
         # A native sidecar: an init container that keeps running (Kubernetes 1.28+).
         self.is_sidecar: bool = which is ContainerList.INIT and raw.get("restartPolicy") == "Always"
-        noun = "sidecar container" if self.is_sidecar else _LIST_NOUN[which]
-        self.label: str = f'{noun} "{self.name}"'  # how messages name it
+        self._label: str | None = None
         self._prefix: str | None = None
+
+    @property
+    def label(self) -> str:
+        """How messages name it: `container "web"`, `sidecar container "proxy"`.
+        Built on first use, like `prefix`: only violations need it."""
+        if self._label is None:
+            noun = "sidecar container" if self.is_sidecar else _LIST_NOUN[self.list]
+            self._label = f'{noun} "{self.name}"'
+        return self._label
 
     @property
     def prefix(self) -> str:
@@ -107,7 +116,10 @@ class ContainerView:
 
     def field(self, *parts: str | int) -> str:
         """`spec.containers[0]` + parts, as a user reads a field path."""
-        return self.prefix + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
+        text = self.prefix
+        for part in parts:  # a loop, not a join over a generator: one to three parts
+            text += f"[{part}]" if isinstance(part, int) else "." + part
+        return text
 
     @property
     def security_context(self) -> dict[str, Any]:
@@ -146,7 +158,8 @@ class PodView:
 
     @property
     def metadata(self) -> dict[str, Any]:
-        return as_mapping(self.obj.get("metadata"))
+        metadata = self.obj.get("metadata")
+        return metadata if isinstance(metadata, dict) else {}
 
     @property
     def name(self) -> str | None:
@@ -159,15 +172,19 @@ class PodView:
 
     @property
     def os_name(self) -> str | None:
-        name = as_mapping(self.spec.get("os")).get("name")
-        return str(name) if name is not None else None
+        os = self.spec.get("os")
+        if not isinstance(os, dict) or os.get("name") is None:
+            return None
+        return str(os["name"])
 
     @property
     def runs_to_completion(self) -> bool:
         """Pods of Jobs and CronJobs, and bare Pods a Job owns."""
         if self.workload.runs_to_completion:
             return True
-        owners = as_list(self.metadata.get("ownerReferences"))
+        owners = self.metadata.get("ownerReferences")
+        if not owners or not isinstance(owners, list):
+            return False
         return any(as_mapping(o).get("kind") in JOB_OWNER_KINDS for o in owners)
 
     @property
@@ -178,15 +195,21 @@ class PodView:
     def _views(self) -> dict[ContainerList, tuple[ContainerView, ...]]:
         """Every container view, built once per object and shared by all policies."""
         views: dict[ContainerList, tuple[ContainerView, ...]] = {}
-        for which in ALL_LISTS:
+        spec, exempt, spec_path = self.spec, self.exempt_images, self.spec_path
+        for which, key in _LISTS_AND_KEYS:
+            items = spec.get(key)
+            if not items or not isinstance(items, list):
+                views[which] = ()
+                continue
             found = []
-            for index, raw in enumerate(as_list(self.spec.get(str(which)))):
+            for index, raw in enumerate(items):
                 if not isinstance(raw, dict):
                     continue  # reported once, as a problem, by from_object
-                image = raw.get("image")
-                if isinstance(image, str) and image_matches(image, self.exempt_images):
-                    continue
-                found.append(ContainerView(raw, which, index, self.spec_path))
+                if exempt:
+                    image = raw.get("image")
+                    if isinstance(image, str) and image_matches(image, exempt):
+                        continue
+                found.append(ContainerView(raw, which, index, spec_path))
             views[which] = tuple(found)
         return views
 
@@ -206,7 +229,17 @@ class PodView:
         own = container.raw.get("securityContext")
         if isinstance(own, dict) and key in own:
             return own[key]
-        return self.security_context.get(key)
+        pods = self.spec.get("securityContext")
+        return pods.get(key) if isinstance(pods, dict) else None
+
+    def with_object(self, obj: Mapping[str, Any], spec: dict[str, Any]) -> PodView:
+        """This view over another object of the same shape (a copy being mutated):
+        the same fields but for the object and its spec, container views rebuilt
+        on first use. `dataclasses.replace` would validate every field again."""
+        moved = object.__new__(PodView)
+        moved.__dict__.update(self.__dict__, obj=obj, spec=spec)
+        moved.__dict__.pop("_views", None)
+        return moved
 
     def effective_field(self, container: ContainerView, key: str) -> str:
         """Where `effective` found the setting (the container's field when unset)."""
