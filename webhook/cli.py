@@ -244,10 +244,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="how often the counts of aggregated Events are written back (default 30)",
     )  # fmt: skip
     serve.add_argument(
-        "--threads", type=int, default=4, metavar="N",
-        help="evaluation threads per worker, off the event loop (default 4)",
-    )  # fmt: skip
-    serve.add_argument(
         "--cert-sync-seconds", type=float, default=600.0, metavar="SECONDS",
         help="with --manage-certs: how often the Secret and caBundle are re-checked",
     )  # fmt: skip

@@ -31,18 +31,19 @@ class EvaluationPool:
         # the Python-level lock juggling of threading.Condition
         self._items: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._loop: asyncio.AbstractEventLoop | None = None
+        # started on first use: `podgate serve` evaluates inline and never needs them
         self._threads = [
             threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
             for i in range(threads)
         ]
-        for thread in self._threads:
-            thread.start()
 
     def submit(self, call: Callable[[], T]) -> asyncio.Future[T]:
         """Run `call` on a pool thread; the future resolves on the calling loop."""
         loop = asyncio.get_running_loop()
         if self._loop is None:
             self._loop = loop
+            for thread in self._threads:
+                thread.start()
         future: asyncio.Future[T] = loop.create_future()
         self._items.put((call, future))
         return future
@@ -78,8 +79,9 @@ class EvaluationPool:
             loop.call_soon_threadsafe(_complete, done)
 
     def shutdown(self) -> None:
-        for _ in self._threads:
-            self._items.put(None)
+        for thread in self._threads:
+            if thread.is_alive():
+                self._items.put(None)
 
 
 def _complete(done: list[_Done]) -> None:

@@ -1,9 +1,12 @@
 """From a parsed AdmissionReview to its response: what the two routes share.
 
-The engine runs on a pool of threads (evaluator.py) so the event loop keeps accepting and
-answering while a policy computes; an overall deadline (below the webhook's
-`timeoutSeconds`) bounds the wait, after which the answer follows the
-configured failure action instead of letting the API server time out. Every
+An overall deadline (below the webhook's `timeoutSeconds`) bounds every
+evaluation, after which the answer follows the configured failure action
+instead of letting the API server time out. In `podgate serve` the engine
+runs inline on the event loop, interrupted at the deadline by an alarm
+(deadline.py); where the loop is not on the main thread (podgate embedded in
+another program, the in-process tests) it runs on a pool of threads
+(evaluator.py) and the deadline stops the wait instead. Every
 answer is counted, logged as one JSON line and, when a policy failed and the
 request is not a dry run, turned into Events on a background queue.
 """
@@ -31,6 +34,7 @@ from webhook.admission import (
     errored,
     patched,
 )
+from webhook.deadline import AlarmDeadline, DeadlineExceeded
 from webhook.evaluator import EvaluationPool
 from webhook.events import EventRecorder, events_for
 from webhook.logs import ADMISSION_LOGGER
@@ -67,6 +71,7 @@ class Admitter:
         recorder: EventRecorder | None = None,
         guard: BudgetGuard | None = None,
         deadline_s: float = 2.5,
+        alarm: AlarmDeadline | None = None,
     ) -> None:
         self.config = config
         self.context = context
@@ -74,6 +79,7 @@ class Admitter:
         self.recorder = recorder
         self.guard = guard if guard is not None else BudgetGuard()
         self.deadline_s = deadline_s
+        self.alarm = alarm  # set: evaluate inline, on the main thread
 
     # --- deciding ---------------------------------------------------------------
     def _precheck(self, webhook: Webhook, req: AdmissionRequest) -> Answer | None:
@@ -116,6 +122,13 @@ class Admitter:
             guard=self.guard,
         )
         remaining = self.deadline_s - (time.perf_counter() - started)
+        if self.alarm is not None:
+            try:
+                return self.alarm.run(call, remaining)
+            except DeadlineExceeded:
+                return self._deadline_passed(webhook)
+            except Exception as exc:  # evaluate() never raises by contract; be safe anyway
+                return self._internal_error(webhook, req, exc)
         future = self.pool.submit(call)
         # a timer that cancels the future: cheaper than asyncio.wait_for's wrapper
         timer = asyncio.get_running_loop().call_later(max(remaining, 0.001), future.cancel)
@@ -124,14 +137,21 @@ class Admitter:
         except asyncio.CancelledError:
             if not future.cancelled() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
                 raise  # we are being cancelled, not the evaluation
-            metrics.ADMISSION_ERRORS.labels(webhook, "deadline").inc()
-            return f"evaluation did not finish within the {self.deadline_s:g}s deadline"
+            return self._deadline_passed(webhook)
         except Exception as exc:  # evaluate() never raises by contract; be safe anyway
-            metrics.ADMISSION_ERRORS.labels(webhook, "internal").inc()
-            log.exception("evaluation failed", extra={"fields": {"uid": req.uid}})
-            return f"evaluation failed: {type(exc).__name__}: {exc}"
+            return self._internal_error(webhook, req, exc)
         finally:
             timer.cancel()
+
+    def _deadline_passed(self, webhook: Webhook) -> str:
+        metrics.ADMISSION_ERRORS.labels(webhook, "deadline").inc()
+        return f"evaluation did not finish within the {self.deadline_s:g}s deadline"
+
+    @staticmethod
+    def _internal_error(webhook: Webhook, req: AdmissionRequest, exc: Exception) -> str:
+        metrics.ADMISSION_ERRORS.labels(webhook, "internal").inc()
+        log.exception("evaluation failed", extra={"fields": {"uid": req.uid}})
+        return f"evaluation failed: {type(exc).__name__}: {exc}"
 
     def _failed(self, uid: str, why: str) -> Answer:
         """No decision: the configured failure action decides, never a timeout."""

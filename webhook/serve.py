@@ -124,7 +124,6 @@ def settings_from(args: argparse.Namespace, cert: str, key: str) -> WorkerSettin
         cache_stale_s=args.cache_stale_seconds,
         event_qps=args.event_qps,
         event_flush_s=args.event_flush_seconds,
-        threads=args.threads,
     )
 
 
@@ -141,8 +140,6 @@ def run(args: argparse.Namespace) -> int:
         return _usage("--workers must be at least 1")
     if args.deadline <= 0:
         return _usage("--deadline must be positive")
-    if args.threads < 1:
-        return _usage("--threads must be at least 1")
     if args.workers > 1:
         _prepare_multiprocess_metrics()
 

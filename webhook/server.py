@@ -31,6 +31,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from policies.model import OFFLINE, Context
 from webhook.app import MAX_BODY, create_app
 from webhook.cluster import ClusterCache
+from webhook.deadline import AlarmDeadline, on_main_thread
 from webhook.evaluator import EvaluationPool
 from webhook.events import EventRecorder, EventSink
 from webhook.handler import Admitter
@@ -267,4 +268,13 @@ class Worker:
             self.pool.shutdown()
 
     def run(self, sock: socket.socket) -> None:
-        asyncio.run(self.serve(sock))
+        alarm = AlarmDeadline() if on_main_thread() else None
+        # On the main thread (always, under `podgate serve`) the engine runs
+        # inline, interrupted at the deadline; elsewhere, on the thread pool.
+        self.admitter.alarm = alarm
+        try:
+            asyncio.run(self.serve(sock))
+        finally:
+            self.admitter.alarm = None
+            if alarm is not None:
+                alarm.close()

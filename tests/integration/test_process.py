@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -53,6 +54,44 @@ def test_sigterm_readiness_off_in_flight_finishes_exit_0(tmp_path: Path) -> None
         assert '"shutting down: readiness off, draining"' in proc.log()
     finally:
         proc.stop()
+
+
+@pytest.mark.parametrize(
+    "annotation", [{"test.podgate.dev/sleep": "30"}, {"test.podgate.dev/spin": "1"}]
+)
+def test_the_deadline_interrupts_a_policy_that_does_not_return(
+    tmp_path: Path, annotation: dict[str, str]
+) -> None:
+    # `serve` evaluates on the event loop: the alarm must stop a sleeping or
+    # spinning policy, answer by the failure action, and free the loop
+    proc = start_process(tmp_path, "--deadline", "0.5")
+    try:
+        stuck = rv.deployment("web", "shop", annotations=annotation)
+        with proc.client() as client:
+            started = time.monotonic()
+            resp = client.post("/validate", json=rv.review(stuck, uid="stuck")).json()
+            took = time.monotonic() - started
+            assert took < 2.0, took
+            assert resp["response"]["uid"] == "stuck"
+            assert resp["response"]["allowed"] is True  # failure_action: warn
+            assert "0.5s deadline" in resp["response"]["warnings"][0]
+            fine = client.post("/validate", json=rv.review(rv.deployment(), uid="next")).json()
+            assert fine["response"]["allowed"] is True
+        text = proc.side_get("/metrics").text
+        assert metric(text, "podgate_admission_errors_total", reason="deadline") == 1
+        # interrupted, not left running: a policy spinning on a thread would
+        # keep burning a core after its request was answered
+        before = _cpu_seconds(proc.proc.pid)
+        time.sleep(1.0)
+        assert _cpu_seconds(proc.proc.pid) - before < 0.5
+        assert proc.proc.poll() is None, proc.log()
+    finally:
+        proc.stop()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @pytest.mark.slow

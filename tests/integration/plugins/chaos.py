@@ -29,3 +29,11 @@ def slow(pod: PodView) -> Iterator[Violation]:
     if isinstance(seconds, str):
         time.sleep(float(seconds))
     yield from ()
+
+
+@policy("spin", title="Never returns when asked to", category="test", concerns_ephemeral=False)
+def spin(pod: PodView) -> Iterator[Violation]:
+    if "test.podgate.dev/spin" in pod.annotations:
+        while True:
+            pass
+    yield from ()
