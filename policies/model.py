@@ -101,6 +101,9 @@ class ResourceRef:
         return f"{self.kind} {where}{self.name or '<unnamed>'}"
 
 
+_FAILED = frozenset({Outcome.FAIL, Outcome.ERROR})
+
+
 class PolicyResult(NamedTuple):
     """The outcome of one policy on one object (immutable; cheap to create).
 
@@ -118,7 +121,7 @@ class PolicyResult(NamedTuple):
 
     @property
     def failed(self) -> bool:
-        return self.outcome in (Outcome.FAIL, Outcome.ERROR)
+        return self.outcome in _FAILED
 
     @property
     def message(self) -> str:
@@ -147,7 +150,8 @@ class Decision:
     mutation_errors: tuple[str, ...] = field(default=())
 
     def failing(self, *actions: Action) -> list[PolicyResult]:
-        return [r for r in self.results if r.failed and r.effective_action in actions]
+        # asked several times per admission: the property is inlined
+        return [r for r in self.results if r.outcome in _FAILED and r.effective_action in actions]
 
     @property
     def allowed(self) -> bool:

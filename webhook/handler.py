@@ -209,13 +209,17 @@ class Admitter:
         errors: list[str] = []
         if decision is not None:
             for r in decision.results:
-                metrics.policy_results(r.policy, r.effective_action, r.outcome).inc()
-                if r.outcome is not Outcome.SKIP:
-                    metrics.policy_duration(r.policy).observe(r.duration_s)
-                if r.outcome is Outcome.ERROR:
+                outcome = r.outcome
+                metrics.policy_results(r.policy, r.effective_action, outcome).inc()
+                if outcome is Outcome.SKIP:
+                    continue
+                metrics.policy_duration(r.policy).observe(r.duration_s)
+                if outcome is Outcome.PASS:  # the common case: nothing more to note
+                    continue
+                if outcome is Outcome.ERROR:
                     metrics.POLICY_ERRORS.labels(r.policy).inc()
                     errors.append(f"{r.policy}: {r.reason}")
-                if r.failed and r.effective_action is not Action.OFF:
+                if r.effective_action is not Action.OFF:
                     failed.append(f"{r.policy}:{r.effective_action}")
             if (
                 webhook == "validate"
