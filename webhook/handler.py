@@ -37,7 +37,7 @@ from webhook.admission import (
 from webhook.deadline import AlarmDeadline, DeadlineExceeded
 from webhook.evaluator import EvaluationPool
 from webhook.events import EventRecorder, events_for
-from webhook.logs import ADMISSION_LOGGER
+from webhook.logs import ADMISSION_LOGGER, log_line
 from webhook.reload import ConfigHolder
 
 Webhook = Literal["validate", "mutate"]
@@ -260,4 +260,4 @@ class Admitter:
             fields["errors"] = errors
         if answer.note:
             fields["note"] = answer.note
-        log.log(level, "admission", extra={"fields": fields})
+        log_line(log, level, "admission", fields)

@@ -12,6 +12,7 @@ import time
 import pytest
 
 from tests.webhook.fakes import wait_for
+from webhook import logs
 from webhook.evaluator import EvaluationPool
 from webhook.logs import BatchingHandler, JsonFormatter
 
@@ -72,5 +73,54 @@ def test_batching_handler_writes_json_lines_and_drops_when_full() -> None:
         handler._pending.extend(["x", "y", "z"])  # the writer is behind
         logger.info("one too many")
         assert handler.dropped == 1
+    finally:
+        handler.close()
+
+
+def test_log_line_writes_what_a_record_would_and_yields_to_other_handlers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, interval=0.01)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    monkeypatch.setattr(logs, "_handler", handler)
+    monkeypatch.setattr(root, "handlers", [handler])
+    logger = logging.getLogger("podgate.test.direct")
+    logger.setLevel(logging.INFO)
+    fields = {"uid": "u1", "decision": "denied", "failed": ["require-probes:deny"]}
+    records = 0
+    make_record = logger.makeRecord
+
+    def counting(*args: object, **kwargs: object) -> logging.LogRecord:
+        nonlocal records
+        records += 1
+        return make_record(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(logger, "makeRecord", counting)
+    try:
+        logs.log_line(logger, logging.WARNING, "admission", fields)  # the direct path
+        assert records == 0
+        logger.log(logging.WARNING, "admission", extra={"fields": fields})  # a record
+        logs.log_line(logger, logging.DEBUG, "admission", fields)  # below the level: nothing
+        handler.flush()
+        direct, recorded = (json.loads(line) for line in stream.getvalue().splitlines())
+        assert direct.pop("ts")[:2] == recorded.pop("ts")[:2] == "20"
+        assert direct == recorded
+        assert direct["level"] == "warning"
+        assert direct["failed"] == ["require-probes:deny"]
+
+        class Capture(logging.Handler):
+            def __init__(self) -> None:
+                super().__init__()
+                self.records: list[logging.LogRecord] = []
+
+            def emit(self, record: logging.LogRecord) -> None:
+                self.records.append(record)
+
+        capture = Capture()
+        root.handlers.append(capture)  # e.g. a test's caplog, an embedding program
+        logs.log_line(logger, logging.INFO, "admission", fields)
+        assert [getattr(r, "fields", None) for r in capture.records] == [fields]
     finally:
         handler.close()
