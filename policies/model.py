@@ -81,8 +81,10 @@ class Violation(NamedTuple):
         return text
 
 
-@dataclass(frozen=True, slots=True)
-class ResourceRef:
+class ResourceRef(NamedTuple):
+    """Which object a decision is about. A NamedTuple: one is made per
+    evaluation, and a frozen dataclass costs several times more to create."""
+
     api_version: str
     kind: str
     namespace: str | None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -266,3 +267,16 @@ def test_a_mutation_adding_a_container_is_seen_by_the_next() -> None:
     assert decision.mutated is not None
     names = [c["name"] for c in decision.mutated["spec"]["containers"] if "env" in c]
     assert names == ["web", "sidecar"]
+
+
+def test_pod_views_made_without_init_have_every_field() -> None:
+    # from_object and with_object fill the frozen dataclass's fields directly
+    obj = pod()
+    view = PodView.from_object(obj, default_namespace="shop")
+    assert view is not None
+    names = {f.name for f in dataclasses.fields(PodView)}
+    assert names <= set(vars(view))
+    moved = view.with_object(dict(obj), dict(view.spec))
+    assert names <= set(vars(moved))
+    assert moved.spec is not view.spec
+    assert [c.name for c in moved.containers()] == [c.name for c in view.containers()]
