@@ -80,6 +80,11 @@ class BatchingHandler(logging.Handler):
     `max_pending` are dropped (and counted) rather than requests delayed. The
     writer wakes every `interval` seconds, not per line: waking a thread per
     record costs more CPU than formatting it.
+
+    `close` (run at exit by logging.shutdown) stops the writer before the
+    last write: a daemon thread frozen by interpreter shutdown in the middle
+    of a write to stderr keeps the stream's lock, and the interpreter then
+    aborts when it flushes stderr itself (seen as an exit by SIGABRT).
     """
 
     def __init__(
@@ -91,6 +96,8 @@ class BatchingHandler(logging.Handler):
         self.dropped = 0
         self._pending: collections.deque[str] = collections.deque()
         self._wake = threading.Event()
+        self._closed = False
+        self._write_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="podgate-log", daemon=True)
         self._thread.start()
 
@@ -108,22 +115,25 @@ class BatchingHandler(logging.Handler):
             self.dropped += 1
             return
         self._pending.append(line)
-        if level >= logging.WARNING:
+        if self._closed:
+            self._write()  # no writer any more (records logged during exit)
+        elif level >= logging.WARNING:
             self._wake.set()  # problems are written at once
 
     def _write(self) -> None:
-        lines: list[str] = []
-        while self._pending:
-            lines.append(self._pending.popleft())
-        if lines:
-            try:
-                self.stream.write("\n".join(lines) + "\n")
-                self.stream.flush()
-            except (OSError, ValueError):
-                pass  # stderr closed: nothing sensible to do
+        with self._write_lock:
+            lines: list[str] = []
+            while self._pending:
+                lines.append(self._pending.popleft())
+            if lines:
+                try:
+                    self.stream.write("\n".join(lines) + "\n")
+                    self.stream.flush()
+                except (OSError, ValueError):
+                    pass  # stderr closed: nothing sensible to do
 
     def _run(self) -> None:
-        while True:
+        while not self._closed:
             self._wake.wait(self.interval)
             self._wake.clear()
             self._write()
@@ -132,6 +142,10 @@ class BatchingHandler(logging.Handler):
         self._write()
 
     def close(self) -> None:
+        self._closed = True
+        self._wake.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
         self._write()
         super().close()
 
@@ -156,7 +170,7 @@ def configure(level: str = "info") -> None:
     if _handler is None:
         _handler = BatchingHandler()
         _handler.setFormatter(JsonFormatter())
-        atexit.register(_handler.flush)
+        atexit.register(_handler.close)
     root = logging.getLogger()
     root.handlers[:] = [_handler]
     root.setLevel(level.upper())

@@ -124,3 +124,16 @@ def test_log_line_writes_what_a_record_would_and_yields_to_other_handlers(
         assert [getattr(r, "fields", None) for r in capture.records] == [fields]
     finally:
         handler.close()
+
+
+def test_closing_stops_the_writer_before_the_last_write() -> None:
+    # at exit a daemon writer caught mid-write would keep stderr's lock and
+    # make the interpreter abort: close() must leave no writer behind
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, interval=60.0)  # the writer would not wake on its own
+    handler.append("queued", logging.INFO)
+    handler.close()
+    assert not handler._thread.is_alive()
+    assert stream.getvalue() == "queued\n"
+    handler.append("during exit", logging.INFO)  # nobody left to write it later
+    assert stream.getvalue() == "queued\nduring exit\n"
