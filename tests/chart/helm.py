@@ -23,7 +23,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "chart"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+# every ci/ values file as a test parameter, named after the file
+SCENARIOS = [pytest.param(p, id=p.name.removesuffix("-values.yaml")) for p in CI_VALUES]
 RELEASE = "rel"
+NAME = f"{RELEASE}-podgate"  # the chart's fullname for that release
 NAMESPACE = "podgate-system"
 # `go install` without the Makefile's ldflags leaves helm's default
 # Capabilities at v1.20, below the chart's kubeVersion; every call says which

@@ -17,10 +17,8 @@ from policies.config import (
 )
 from policies.model import Action, Mode
 from policies.plugins import builtin_registry, load_registry
-from tests.chart.helm import CHART, CI_VALUES, Rendered, render, scenario, template
+from tests.chart.helm import CHART, NAME, SCENARIOS, Rendered, render, scenario, template
 
-SCENARIOS = [pytest.param(p, id=p.name.removesuffix("-values.yaml")) for p in CI_VALUES]
-NAME = "rel-podgate"
 PLUGIN_DIR = "/etc/podgate/plugins"
 
 

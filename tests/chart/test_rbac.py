@@ -6,10 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.chart.helm import CI_VALUES, Obj, Rendered, render, scenario
+from tests.chart.helm import NAME, SCENARIOS, Obj, Rendered, render, scenario
 
-SCENARIOS = [pytest.param(p, id=p.name.removesuffix("-values.yaml")) for p in CI_VALUES]
-NAME = "rel-podgate"
 ROLE_KINDS = ("ClusterRole", "Role")
 WORKLOADS = [
     ("", "pods"),

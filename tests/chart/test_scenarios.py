@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.chart.helm import CHART, CI_VALUES, Rendered, lint, render, scenario, template
+from tests.chart.helm import CHART, CI_VALUES, SCENARIOS, Rendered, lint, render, scenario, template
 
-SCENARIOS = [pytest.param(p, id=p.name.removesuffix("-values.yaml")) for p in CI_VALUES]
 CLUSTER_SCOPED = {
     "ClusterRole",
     "ClusterRoleBinding",

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.chart.helm import (
-    CI_VALUES,
+    NAME,
+    SCENARIOS,
     Obj,
     Rendered,
     container,
@@ -17,8 +18,6 @@ from tests.chart.helm import (
     template,
 )
 
-SCENARIOS = [pytest.param(p, id=p.name.removesuffix("-values.yaml")) for p in CI_VALUES]
-NAME = "rel-podgate"
 CA = (
     "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJmakNDQVNTZ0F3SUJBZ0lVRXhhbXBsZQotLS0tLUVO"
     "RCBDRVJUSUZJQ0FURS0tLS0tCg=="

@@ -6,10 +6,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.chart.helm import CI_VALUES, Obj, container, flags, render, scenario, template
-
-SCENARIOS = [pytest.param(p, id=p.name.removesuffix("-values.yaml")) for p in CI_VALUES]
-NAME = "rel-podgate"
+from tests.chart.helm import (
+    NAME,
+    SCENARIOS,
+    Obj,
+    container,
+    flags,
+    render,
+    scenario,
+    template,
+)
 
 
 def _webhook_spec(values: list[Path] | None = None, sets: list[str] | None = None) -> Obj:
