@@ -31,7 +31,7 @@ from policies.model import (
 )
 from policies.patch import diff
 from policies.registry import Metadata, Mutation, Policy
-from policies.views import ALL_LISTS, PodView, as_mapping
+from policies.views import LIST_KEYS, PodView, as_mapping
 
 INVALID_MANIFEST = "invalid-manifest"
 
@@ -222,14 +222,11 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
     )
 
 
-_LIST_KEYS = tuple(str(which) for which in ALL_LISTS)
-
-
 def _container_shape(spec: Mapping[str, Any]) -> tuple[int, ...]:
     """Identity and length of the container lists: a change means the cached
     container views are stale. Checked after every mutation, so kept cheap."""
     shape: list[int] = []
-    for key in _LIST_KEYS:
+    for key in LIST_KEYS:
         value = spec.get(key)
         if isinstance(value, list):
             shape += (id(value), len(value))

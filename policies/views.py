@@ -24,7 +24,8 @@ class ContainerList(enum.StrEnum):
 
 
 ALL_LISTS = (ContainerList.CONTAINERS, ContainerList.INIT, ContainerList.EPHEMERAL)
-_LISTS_AND_KEYS = tuple((which, str(which)) for which in ALL_LISTS)
+LIST_KEYS = tuple(str(which) for which in ALL_LISTS)  # the spec's keys, as plain strings
+_LISTS_AND_KEYS = tuple(zip(ALL_LISTS, LIST_KEYS, strict=True))
 
 
 def as_mapping(value: object) -> dict[str, Any]:

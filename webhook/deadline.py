@@ -41,7 +41,7 @@ class AlarmDeadline:
     """
 
     def __init__(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
+        if not on_main_thread():
             raise RuntimeError("an AlarmDeadline must be made on the main thread")
         self._active = False
         signal.signal(signal.SIGALRM, self._fire)

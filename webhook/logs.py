@@ -186,11 +186,6 @@ def configure(level: str = "info") -> None:
     logging.getLogger("urllib3").setLevel(logging.ERROR)
 
 
-def log_fields(logger: logging.Logger, level: int, msg: str, **fields: Any) -> None:
-    if logger.isEnabledFor(level):
-        logger.log(level, msg, extra={"fields": fields})
-
-
 def log_line(logger: logging.Logger, level: int, msg: str, fields: dict[str, Any]) -> None:
     """`logger.log(level, msg, extra={"fields": fields})`, for the line of every
     admission: when podgate's own handler is the only one the line reaches
