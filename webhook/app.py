@@ -86,7 +86,8 @@ async def admit(
     """One admission request, from headers and body chunks to the reply."""
     started = time.perf_counter()
     in_flight = metrics.in_flight(webhook)
-    in_flight.inc()
+    with metrics.pending.lock:
+        in_flight.inc()
     try:
         content_type = header("content-type") or ""
         if content_type.partition(";")[0].strip().lower() != JSON:
@@ -109,7 +110,8 @@ async def admit(
             return _refuse(webhook, 400, str(exc))
         return Reply(200, response.encode(review.api_version))
     finally:
-        in_flight.dec()
+        with metrics.pending.lock:
+            in_flight.dec()
 
 
 class AdmissionFastPath:

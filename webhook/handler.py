@@ -196,19 +196,19 @@ class Admitter:
     # --- recording --------------------------------------------------------------
     def _record(self, webhook: Webhook, req: AdmissionRequest, answer: Answer, took: float) -> None:
         dry_run = bool(req.dry_run)
-        metrics.requests(
-            webhook,
-            metrics.kind_label(req.kind.kind),
-            metrics.operation_label(req.operation),
-            answer.decision,
-            "true" if dry_run else "false",
-        ).inc()
-        metrics.duration(webhook).observe(took)
         decision = answer.result
         failed: list[str] = []
         errors: list[str] = []
-        if decision is not None:
-            for r in decision.results:
+        with metrics.pending.lock:
+            metrics.requests(
+                webhook,
+                metrics.kind_label(req.kind.kind),
+                metrics.operation_label(req.operation),
+                answer.decision,
+                "true" if dry_run else "false",
+            ).inc()
+            metrics.duration(webhook).observe(took)
+            for r in decision.results if decision is not None else ():
                 outcome = r.outcome
                 metrics.policy_results(r.policy, r.effective_action, outcome).inc()
                 if outcome is Outcome.SKIP:
@@ -216,23 +216,24 @@ class Admitter:
                 metrics.policy_duration(r.policy).observe(r.duration_s)
                 if outcome is Outcome.PASS:  # the common case: nothing more to note
                     continue
-                if outcome is Outcome.ERROR:
+                if outcome is Outcome.ERROR:  # rare: straight to its collector
                     metrics.POLICY_ERRORS.labels(r.policy).inc()
                     errors.append(f"{r.policy}: {r.reason}")
                 if r.effective_action is not Action.OFF:
                     failed.append(f"{r.policy}:{r.effective_action}")
-            if (
-                webhook == "validate"
-                and not dry_run
-                and self.recorder is not None
-                and decision.recorded
-            ):
-                self.recorder.record(
-                    events_for(
-                        decision, operation=req.operation, user=req.user_info.username,
-                        obj=req.object if isinstance(req.object, dict) else None,
-                    )
-                )  # fmt: skip
+        if (
+            decision is not None
+            and webhook == "validate"
+            and not dry_run
+            and self.recorder is not None
+            and decision.recorded
+        ):
+            self.recorder.record(
+                events_for(
+                    decision, operation=req.operation, user=req.user_info.username,
+                    obj=req.object if isinstance(req.object, dict) else None,
+                )
+            )  # fmt: skip
         level = logging.WARNING if errors or answer.decision == "error" else logging.INFO
         if not log.isEnabledFor(level):
             return

@@ -14,8 +14,11 @@ single process.
 
 from __future__ import annotations
 
+import bisect
 import os
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -159,26 +162,114 @@ AUDIT_LEADER = Gauge(
 )
 
 
-class Children:
-    """`metric.labels(...)` memoised: the label sets are bounded, and the lookup
-    (argument checks, a lock) costs more than the increment on the hot path."""
+class PendingCount:
+    """Increments of one counter or gauge child, kept until `Pending.flush`."""
 
-    def __init__(self, metric: Any) -> None:
-        self.metric = metric
-        self._cache: dict[tuple[str, ...], Any] = {}
+    __slots__ = ("child", "value")
 
-    def __call__(self, *labels: str) -> Any:
-        child = self._cache.get(labels)
-        if child is None:
-            child = self._cache[labels] = self.metric.labels(*labels)
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def dec(self, amount: float = 1.0) -> None:
+        self.value -= amount
+
+    def flush(self) -> None:
+        if self.value:
+            self.child.inc(self.value)  # a gauge takes the net change, negative or not
+            self.value = 0.0
+
+
+class PendingObservations:
+    """Observations of one histogram child, counted per bucket until `Pending.flush`.
+
+    The flush adds the counts to the child's bucket and sum values (the
+    attributes its own `observe` updates, unchanged since prometheus_client
+    0.1); test_metrics compares the exposition with direct observations so
+    a change there fails a test, not a scrape.
+    """
+
+    __slots__ = ("bounds", "child", "counts", "total")
+
+    def __init__(self, child: Any) -> None:
+        self.child = child
+        self.bounds: list[float] = list(child._upper_bounds)  # ends with +Inf
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+
+    def observe(self, amount: float) -> None:
+        # the first bucket whose bound is >= amount, as Histogram.observe finds it
+        self.counts[bisect.bisect_left(self.bounds, amount)] += 1
+        self.total += amount
+
+    def flush(self) -> None:
+        if not any(self.counts):
+            return
+        self.child._sum.inc(self.total)
+        for bucket, count in zip(self.child._buckets, self.counts, strict=True):
+            if count:
+                bucket.inc(count)
+        self.counts = [0] * len(self.bounds)
+        self.total = 0.0
+
+
+_P = TypeVar("_P", PendingCount, PendingObservations)
+
+
+class Pending:
+    """The per-admission metrics, counted in plain Python and added to their
+    collectors by `flush`: on every heartbeat of a worker (twice a second),
+    before every scrape of this process, and when a worker stops.
+
+    Updated directly, the ~14 collector updates of one admission (a counter
+    and a histogram per policy, the request's own, the in-flight gauge) cost
+    14 % of its CPU: each checks its arguments, takes a lock and, with several
+    workers, writes a memory-mapped file. Here an admission costs one lock
+    and some additions; a flush, one update per label set that changed.
+
+    Updates are made while holding `lock`, which `flush` takes too: the event
+    loop records while the side port's thread may be flushing for a scrape.
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self._all: list[PendingCount | PendingObservations] = []
+
+    def counts(self, metric: Any) -> Callable[..., PendingCount]:
+        return self._children(metric, PendingCount)
+
+    def observations(self, metric: Any) -> Callable[..., PendingObservations]:
+        return self._children(metric, PendingObservations)
+
+    def _children(self, metric: Any, make: Callable[[Any], _P]) -> Callable[..., _P]:
+        # `metric.labels(...)` memoised: the label sets are bounded, and the
+        # lookup (argument checks, a lock) costs more than the update
+        cache: dict[tuple[str, ...], _P] = {}
+
+        def child(*labels: str) -> _P:
+            found = cache.get(labels)
+            if found is None:
+                found = cache[labels] = make(metric.labels(*labels))
+                self._all.append(found)
+            return found
+
         return child
 
+    def flush(self) -> None:
+        with self.lock:
+            for each in self._all:
+                each.flush()
 
-requests = Children(ADMISSION_REQUESTS)
-duration = Children(ADMISSION_DURATION)
-in_flight = Children(IN_FLIGHT)
-policy_results = Children(POLICY_RESULTS)
-policy_duration = Children(POLICY_DURATION)
+
+pending = Pending()
+requests = pending.counts(ADMISSION_REQUESTS)
+duration = pending.observations(ADMISSION_DURATION)
+in_flight = pending.counts(IN_FLIGHT)
+policy_results = pending.counts(POLICY_RESULTS)
+policy_duration = pending.observations(POLICY_DURATION)
 
 
 def kind_label(kind: object) -> str:
@@ -196,6 +287,7 @@ def multiprocess_dir() -> str | None:
 
 def render() -> tuple[bytes, str]:
     """The exposition of this process, or of every worker in multiprocess mode."""
+    pending.flush()  # this process's own admissions (one worker), up to now
     if multiprocess_dir():
         registry = CollectorRegistry()
         _multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -29,6 +29,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from policies.model import OFFLINE, Context
+from webhook import metrics
 from webhook.app import MAX_BODY, create_app
 from webhook.cluster import ClusterCache
 from webhook.deadline import AlarmDeadline, on_main_thread
@@ -242,6 +243,7 @@ class Worker:
                 self.slots.ready[self.index] = 1 if self.server.started and synced else 0
             if self.cache is not None:
                 self.cache.update_metrics()
+            metrics.pending.flush()
             await asyncio.sleep(0.5)
 
     async def serve(self, sock: socket.socket) -> None:
@@ -259,6 +261,7 @@ class Worker:
             await self.server.serve(sockets=[sock])
         finally:
             beat.cancel()
+            metrics.pending.flush()
             self.slots.ready[self.index] = 0
             if self.recorder is not None:
                 self.recorder.stop()

@@ -109,10 +109,17 @@ def test_two_workers_share_the_port_and_aggregate_metrics(tmp_path: Path) -> Non
                 )
                 assert resp.status_code == 200
                 assert resp.json()["response"]["uid"] == f"w-{i}"
+
+        def counted() -> bool:
+            # each worker adds its admissions to the shared files twice a second
+            text = proc.side_get("/metrics").text
+            return metric(text, "podgate_admission_requests_total", webhook="validate") == 40
+
+        wait_for(counted, timeout=5)
         text = proc.side_get("/metrics").text
-        assert metric(text, "podgate_admission_requests_total", webhook="validate") == 40
         assert metric(text, "podgate_certificate_expiry_timestamp_seconds") > time.time()
         assert metric(text, "podgate_admission_duration_seconds_count", webhook="validate") == 40
+        assert metric(text, "podgate_admission_requests_in_flight", webhook="validate") == 0
         # in multiprocess mode each worker writes its own file
         for line in proc.log().splitlines():
             if "Started server process" in line:
