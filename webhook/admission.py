@@ -9,13 +9,14 @@ within what the API server passes on to kubectl.
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from webhook import jsonout
 
 V1: Final = "admission.k8s.io/v1"
 V1BETA1: Final = "admission.k8s.io/v1beta1"
@@ -131,7 +132,7 @@ class AdmissionResponse:
     def encode(self, api_version: str) -> bytes:
         """The AdmissionReview carrying this response, in the version of the request."""
         review = {"apiVersion": api_version, "kind": "AdmissionReview", "response": self.as_dict()}
-        return json.dumps(review, separators=(",", ":")).encode()
+        return jsonout.dumps(review)
 
 
 def _clean(text: str) -> str:
@@ -210,7 +211,7 @@ def patched(
     """
     if not operations:
         return allowed(uid, warnings)
-    document = json.dumps(list(operations), separators=(",", ":")).encode()
+    document = jsonout.dumps(list(operations))
     return AdmissionResponse(
         uid=uid,
         allowed=True,
@@ -235,4 +236,4 @@ def http_error(code: int, message: str) -> bytes:
         "reason": reasons.get(code, "BadRequest"),
         "message": message,
     }
-    return json.dumps(status).encode()
+    return jsonout.dumps(status)

@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import atexit
 import collections
-import json
 import logging
 import sys
 import threading
 import time
 from typing import Any
 
+from webhook import jsonout
+
 ADMISSION_LOGGER = "podgate.admission"
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per record. Runs for every admission, so the encoder
-    is built once (json.dumps with options builds one per call) and the
+    """One JSON object per record. Runs for every admission, so the
     timestamp's date and time are formatted once per second."""
-
-    _encoder = json.JSONEncoder(default=str, separators=(",", ":"))
 
     def __init__(self) -> None:
         super().__init__()
@@ -69,7 +67,7 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if exception:
             entry["exception"] = exception
-        return self._encoder.encode(entry)
+        return jsonout.dumps(entry).decode()
 
 
 class BatchingHandler(logging.Handler):

@@ -10,6 +10,7 @@ import pytest
 from webhook.admission import (
     MAX_WARNING_CHARS,
     MAX_WARNINGS_BYTES,
+    V1,
     V1BETA1,
     BadReview,
     allowed,
@@ -99,3 +100,15 @@ def test_review_fields() -> None:
     assert (req.operation, req.sub_resource, req.dry_run) == ("UPDATE", "ephemeralcontainers", None)
     assert req.user_info.username == "bob"
     assert req.object == {"kind": "Pod"}
+
+
+def test_responses_encode_what_orjson_refuses_through_the_standard_library() -> None:
+    # a patch can copy a user's integer, and JSON allows any size
+    huge = 2**70
+    response = patched("u-1", [{"op": "add", "path": "/spec/x", "value": huge}])
+    assert response.patch is not None
+    assert json.loads(base64.b64decode(response.patch)) == [
+        {"op": "add", "path": "/spec/x", "value": huge}
+    ]
+    review = json.loads(denied("u-2", "nöt ällowed ✗").encode(V1))
+    assert review["response"]["status"]["message"] == "nöt ällowed ✗"

@@ -16,9 +16,7 @@ SAMPLES = [0.0, 0.0001, 0.0005, 0.0007, 0.001, 0.003, 0.0025, 0.5, 9.99, 10.0, 1
 def _exposition(registry: CollectorRegistry) -> list[str]:
     # `_created` lines carry the time each child was made; nothing else may differ
     return [
-        line
-        for line in generate_latest(registry).decode().splitlines()
-        if "_created" not in line
+        line for line in generate_latest(registry).decode().splitlines() if "_created" not in line
     ]
 
 
