@@ -138,9 +138,10 @@ class PolicyResult(NamedTuple):
         return [f"{self.policy}: {self.reason}"] if self.reason else [self.policy]
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    """The engine's answer for one object."""
+class Decision(NamedTuple):
+    """The engine's answer for one object. A NamedTuple, like the results
+    it holds: one is made per evaluation, and a frozen dataclass's __init__
+    costs three times as much."""
 
     resource: ResourceRef
     mode: Mode
@@ -149,7 +150,7 @@ class Decision:
     mutated: Mapping[str, Any] | None = None
     mutations_applied: tuple[str, ...] = ()
     skipped_reason: str = ""  # set when the object was not evaluated at all
-    mutation_errors: tuple[str, ...] = field(default=())
+    mutation_errors: tuple[str, ...] = ()
 
     def failing(self, *actions: Action) -> list[PolicyResult]:
         # asked several times per admission: the property is inlined

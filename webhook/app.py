@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastapi import FastAPI
 from starlette.requests import ClientDisconnect, Request
@@ -39,8 +38,7 @@ JSON = "application/json"
 ROUTES: Mapping[str, Webhook] = {"/validate": "validate", "/mutate": "mutate"}
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     status: int
     body: bytes
     close: bool = False  # the body was not read whole: the connection cannot be reused
