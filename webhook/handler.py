@@ -206,19 +206,16 @@ class Admitter:
                 "true" if dry_run else "false",
             ).inc()
             metrics.duration(webhook).observe(took)
-            for r in decision.results if decision is not None else ():
-                outcome = r.outcome
-                metrics.policy_results(r.policy, r.effective_action, outcome).inc()
-                if outcome is Outcome.SKIP:
-                    continue
-                metrics.policy_duration(r.policy).observe(r.duration_s)
-                if outcome is Outcome.PASS:  # the common case: nothing more to note
-                    continue
-                if outcome is Outcome.ERROR:  # rare: straight to its collector
-                    metrics.POLICY_ERRORS.labels(r.policy).inc()
-                    errors.append(f"{r.policy}: {r.reason}")
-                if r.effective_action is not Action.OFF:
-                    failed.append(f"{r.policy}:{r.effective_action}")
+            if decision is not None:
+                metrics.record_policy_results(decision.results)
+        for r in decision.results if decision is not None else ():
+            if r.outcome is Outcome.PASS or r.outcome is Outcome.SKIP:
+                continue  # the common case: nothing more to note
+            if r.outcome is Outcome.ERROR:
+                metrics.POLICY_ERRORS.labels(r.policy).inc()
+                errors.append(f"{r.policy}: {r.reason}")
+            if r.effective_action is not Action.OFF:
+                failed.append(f"{r.policy}:{r.effective_action}")
         if (
             decision is not None
             and webhook == "validate"

@@ -5,8 +5,17 @@ from __future__ import annotations
 import threading
 
 import pytest
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 
+from policies.model import Action, Outcome, PolicyResult
+from webhook import metrics
 from webhook.metrics import ADMISSION_BUCKETS, Pending
 
 # the bucket bounds themselves, values between them, below the first and past the last
@@ -99,3 +108,25 @@ def test_updates_made_under_the_lock_survive_concurrent_flushes(flushes: int) ->
     assert registry.get_sample_value("n_total", labels) == 2 * per_thread
     assert registry.get_sample_value("h_count", labels) == 2 * per_thread
     assert registry.get_sample_value("h_sum", labels) == pytest.approx(2 * per_thread * 0.01)
+
+
+def test_policy_results_are_counted_and_timed_but_skips_take_no_time() -> None:
+    def value(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, labels) or 0.0
+
+    def snapshot() -> tuple[float, ...]:
+        return (
+            value("podgate_policy_results_total", policy="t-pol", action="deny", result="fail"),
+            value("podgate_policy_results_total", policy="t-pol", action="off", result="skip"),
+            value("podgate_policy_duration_seconds_count", policy="t-pol"),
+            value("podgate_policy_duration_seconds_bucket", policy="t-pol", le="0.0025"),
+        )
+
+    failed = PolicyResult("t-pol", Outcome.FAIL, Action.DENY, Action.DENY, duration_s=0.002)
+    skipped = PolicyResult("t-pol", Outcome.SKIP, Action.DENY, Action.OFF, reason="offline")
+    before = snapshot()
+    with metrics.pending.lock:
+        metrics.record_policy_results([failed, failed, skipped])
+    assert snapshot() == before  # nothing before the flush
+    metrics.pending.flush()
+    assert [a - b for a, b in zip(snapshot(), before, strict=True)] == [2, 1, 2, 2]
