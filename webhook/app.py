@@ -83,8 +83,8 @@ async def admit(
 ) -> Reply:
     """One admission request, from headers and body chunks to the reply."""
     started = time.perf_counter()
-    in_flight = metrics.in_flight(webhook)
     with metrics.pending.lock:
+        in_flight = metrics.in_flight(webhook)
         in_flight.inc()
     try:
         content_type = header("content-type") or ""

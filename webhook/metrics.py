@@ -15,6 +15,7 @@ single process.
 from __future__ import annotations
 
 import bisect
+import functools
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -164,7 +165,8 @@ AUDIT_LEADER = Gauge(
 
 
 class PendingCount:
-    """Increments of one counter or gauge child, kept until `Pending.flush`."""
+    """Increments of one counter or gauge child, kept until `Pending.flush`.
+    Like PendingObservations, updated only while holding `Pending.lock`."""
 
     __slots__ = ("child", "value")
 
@@ -178,10 +180,13 @@ class PendingCount:
     def dec(self, amount: float = 1.0) -> None:
         self.value -= amount
 
-    def flush(self) -> None:
-        if self.value:
-            self.child.inc(self.value)  # a gauge takes the net change, negative or not
-            self.value = 0.0
+    def take(self) -> Callable[[], None] | None:
+        """Reset, and return what adds the taken value to the collector."""
+        value, self.value = self.value, 0.0
+        if not value:
+            return None
+        # a gauge takes the net change, negative or not
+        return functools.partial(self.child.inc, value)
 
 
 class PendingObservations:
@@ -206,15 +211,19 @@ class PendingObservations:
         self.counts[bisect.bisect_left(self.bounds, amount)] += 1
         self.total += amount
 
-    def flush(self) -> None:
+    def take(self) -> Callable[[], None] | None:
+        """Reset, and return what adds the taken observations to the collector."""
         if not any(self.counts):
-            return
-        self.child._sum.inc(self.total)
-        for bucket, count in zip(self.child._buckets, self.counts, strict=True):
+            return None
+        counts, total = self.counts, self.total
+        self.counts, self.total = [0] * len(self.bounds), 0.0
+        return functools.partial(self._add, counts, total)
+
+    def _add(self, counts: list[int], total: float) -> None:
+        self.child._sum.inc(total)
+        for bucket, count in zip(self.child._buckets, counts, strict=True):
             if count:
                 bucket.inc(count)
-        self.counts = [0] * len(self.bounds)
-        self.total = 0.0
 
 
 _P = TypeVar("_P", PendingCount, PendingObservations)
@@ -231,8 +240,10 @@ class Pending:
     workers, writes a memory-mapped file. Here an admission costs one lock
     and some additions; a flush, one update per label set that changed.
 
-    Updates are made while holding `lock`, which `flush` takes too: the event
-    loop records while the side port's thread may be flushing for a scrape.
+    Updates are made while holding `lock`, which `flush` takes too (the
+    event loop records while the side port's thread may be flushing for a
+    scrape), but only to take the pending values: the collectors are
+    updated after it is released.
     """
 
     def __init__(self) -> None:
@@ -261,8 +272,10 @@ class Pending:
 
     def flush(self) -> None:
         with self.lock:
-            for each in self._all:
-                each.flush()
+            taken = [each.take() for each in self._all]
+        for add in taken:
+            if add is not None:
+                add()
 
 
 pending = Pending()
