@@ -13,8 +13,11 @@ load generator (asyncio, TLS, keep-alive connections) in two ways:
 Each run measures the floor, /validate and /mutate in turns (all three
 servers up for the whole measurement), so a slow spell of the shared machine
 hits them alike; `--runs` runs are made and the medians reported, with
-podgate/floor ratios taken within each run, for each worker count. A soak (`--soak-seconds`) drives
-/validate at the fixed rate and reports the server's RSS at start and end.
+podgate/floor ratios taken within each run, for each worker count. podgate's
+p99 is also given over the runs in which the floor's own p99 met the 5 ms
+target (`quiet_runs`): in the others the machine stalled, whatever the app.
+A soak (`--soak-seconds`) drives /validate at the fixed rate and reports the
+server's RSS at start and end.
 
     python bench/webhook_bench.py                      # a short run
     python bench/webhook_bench.py --soak-seconds 300   # the 5-minute memory check
@@ -44,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DIGEST = "sha256:" + "0" * 64
+P99_TARGET_MS = 5.0  # at the fixed rate, on one worker (the target)
 
 
 def _review() -> dict[str, Any]:
@@ -476,6 +480,19 @@ def bench_workers(
             f"at_{int(args.rate)}_rps": _median(fixed[name]),
             "rss_mb": rss[name],
         }
+    # A run in which the floor itself missed the latency target was a slow
+    # spell of the machine: podgate's p99 in the runs where the floor met it
+    # tells podgate's tail from the machine's stalls (both are reported).
+    quiet = [i for i, m in enumerate(fixed["floor"]) if m.p99_ms <= P99_TARGET_MS]
+    results["quiet_runs"] = {
+        "runs": quiet,
+        **{
+            f"{name}_p99_ms_median": (
+                round(statistics.median(fixed[name][i].p99_ms for i in quiet), 3) if quiet else None
+            )
+            for name in ("validate", "mutate")
+        },
+    }
     results["ratios"] = {}
     for name in ("validate", "mutate"):
         per_run = [
@@ -556,7 +573,11 @@ def main(argv: list[str] | None = None) -> int:
         report["targets"] = {
             "validate_throughput_ratio_ge_0.5": one["ratios"]["validate_throughput_vs_floor"]
             >= 0.5,
-            "validate_p99_le_5ms_at_rate": one["validate"][at]["p99_ms"] <= 5.0,
+            "validate_p99_le_5ms_at_rate": one["validate"][at]["p99_ms"] <= P99_TARGET_MS,
+            "validate_p99_le_5ms_at_rate_in_quiet_runs": (
+                one["quiet_runs"]["validate_p99_ms_median"] or float("inf")
+            )
+            <= P99_TARGET_MS,
         }
     print(json.dumps(report, indent=2))
     return 0
