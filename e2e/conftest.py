@@ -102,6 +102,15 @@ def eventually(check: Callable[[], T | None], timeout: float = 30, step: float =
     raise AssertionError(f"not true within {timeout} s (last: {last!r})")
 
 
+def ready_on(metrics_port: int) -> bool:
+    """Whether the podgate whose side port this is answers /readyz with 200."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=2) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -241,13 +250,7 @@ class Podgate:
     def ready(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             raise AssertionError(f"podgate exited {self.process.returncode}: {self.tail()}")
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.metrics_port}/readyz", timeout=2
-            ) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        return ready_on(self.metrics_port)
 
     def stop(self) -> None:
         if self.process is None:

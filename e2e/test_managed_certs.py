@@ -27,6 +27,7 @@ from e2e.conftest import (
     helm,
     kubectl,
     kubectl_ok,
+    ready_on,
 )
 from webhook import tls
 
@@ -73,12 +74,13 @@ def test_managed_certificates_are_created_and_the_ca_bundle_patched(
     fullname = f"{name}-podgate"
     secret = f"{fullname}-tls"
     log = (tmp_path / "managed.log").open("wb")
+    metrics_port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "webhook.cli", "serve", "--manage-certs",
          "--cert-secret", secret, "--namespace", release_namespace, "--service", fullname,
          "--validating-webhook", fullname, "--mutating-webhook", fullname,
          "--cert-dir", str(tmp_path / "certs"), "--host", "127.0.0.1", "--port", str(port),
-         "--metrics-port", str(free_port()), "--kubeconfig", os.environ["KUBECONFIG"],
+         "--metrics-port", str(metrics_port), "--kubeconfig", os.environ["KUBECONFIG"],
          "--shutdown-delay", "0"],
         stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
     )  # fmt: skip
@@ -96,6 +98,9 @@ def test_managed_certificates_are_created_and_the_ca_bundle_patched(
         ca = base64.b64decode(stored["data"]["ca.crt"])
         eventually(lambda: ca in ca_bundle("validatingwebhookconfiguration", fullname))
         eventually(lambda: ca in ca_bundle("mutatingwebhookconfiguration", fullname))
+        # The bundles are patched before the server listens; the webhooks call
+        # this URL directly, with no Service to hold calls back until it is ready.
+        eventually(lambda: ready_on(metrics_port), timeout=60)
         # Through the patched bundle the API server trusts podgate: a labelled Pod
         # goes through both of this release's webhooks (failurePolicy Fail on one).
         pod = good_pod("managed", namespace)
