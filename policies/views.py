@@ -279,7 +279,7 @@ class PodView:
         if not problems and not isinstance(spec_raw, dict):
             problems.append(f"{format_path(spec_path)} is missing or not a mapping")
         spec = as_mapping(spec_raw)
-        for _, key in _LISTS_AND_KEYS:
+        for key in LIST_KEYS:
             value = spec.get(key)
             if value is None:
                 continue

@@ -292,17 +292,14 @@ def record_policy_results(results: Iterable[PolicyResult]) -> None:
     holding `pending.lock`. One call per admission rather than two per
     policy, and one lookup per result: this runs for every policy of every
     admission."""
-    bisect_left = bisect.bisect_left
     for r in results:
         key = (r.policy, r.effective_action, r.outcome)
         pair = _by_result.get(key)
         if pair is None:
             pair = _by_result[key] = (policy_results(*key), policy_duration(r.policy))
-        pair[0].value += 1.0
+        pair[0].inc()
         if r.outcome is not Outcome.SKIP:
-            took, observations = r.duration_s, pair[1]
-            observations.counts[bisect_left(observations.bounds, took)] += 1
-            observations.total += took
+            pair[1].observe(r.duration_s)
 
 
 def kind_label(kind: object) -> str:
