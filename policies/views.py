@@ -8,7 +8,6 @@ produces a clear finding rather than an exception.
 from __future__ import annotations
 
 import enum
-import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -192,9 +191,13 @@ class PodView:
     def security_context(self) -> dict[str, Any]:
         return as_mapping(self.spec.get("securityContext"))
 
-    @functools.cached_property
-    def _views(self) -> dict[ContainerList, tuple[ContainerView, ...]]:
-        """Every container view, built once per object and shared by all policies."""
+    def _build_views(self) -> dict[ContainerList, tuple[ContainerView, ...]]:
+        """Every container view, built once per object and shared by all policies.
+
+        Stored in the instance's __dict__ under "_views" by `containers`, and
+        dropped from there when a mutation changes the container lists. Not a
+        functools.cached_property: its first read takes a lock, twice per
+        evaluation (the original and the mutated copy)."""
         views: dict[ContainerList, tuple[ContainerView, ...]] = {}
         spec, exempt, spec_path = self.spec, self.exempt_images, self.spec_path
         for which, key in _LISTS_AND_KEYS:
@@ -212,6 +215,7 @@ class PodView:
                         continue
                 found.append(ContainerView(raw, which, index, spec_path))
             views[which] = tuple(found)
+        self.__dict__["_views"] = views
         return views
 
     def containers(self, *lists: ContainerList) -> Iterator[ContainerView]:
@@ -219,7 +223,7 @@ class PodView:
 
         Containers whose image is exempted by the config are left out.
         """
-        views = self._views
+        views = self.__dict__.get("_views") or self._build_views()
         for which in lists or ALL_LISTS:
             yield from views[which]
 
