@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from typing import Any
 
 import jsonpatch
@@ -11,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policies.config import load_config
-from policies.engine import evaluate
+from policies.engine import _json_copy, evaluate
 from policies.model import OFFLINE
 from policies.patch import apply_patch, diff, escape
 
@@ -127,3 +128,55 @@ def test_type_only_changes_deep_inside_equal_looking_values() -> None:
     ops = diff(original, mutated)
     assert sorted(op["path"] for op in ops) == ["/a/0", "/a/1/b"]
     assert jsonpatch.apply_patch(copy.deepcopy(original), ops) == mutated
+
+
+def test_values_orjson_cannot_write_are_compared_by_the_fallbacks() -> None:
+    big = 2**70  # past 64 bits: orjson refuses it, marshal does not
+    assert diff({"a": [big, 1]}, {"a": [big, True]}) == [
+        {"op": "replace", "path": "/a/1", "value": True}
+    ]
+    assert diff({"a": {1: "x"}}, {"a": {1: "x"}}) == []  # a non-string key
+
+
+def strict(value: Any) -> Any:
+    """The value with its types spelled out, so that True, 1 and 1.0 differ."""
+    if isinstance(value, dict):
+        return ("dict", [(k, strict(v)) for k, v in value.items()])
+    if isinstance(value, list | tuple):
+        return (type(value).__name__, [strict(v) for v in value])
+    return (type(value).__name__, repr(value))
+
+
+def nodes(value: Any) -> list[Any]:
+    if isinstance(value, dict):
+        return [value, *(n for v in value.values() for n in nodes(v))]
+    if isinstance(value, list):
+        return [value, *(n for v in value for n in nodes(v))]
+    return []
+
+
+copyable = st.recursive(
+    json_scalars | st.floats() | st.integers(min_value=2**64, max_value=2**80),
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.tuples(children)
+        | st.dictionaries(st.text(max_size=3) | st.integers(), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@given(copyable)
+def test_json_copy_keeps_every_type_and_shares_no_container(value: Any) -> None:
+    """NaN, infinities, tuples, big integers and non-string keys do not
+    survive a trip through JSON: the copy must notice and take another way."""
+    copied = _json_copy(value)
+    assert strict(copied) == strict(value)
+    original_ids = {id(n) for n in nodes(value)}
+    assert not any(id(n) in original_ids for n in nodes(copied))
+
+
+def test_json_copy_of_nan_keeps_nan() -> None:
+    copied = _json_copy({"a": [float("nan"), float("inf")]})
+    assert math.isnan(copied["a"][0])
+    assert copied["a"][1] == float("inf")
