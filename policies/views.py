@@ -194,10 +194,10 @@ class PodView:
     def _build_views(self) -> dict[ContainerList, tuple[ContainerView, ...]]:
         """Every container view, built once per object and shared by all policies.
 
-        Stored in the instance's __dict__ under "_views" by `containers`, and
-        dropped from there when a mutation changes the container lists. Not a
-        functools.cached_property: its first read takes a lock, twice per
-        evaluation (the original and the mutated copy)."""
+        Kept in the instance's __dict__ under "_views", where `containers`
+        finds them; the engine drops them when a mutation changes the
+        container lists. Not a functools.cached_property: its first read
+        takes a lock, twice per evaluation (the original and the copy)."""
         views: dict[ContainerList, tuple[ContainerView, ...]] = {}
         spec, exempt, spec_path = self.spec, self.exempt_images, self.spec_path
         for which, key in _LISTS_AND_KEYS:
