@@ -110,8 +110,8 @@ def default_resources(pod: PodView, params: DefaultResources) -> None:
 class DefaultSecurityContext(Params):
     run_as_non_root: bool = Field(
         default=True,
-        description="Set runAsNonRoot: true on containers that leave it unset and do not "
-        "run as UID 0.",
+        description="Set runAsNonRoot: true on containers that leave it unset, do not "
+        "run as UID 0 and are not privileged.",
     )
     disallow_privilege_escalation: bool = Field(
         default=True,
@@ -140,7 +140,8 @@ def _may_escalate(container: ContainerView) -> bool:
 )
 def default_security_context(pod: PodView, params: DefaultSecurityContext) -> None:
     """Fills only what is missing: `runAsNonRoot: true` (never where the
-    container runs as UID 0, which would stop it from starting),
+    container runs as UID 0, which would stop it from starting, nor on a
+    privileged container: a node agent that nearly always runs as root),
     `allowPrivilegeEscalation: false` (never on privileged containers) and the
     pod's `seccompProfile: RuntimeDefault` (a container's own profile still wins).
     A value the user set is never flipped. Windows pods are left alone."""
@@ -154,7 +155,8 @@ def default_security_context(pod: PodView, params: DefaultSecurityContext) -> No
         if params.run_as_non_root:
             non_root = pod.effective(container, "runAsNonRoot")
             user = pod.effective(container, "runAsUser")
-            if non_root is None and user != 0:
+            privileged = container.security_context.get("privileged") is True
+            if non_root is None and user != 0 and not privileged:
                 changes["runAsNonRoot"] = True
         if (
             params.disallow_privilege_escalation
