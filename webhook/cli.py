@@ -14,9 +14,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from policies.config import Config, ConfigError, load_config
 from policies.plugins import PluginError
+
+if TYPE_CHECKING:
+    from webhook.check import Report
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
@@ -53,7 +57,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def _check(args: argparse.Namespace, config: Config) -> int:
     from webhook.check import Report, check_documents
-    from webhook.fix import fixed_files
     from webhook.manifests import read_inputs
     from webhook.report import render
 
@@ -63,19 +66,48 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     for unreadable in inputs.unreadable:
         print(f"podgate check: {unreadable.file}: {unreadable.reason}", file=sys.stderr)
     if args.fix:
-        changed = fixed_files(inputs.texts, checked)
-        for file, text in changed.items():
-            if args.write and file != "<stdin>":
-                Path(file).write_text(text, encoding="utf-8")
-                print(f"fixed {file}", file=sys.stderr)
-            else:
-                sys.stdout.write(text)
-        if not changed:
-            print("podgate check --fix: nothing to change", file=sys.stderr)
-        return report.exit_code
+        return _fix(args, inputs.texts, report)
     print(render(report, config, args.output, colour=colour_enabled(sys.stdout, args.no_color),
                  verbose=args.verbose))  # fmt: skip
     return report.exit_code
+
+
+def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int:
+    """Print the fixed stream, or rewrite the changed files with --write.
+
+    A document that could not be read is left as written and said so on
+    stderr, so that "nothing to change" never hides a file podgate could
+    not fix. The exit code is the check's, of the manifests as given.
+    """
+    from webhook.fix import fixed_files, fixed_stream
+
+    unfixable = [c.document for c in report.checked if c.document.error]
+    for doc in unfixable:
+        print(f"podgate check --fix: {doc.where}: {doc.error}; left as written", file=sys.stderr)
+    changed = fixed_files(texts, report.checked)
+    if args.write:
+        for file, text in changed.items():
+            if file == "<stdin>":
+                sys.stdout.write(text)
+                continue
+            Path(file).write_text(text, encoding="utf-8")
+            print(f"fixed {file}", file=sys.stderr)
+    elif texts:
+        sys.stdout.write(fixed_stream(texts, report.checked))
+    patched = sum(1 for c in report.checked if c.decision is not None and c.decision.patch)
+    if not changed:
+        print("podgate check --fix: nothing to change", file=sys.stderr)
+    else:
+        print(
+            f"podgate check --fix: {_count(patched, 'object')} fixed in "
+            f"{_count(len(changed), 'file')}",
+            file=sys.stderr,
+        )
+    return report.exit_code
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
@@ -147,7 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--namespace", "-n", default="default", help="namespace of manifests that set none"
     )
     check.add_argument(
-        "--fix", action="store_true", help="print the manifests with defaults injected"
+        "--fix",
+        action="store_true",
+        help="print every input as one YAML stream, with the mutations' defaults injected",
     )
     check.add_argument(
         "--write", action="store_true", help="with --fix: rewrite the files in place"

@@ -2,7 +2,9 @@
 
 Only documents with a patch are re-emitted; the others are copied verbatim,
 and the patched ones go through ruamel's round-trip loader so their
-comments, key order and quoting survive.
+comments, key order and quoting survive. Printed to stdout, every input
+comes out, changed or not, as one YAML stream that `kubectl apply -f -`
+reads as it would have read the inputs.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ruamel.yaml import YAML
 
 from policies.patch import apply_patch
 from webhook.check import Checked
-from webhook.manifests import split_documents
+from webhook.manifests import is_separator, split_documents
 
 
 def _patches(checked: Sequence[Checked], file: str) -> dict[int, list[dict[str, Any]]]:
@@ -61,6 +63,10 @@ def fixed_text(text: str, checked: Sequence[Checked], file: str) -> str:
     patches = _patches(checked, file)
     if not patches:
         return text
+    if "\r\n" in text:
+        # ruamel reads a CRLF file's comments with their `\r` and writes its
+        # own lines with `\n`: fixed on LF text, the file keeps its CRLF.
+        return fixed_text(text.replace("\r\n", "\n"), checked, file).replace("\n", "\r\n")
     if text.lstrip().startswith(("{", "[")):
         try:
             value = json.loads(text)
@@ -93,6 +99,25 @@ def _keep_leading_comments(original: str, dumped: str) -> str:
         head.append(line)
     prefix = "".join(head)
     return dumped if dumped.startswith(prefix) else prefix + dumped
+
+
+def fixed_stream(texts: Mapping[str, str], checked: Sequence[Checked]) -> str:
+    """Every input's text, fixed where a patch applies, as one stream.
+
+    One input comes out as it is (a JSON file stays JSON). Several are
+    joined with `---` lines, so that no input's last document runs into
+    the next one's first; an input left unchanged is in the stream all the
+    same, since the stream stands for all of them.
+    """
+    parts = [fixed_text(text, checked, file) for file, text in texts.items()]
+    if len(parts) == 1:
+        return parts[0]
+    out: list[str] = []
+    for part in parts:
+        if out and not is_separator(part.split("\n", 1)[0]):
+            out.append("---\n")
+        out.append(part if part.endswith("\n") or not part else part + "\n")
+    return "".join(out)
 
 
 def fixed_files(texts: Mapping[str, str], checked: Sequence[Checked]) -> dict[str, str]:

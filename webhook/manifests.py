@@ -238,6 +238,11 @@ class Chunk:
 _SEPARATOR = re.compile(r"^---(\s*(#.*)?)?$")
 
 
+def is_separator(line: str) -> bool:
+    """Whether the line (with or without its line break) separates YAML documents."""
+    return line.startswith("---") and _SEPARATOR.match(line.rstrip("\r\n")) is not None
+
+
 def split_documents(text: str) -> list[Chunk]:
     """Split a YAML stream on `---` lines, as k8s.io/apimachinery's YAMLReader does.
 
@@ -248,7 +253,7 @@ def split_documents(text: str) -> list[Chunk]:
     current: list[str] = []
     start, separator = 1, ""
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
-        if line.startswith("---") and _SEPARATOR.match(line.rstrip("\r\n")):
+        if is_separator(line):
             chunks.append(Chunk(len(chunks), start, "".join(current), separator))
             current, start, separator = [], number + 1, line
             continue

@@ -119,6 +119,64 @@ def test_fix_from_stdin(podgate: Runner) -> None:
     assert "seccompProfile" in run.out
 
 
+NETWORK_POLICY = """apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: default-deny, namespace: shop}
+spec: {podSelector: {}}"""
+
+
+def test_fix_of_several_files_is_one_stream_with_every_document(
+    podgate: Runner, tmp_path: Path
+) -> None:
+    """kubectl must read back what it would have read from the inputs: files
+    joined by `---`, an unchanged file included (here one without a final
+    newline, which must not run into the next file)."""
+    (tmp_path / "a.yaml").write_text(DEPLOYMENT)
+    (tmp_path / "b.yaml").write_text(NETWORK_POLICY)
+    (tmp_path / "c.yaml").write_text("---\n" + DEPLOYMENT.replace("name: web ", "name: api "))
+    run = podgate("check", "--fix", str(tmp_path))
+    docs = [d for d in yaml.safe_load_all(run.out) if d is not None]
+    assert [(d["kind"], d["metadata"]["name"]) for d in docs] == [
+        ("Deployment", "web"),
+        ("Service", "web"),
+        ("NetworkPolicy", "default-deny"),
+        ("Deployment", "api"),
+        ("Service", "web"),
+    ]
+    assert "seccompProfile" in docs[3]["spec"]["template"]["spec"]["securityContext"]
+    assert "2 objects fixed in 2 files" in run.err
+
+
+def test_fix_prints_an_unchanged_input_as_it_is(podgate: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "np.yaml"
+    path.write_text(NETWORK_POLICY + "\n")
+    run = podgate("check", "--fix", str(path))
+    assert run.out == NETWORK_POLICY + "\n"
+    assert "nothing to change" in run.err
+
+
+def test_fix_names_a_document_it_could_not_read(podgate: Runner, tmp_path: Path) -> None:
+    broken = "apiVersion: v1\nkind: Pod\nmetadata: {name: [unclosed\n"
+    path = tmp_path / "mixed.yaml"
+    path.write_text(broken + "---\n" + DEPLOYMENT)
+    run = podgate("check", "--fix", str(path))
+    assert f"{path}: document 1 (line 1): invalid YAML" in run.err
+    assert "left as written" in run.err
+    assert run.out.startswith(broken + "---\n# the web tier\n")
+    assert "seccompProfile" in run.out
+
+
+def test_fix_keeps_crlf_line_endings(podgate: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "crlf.yaml"
+    path.write_bytes(DEPLOYMENT.replace("\n", "\r\n").encode())
+    podgate("check", "--fix", "--write", str(path))
+    fixed = path.read_bytes().decode()
+    assert "seccompProfile" in fixed
+    assert fixed.count("\n") == fixed.count("\r\n"), "every line ends in CRLF"
+    assert fixed.count("# the web tier") == 1
+    assert "name: web  # keep me\r\n" in fixed
+
+
 def test_write_needs_fix(podgate: Runner, tmp_path: Path) -> None:
     (tmp_path / "d.yaml").write_text(DEPLOYMENT)
     run = podgate("check", "--write", str(tmp_path / "d.yaml"))
