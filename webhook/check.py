@@ -27,7 +27,7 @@ from policies.model import (
 )
 from policies.network_policy import network_policy_info
 from policies.views import as_mapping
-from policies.workloads import api_group
+from policies.workloads import api_group, workload_kind
 from webhook.manifests import Document, Unreadable
 
 
@@ -38,6 +38,15 @@ class Checked:
     document: Document
     resource: ResourceRef | None
     decision: Decision | None
+
+    @property
+    def exempt_reason(self) -> str | None:
+        """Why a workload was not evaluated (its namespace is exempt, or its
+        mode is off); None for everything else, other kinds included."""
+        decision, obj = self.decision, self.document.obj
+        if decision is None or decision.results or not decision.skipped_reason or obj is None:
+            return None
+        return decision.skipped_reason if workload_kind(obj) is not None else None
 
     @property
     def results(self) -> tuple[PolicyResult, ...]:
@@ -125,6 +134,7 @@ class Report:
         return {
             "documents": len(self.checked),
             "evaluated": evaluated,
+            "exempt": sum(1 for c in self.checked if c.exempt_reason),
             "results": counts,
             "failures": actions,
             "unreadable_inputs": len(self.unreadable),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,19 @@ def _add_config(parser: argparse.ArgumentParser) -> None:
 
 def _add_output(parser: argparse.ArgumentParser, formats: Sequence[str]) -> None:
     parser.add_argument("--output", "-o", choices=formats, default="text", help="output format")
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def namespace_name(value: str) -> str:
+    """A namespace as the API server accepts one: an RFC 1123 label."""
+    if not _DNS_LABEL.match(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a namespace name: at most 63 lowercase letters, digits "
+            "and '-', starting and ending with a letter or digit"
+        )
+    return value
 
 
 def colour_enabled(stream: object, disabled: bool) -> bool:
@@ -176,7 +190,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(check)
     _add_output(check, ("text", "json", "sarif", "junit"))
     check.add_argument(
-        "--namespace", "-n", default="default", help="namespace of manifests that set none"
+        "--namespace",
+        "-n",
+        type=namespace_name,
+        default="default",
+        help="namespace of manifests that set none",
     )
     check.add_argument(
         "--fix",
@@ -299,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(audit)
     _add_output(audit, ("text", "json", "sarif", "junit"))
     audit.add_argument("--kubeconfig", metavar="FILE")
-    audit.add_argument("--namespace", "-n", help="only this namespace (default: all)")
+    audit.add_argument(
+        "--namespace", "-n", type=namespace_name, help="only this namespace (default: all)"
+    )
     audit.add_argument("--page-size", type=int, default=500)
     audit.add_argument("--watch", action="store_true", help="run continuously (kopf operator)")
     audit.add_argument("--metrics-port", type=int, default=8080)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -213,7 +213,7 @@ class Document:
 
     @property
     def where(self) -> str:
-        item = f", item {self.item}" if self.item is not None else ""
+        item = f", items[{self.item}]" if self.item is not None else ""
         return f"{self.file}: document {self.index + 1}{item} (line {self.line})"
 
 
@@ -247,19 +247,39 @@ def split_documents(text: str) -> list[Chunk]:
     """Split a YAML stream on `---` lines, as k8s.io/apimachinery's YAMLReader does.
 
     A line starting with `---` followed by nothing but spaces or a comment
-    separates documents; `--- foo` does not.
+    separates documents; `--- foo` does not. What comes before a stream's
+    first `---` is not a document of its own when it holds nothing but
+    blank lines and comments: it is kept with that separator, so that a
+    file starting with `---` has its first document counted first.
     """
     chunks: list[Chunk] = []
     current: list[str] = []
     start, separator = 1, ""
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
         if is_separator(line):
-            chunks.append(Chunk(len(chunks), start, "".join(current), separator))
-            current, start, separator = [], number + 1, line
+            if chunks or _has_content(current):
+                chunks.append(Chunk(len(chunks), start, "".join(current), separator))
+                separator = line
+            else:  # only blank lines and comments so far: they lead the first document
+                separator += "".join(current) + line
+            current, start = [], number + 1
             continue
         current.append(line)
     chunks.append(Chunk(len(chunks), start, "".join(current), separator))
     return chunks
+
+
+def _has_content(lines: Sequence[str]) -> bool:
+    return any(line.strip() and not line.lstrip().startswith("#") for line in lines)
+
+
+def _content_line(chunk: Chunk) -> int:
+    """The line of the chunk's first key, past any blank lines and comments
+    before it: where a reader looks for the document."""
+    for offset, line in enumerate(chunk.text.splitlines()):
+        if line.strip() and not line.lstrip().startswith("#"):
+            return chunk.line + offset
+    return chunk.line
 
 
 def _yaml_error(exc: yaml.YAMLError, chunk: Chunk) -> str:
@@ -284,12 +304,27 @@ def _yaml_error(exc: yaml.YAMLError, chunk: Chunk) -> str:
     return text
 
 
+_SHAPES = {str: "a string", int: "a number", float: "a number", bool: "a boolean", list: "a list"}
+
+
+def _not_an_object(value: Mapping[str, Any]) -> str | None:
+    """Why a mapping is not a Kubernetes object, naming the field; None if it is one."""
+    for key in ("apiVersion", "kind"):
+        field = value.get(key)
+        if field is None:
+            return f"not a Kubernetes object: {key} is missing"
+        if not isinstance(field, str):
+            shape = _SHAPES.get(type(field), f"a {type(field).__name__}")
+            return f"not a Kubernetes object: {key} is {shape}, not a string"
+    return None
+
+
 def _expand(file: str, index: int, line: int, value: object) -> Iterator[Document]:
     """Yield the document, or each item of a `kind: List`."""
     if value is None:
         return  # an empty document (a trailing `---`, comments only)
     if not isinstance(value, dict):
-        shape = "a list" if isinstance(value, list) else f"a {type(value).__name__}"
+        shape = _SHAPES.get(type(value), f"a {type(value).__name__}")
         yield Document(file, index, line, None, f"the document is {shape}, not a Kubernetes object")
         return
     kind = value.get("kind")
@@ -299,14 +334,12 @@ def _expand(file: str, index: int, line: int, value: object) -> Iterator[Documen
             if isinstance(item, dict):
                 yield Document(file, index, line, item, item=position)
             else:
-                yield Document(
-                    file, index, line, None, f"List item {position} is not a mapping", item=position
-                )
+                bad_item = f"items[{position}] of the {kind} is not a mapping"
+                yield Document(file, index, line, None, bad_item, item=position)
         return
-    if not isinstance(kind, str) or not isinstance(value.get("apiVersion"), str):
-        yield Document(
-            file, index, line, None, "not a Kubernetes object: apiVersion and kind must be strings"
-        )
+    not_an_object = _not_an_object(value)
+    if not_an_object is not None:
+        yield Document(file, index, line, None, not_an_object)
         return
     yield Document(file, index, line, value)
 
@@ -328,9 +361,9 @@ def parse_text(text: str, file: str) -> Iterator[Document]:
         try:
             value = load_yaml(chunk.text)
         except yaml.YAMLError as exc:
-            yield Document(file, chunk.index, chunk.line, None, _yaml_error(exc, chunk))
+            yield Document(file, chunk.index, _content_line(chunk), None, _yaml_error(exc, chunk))
             continue
-        yield from _expand(file, chunk.index, chunk.line, value)
+        yield from _expand(file, chunk.index, _content_line(chunk), value)
 
 
 def decode(data: bytes, file: str) -> str | Unreadable:

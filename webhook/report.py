@@ -8,6 +8,7 @@ from typing import Any
 from xml.etree import ElementTree as ET
 
 from policies.config import Config
+from policies.engine import INVALID_MANIFEST
 from policies.model import Action, Outcome, PolicyResult
 from webhook.check import Checked, Report, resource_of
 
@@ -73,6 +74,10 @@ def to_json(report: Report, config: Config) -> str:
 _ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def _compact(value: object) -> str:
     return _ENCODER.encode(value)
 
@@ -84,7 +89,8 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
     lines: list[str] = []
     for checked in report.checked:
         shown = [r for r in checked.results if verbose or r.failed]
-        if not shown:
+        exempt = checked.exempt_reason if verbose else None
+        if not shown and not exempt:
             continue
         doc = checked.document
         if checked.resource is None:
@@ -93,6 +99,8 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
             lines.append(str(checked.resource))
         else:
             lines.append(f"{doc.where}: {checked.resource}")
+        if exempt:
+            lines.append(f"  {'EXEMPT':<11} not evaluated: {exempt}")
         for result in shown:
             outcome = str(result.outcome).upper()
             action = _action_of(result) if result.failed else ""
@@ -106,12 +114,15 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
         lines.append(paint(f"{unreadable.file}: cannot read: {unreadable.reason}", "error"))
     summary = report.summary()
     counts, failures = summary["results"], summary["failures"]
+    exempt = summary["exempt"]
     lines.append(
-        f"{summary['documents']} documents, {summary['evaluated']} evaluated: "
-        f"{counts['pass']} passed, {counts['fail']} failed, {counts['error']} errors, "
+        f"{_count(summary['documents'], 'document')}, {summary['evaluated']} evaluated: "
+        f"{counts['pass']} passed, {counts['fail']} failed, {_count(counts['error'], 'error')}, "
         f"{counts['skip']} skipped; {failures['deny']} deny, {failures['warn']} warn, "
         f"{failures['audit']} audit"
-        + (f"; {summary['unreadable_inputs']} unreadable inputs" if report.unreadable else "")
+        + (f"; {_count(exempt, 'workload')} exempt" if exempt else "")
+        + (" (-v says why)" if exempt and not verbose else "")
+        + (f"; {_count(len(report.unreadable), 'unreadable input')}" if report.unreadable else "")
     )
     return "\n".join(lines)
 
@@ -130,6 +141,18 @@ def to_sarif(report: Report, config: Config) -> str:
         }
         for meta in (entry.meta for entry in config.registry.policies.values())
     ]
+    rules.append(
+        {
+            "id": INVALID_MANIFEST,
+            "name": "Manifests can be read as Kubernetes objects",
+            "shortDescription": {"text": "Manifests can be read as Kubernetes objects"},
+            "fullDescription": {
+                "text": "The document is valid YAML or JSON, has apiVersion and kind, "
+                "and its pod spec has the shape Kubernetes requires."
+            },
+            "properties": {"category": "manifest", "severity": "high"},
+        }
+    )
     results = []
     for checked, result in report.rows():
         if not result.failed:

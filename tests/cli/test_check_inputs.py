@@ -147,7 +147,7 @@ def test_stdin_and_kind_list(podgate: Runner) -> None:
     assert ("one", 0) in sources
     errors = [r for r in data["results"] if r["policy"] == "invalid-manifest"]
     assert errors[0]["source"]["item"] == 1
-    assert "List item 1 is not a mapping" in errors[0]["message"]
+    assert "items[1] of the List is not a mapping" in errors[0]["message"]
 
 
 def test_json_file_and_helm_template_output(podgate: Runner, tmp_path: Path) -> None:
@@ -221,3 +221,69 @@ def test_bulk_gc_restores_the_collector_thresholds() -> None:
         failing_check()
     assert seen == [(9999, 7, 77)]
     assert gc.get_threshold() == before
+
+
+def test_documents_are_counted_as_a_reader_counts_them(podgate: Runner, tmp_path: Path) -> None:
+    """A leading `---` or a comment header is not a document of its own, and
+    a document's line is its first key's, past the comments above it."""
+    (tmp_path / "a.yaml").write_text("---\n" + BAD_POD)
+    (tmp_path / "b.yaml").write_text(
+        "# Copyright\n# header\n\n" + BAD_POD + "---\n# two\n" + BAD_POD
+    )
+    run = podgate("check", str(tmp_path))
+    assert f"{tmp_path / 'a.yaml'}: document 1 (line 2): Pod default/bad" in run.out
+    assert f"{tmp_path / 'b.yaml'}: document 1 (line 4): Pod default/bad" in run.out
+    assert f"{tmp_path / 'b.yaml'}: document 2 (line 11): Pod default/bad" in run.out
+    sources = [r["source"] for r in podgate("check", str(tmp_path), "-o", "json").json()["results"]]
+    assert {"file": str(tmp_path / "a.yaml"), "document": 0, "line": 2} in sources
+
+
+def test_list_items_are_named_as_in_the_list(podgate: Runner) -> None:
+    listing = (
+        "apiVersion: v1\nkind: PodList\nitems:\n"
+        "  - {apiVersion: v1, kind: Pod, metadata: {name: one}, spec: {containers: []}}\n"
+        "  - {apiVersion: v1, kind: Pod, metadata: {name: two},\n"
+        "     spec: {containers: [{name: a, image: x}]}}\n"
+    )
+    run = podgate("check", "-", stdin=listing.encode())
+    assert "<stdin>: document 1, items[1] (line 1): Pod default/two" in run.out
+
+
+@pytest.mark.parametrize(
+    ("document", "problem"),
+    [
+        ("apiVersion: v1\nind: Pod\nmetadata: {name: p}\n", "kind is missing"),
+        ("kind: Pod\nmetadata: {name: p}\n", "apiVersion is missing"),
+        ("apiVersion: v1\nkind: 3\n", "kind is a number, not a string"),
+        ("just a line of text\n", "the document is a string, not a Kubernetes object"),
+    ],
+)
+def test_not_an_object_says_which_field(podgate: Runner, document: str, problem: str) -> None:
+    run = podgate("check", "-", stdin=document.encode())
+    assert run.code == 1
+    assert problem in run.out
+
+
+def test_workloads_of_exempt_namespaces_are_counted_and_explained(
+    podgate: Runner, tmp_path: Path
+) -> None:
+    path = tmp_path / "ks.yaml"
+    path.write_text(BAD_POD.replace("{name: bad}", "{name: agent, namespace: kube-system}"))
+    run = podgate("check", str(path))
+    assert run.code == 0
+    assert run.out.strip().endswith("1 workload exempt (-v says why)")
+    assert run.out.startswith("1 document, 0 evaluated")
+    verbose = podgate("check", "-v", str(path))
+    assert "EXEMPT      not evaluated: namespace kube-system is exempt" in verbose.out
+    assert podgate("check", "-o", "json", str(path)).json()["summary"]["exempt"] == 1
+
+
+@pytest.mark.parametrize("namespace", ["", "Bad_NS", "-x", "a" * 64])
+def test_namespace_option_must_be_a_namespace_name(
+    podgate: Runner, tmp_path: Path, namespace: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "p.yaml").write_text(BAD_POD)
+    with pytest.raises(SystemExit) as exit_info:
+        podgate("check", f"--namespace={namespace}", str(tmp_path / "p.yaml"))
+    assert exit_info.value.code == 2
+    assert "is not a namespace name" in capsys.readouterr().err

@@ -46,7 +46,8 @@ def test_json_shape_matches_the_contract(podgate: Runner, tmp_path: Path) -> Non
         "namespace": "shop",
         "name": "web",
     }
-    assert first["source"] == {"file": str(tmp_path / "d.yaml"), "document": 0, "line": 1}
+    # line 2: the document's first key, below its comment
+    assert first["source"] == {"file": str(tmp_path / "d.yaml"), "document": 0, "line": 2}
     by_policy = {r["policy"]: r for r in data["results"]}
     assert by_policy["require-network-policy"]["action"] == "warn"
     assert by_policy["require-probes"]["result"] == "fail"
@@ -67,7 +68,8 @@ def test_sarif_is_valid_and_levels_follow_actions(podgate: Runner, tmp_path: Pat
     assert levels["require-probes"] == "error"
     assert levels["require-network-policy"] == "warning"
     location = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
-    assert location["region"]["startLine"] == 1
+    assert location["region"]["startLine"] == 2
+    assert "invalid-manifest" in {r["id"] for r in driver["rules"]}
 
 
 def test_junit_counts(podgate: Runner, tmp_path: Path) -> None:
