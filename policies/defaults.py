@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 
 from policies.quantity import InvalidQuantity, parse_quantity
 from policies.registry import Params, mutation
-from policies.views import ContainerList, ContainerView, PodView
+from policies.views import ContainerList, ContainerView, PodView, as_mapping
 
 ResourceName = Literal["cpu", "memory", "ephemeral-storage"]
 
@@ -59,7 +59,9 @@ def _quantity(value: object) -> Decimal | None:
         return None
 
 
-def _fill_resources(container: ContainerView, params: DefaultResources) -> None:
+def _fill_resources(
+    container: ContainerView, params: DefaultResources, pod_names: frozenset[str]
+) -> None:
     resources = container.raw.get("resources")
     if resources is None:
         resources = {}
@@ -74,12 +76,12 @@ def _fill_resources(container: ContainerView, params: DefaultResources) -> None:
     new_requests: dict[str, Any] = dict(requests or {})
     new_limits: dict[str, Any] = dict(limits or {})
     for name, default in params.requests.items():
-        if name in new_requests:
+        if name in new_requests or name in pod_names:
             continue
         # As the API server does: a request left out while its limit is set is the limit.
         new_requests[name] = new_limits.get(name, default)
     for name, default in params.limits.items():
-        if name in new_limits:
+        if name in new_limits or name in pod_names:
             continue
         request = _quantity(new_requests.get(name))
         # Never produce a limit below the request: that object would be refused.
@@ -102,9 +104,20 @@ def default_resources(pod: PodView, params: DefaultResources) -> None:
     """Fills, in containers and init containers, the requests and limits the
     config gives where the container has none. A value the user set is never
     changed; a missing request takes the value of its limit (as Kubernetes
-    does); a filled limit is never below the container's request."""
+    does); a filled limit is never below the container's request. A
+    resource the pod sets at pod level (`spec.resources`, Kubernetes 1.32+)
+    is left to it: a container default could exceed the pod's own value,
+    which the API server refuses."""
+    pod_names: frozenset[str] = frozenset()
+    if "resources" in pod.spec:
+        resources = pod.resources
+        pod_names = frozenset(
+            str(name)
+            for section in ("requests", "limits")
+            for name in as_mapping(resources.get(section))
+        )
     for container in pod.containers(ContainerList.CONTAINERS, ContainerList.INIT):
-        _fill_resources(container, params)
+        _fill_resources(container, params, pod_names)
 
 
 class DefaultSecurityContext(Params):

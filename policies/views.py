@@ -191,6 +191,15 @@ class PodView:
     def security_context(self) -> dict[str, Any]:
         return as_mapping(self.spec.get("securityContext"))
 
+    @property
+    def resources(self) -> dict[str, Any]:
+        """Pod-level requests and limits (Kubernetes 1.32+), shared by all containers."""
+        return as_mapping(self.spec.get("resources"))
+
+    def spec_field(self, *parts: str | int) -> str:
+        """`spec.template.spec` + parts, as a user reads a field path."""
+        return format_path((*self.spec_path, *parts))
+
     def _build_views(self) -> dict[ContainerList, tuple[ContainerView, ...]]:
         """Every container view, built once per object and shared by all policies.
 
@@ -250,7 +259,7 @@ class PodView:
         """Where `effective` found the setting (the container's field when unset)."""
         if key in container.security_context or key not in self.security_context:
             return container.field("securityContext", key)
-        return format_path((*self.spec_path, "securityContext", key))
+        return self.spec_field("securityContext", key)
 
     @classmethod
     def from_object(
