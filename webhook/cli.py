@@ -94,6 +94,7 @@ def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int
     not fix. The exit code is the check's, of the manifests as given.
     """
     from webhook.fix import fixed_files, fixed_stream
+    from webhook.report import counted
 
     unfixable = [c.document for c in report.checked if c.document.error]
     for doc in unfixable:
@@ -113,15 +114,11 @@ def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int
         print("podgate check --fix: nothing to change", file=sys.stderr)
     else:
         print(
-            f"podgate check --fix: {_count(patched, 'object')} fixed in "
-            f"{_count(len(changed), 'file')}",
+            f"podgate check --fix: {counted(patched, 'object')} fixed in "
+            f"{counted(len(changed), 'file')}",
             file=sys.stderr,
         )
     return report.exit_code
-
-
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def cmd_policies(args: argparse.Namespace) -> int:

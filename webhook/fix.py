@@ -114,7 +114,8 @@ def fixed_stream(texts: Mapping[str, str], checked: Sequence[Checked]) -> str:
         return parts[0]
     out: list[str] = []
     for part in parts:
-        if out and not is_separator(part.split("\n", 1)[0]):
+        end = part.find("\n")
+        if out and not is_separator(part if end < 0 else part[:end]):
             out.append("---\n")
         out.append(part if part.endswith("\n") or not part else part + "\n")
     return "".join(out)

@@ -269,15 +269,22 @@ def split_documents(text: str) -> list[Chunk]:
     return chunks
 
 
+def _is_content(line: str) -> bool:
+    """Not blank and not a comment: part of a document's YAML."""
+    return bool(line.strip()) and not line.lstrip().startswith("#")
+
+
 def _has_content(lines: Sequence[str]) -> bool:
-    return any(line.strip() and not line.lstrip().startswith("#") for line in lines)
+    return any(_is_content(line) for line in lines)
 
 
 def _content_line(chunk: Chunk) -> int:
     """The line of the chunk's first key, past any blank lines and comments
     before it: where a reader looks for the document."""
+    if chunk.text[:1] not in ("#", " ", "\t", "\n", "\r"):
+        return chunk.line  # the common case, without splitting the document
     for offset, line in enumerate(chunk.text.splitlines()):
-        if line.strip() and not line.lstrip().startswith("#"):
+        if _is_content(line):
             return chunk.line + offset
     return chunk.line
 

@@ -74,7 +74,8 @@ def to_json(report: Report, config: Config) -> str:
 _ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
-def _count(n: int, noun: str) -> str:
+def counted(n: int, noun: str) -> str:
+    """`1 document`, `2 documents`: the summary lines are read by people."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
@@ -116,13 +117,13 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
     counts, failures = summary["results"], summary["failures"]
     exempt = summary["exempt"]
     lines.append(
-        f"{_count(summary['documents'], 'document')}, {summary['evaluated']} evaluated: "
-        f"{counts['pass']} passed, {counts['fail']} failed, {_count(counts['error'], 'error')}, "
+        f"{counted(summary['documents'], 'document')}, {summary['evaluated']} evaluated: "
+        f"{counts['pass']} passed, {counts['fail']} failed, {counted(counts['error'], 'error')}, "
         f"{counts['skip']} skipped; {failures['deny']} deny, {failures['warn']} warn, "
         f"{failures['audit']} audit"
-        + (f"; {_count(exempt, 'workload')} exempt" if exempt else "")
+        + (f"; {counted(exempt, 'workload')} exempt" if exempt else "")
         + (" (-v says why)" if exempt and not verbose else "")
-        + (f"; {_count(len(report.unreadable), 'unreadable input')}" if report.unreadable else "")
+        + (f"; {counted(len(report.unreadable), 'unreadable input')}" if report.unreadable else "")
     )
     return "\n".join(lines)
 
