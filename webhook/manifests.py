@@ -256,7 +256,7 @@ def split_documents(text: str) -> list[Chunk]:
     current: list[str] = []
     start, separator = 1, ""
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
-        if is_separator(line):
+        if line.startswith("---") and is_separator(line):  # a call per line costs: test first
             if chunks or _has_content(current):
                 chunks.append(Chunk(len(chunks), start, "".join(current), separator))
                 separator = line
