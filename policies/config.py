@@ -255,11 +255,55 @@ def resolve(raw: ConfigFile, registry: Registry, source: str = "<built-in defaul
     )
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """` at line 3, column 7: found duplicate key 'policies' (while constructing
+    a mapping started at line 1, column 1)`: PyYAML's message on one line,
+    without its excerpt of the text."""
+
+    def at(mark: object) -> str:
+        return f"line {getattr(mark, 'line', 0) + 1}, column {getattr(mark, 'column', 0) + 1}"
+
+    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
+    if not problem or mark is None:
+        return ": " + " ".join(str(exc).split())
+    text = f" at {at(mark)}: {problem}"
+    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
+    if context and context_mark is not None:
+        text += f" ({context} started at {at(context_mark)})"
+    return text
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """The safe loader, refusing a key given twice in one mapping. PyYAML
+    keeps the last silently, so a second `policies:` block would drop the
+    first without a word."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # a merge key's values may be overridden: that is its point
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:
+                continue  # unhashable: the safe constructor refuses it with its own error
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def parse_config_file(text: str, source: str) -> ConfigFile:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python tags
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML: {exc}") from exc
+        raise ConfigError(f"{source}: not valid YAML{_yaml_problem(exc)}") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -20,6 +20,18 @@ ResourceName = Literal["cpu", "memory", "ephemeral-storage"]
 _UNPRIVILEGED_CAPS = frozenset({"SYS_ADMIN", "CAP_SYS_ADMIN"})
 
 
+def _numbers_as_quantities(values: object) -> object:
+    """`cpu: 1` or `cpu: 0.5` in the config, as Kubernetes accepts them in a
+    manifest: written into the patch as the strings `"1"` and `"0.5"`."""
+    if not isinstance(values, dict):
+        return values
+    numbers = (int, float)
+    return {
+        name: str(value) if isinstance(value, numbers) and not isinstance(value, bool) else value
+        for name, value in values.items()
+    }
+
+
 def _quantity_map(values: dict[ResourceName, str]) -> dict[ResourceName, str]:
     for name, value in values.items():
         try:
@@ -40,6 +52,8 @@ class DefaultResources(Params):
         "limit can OOM-kill a workload, so require-resources asks the user instead).",
     )
 
+    _numbers_requests = field_validator("requests", mode="before")(_numbers_as_quantities)
+    _numbers_limits = field_validator("limits", mode="before")(_numbers_as_quantities)
     _check_requests = field_validator("requests")(_quantity_map)
     _check_limits = field_validator("limits")(_quantity_map)
 

@@ -55,6 +55,7 @@ def _parse_string(value: str) -> Decimal:
     except InvalidOperation as exc:  # pragma: no cover - the regex admits only numbers
         raise InvalidQuantity(f"{value!r} is not a quantity") from exc
     suffix = match["suffix"] or ""
-    if suffix[:1] in ("e", "E"):
-        return number * Decimal(10) ** int(suffix[1:])
-    return number * _SUFFIXES[suffix]
+    factor = _SUFFIXES.get(suffix)  # `E` and `Ei` are exa and exbi, not exponents
+    if factor is not None:
+        return number * factor
+    return number * Decimal(10) ** int(suffix[1:])

@@ -88,6 +88,8 @@ def _construct_document(loader: Any, node: yaml.Node) -> Any:
                         "found unhashable key",
                         key_node.start_mark,
                     ) from exc
+                if mapping_key in value:
+                    raise _duplicate_key(node, key_node, mapping_key)
                 value[mapping_key] = build(value_node)
             building.discard(key)
         else:
@@ -96,6 +98,15 @@ def _construct_document(loader: Any, node: yaml.Node) -> Any:
         return value
 
     return build(node)
+
+
+def _duplicate_key(node: yaml.Node, key_node: yaml.Node, key: object) -> yaml.YAMLError:
+    """A key given twice in one mapping: kubectl refuses such a manifest
+    (`key "x" already set in map`) rather than keep one of the two values."""
+    return yaml.constructor.ConstructorError(
+        "while constructing a mapping", node.start_mark,
+        f"found duplicate key {key!r}", key_node.start_mark,
+    )  # fmt: skip
 
 
 _SCALARS: dict[str, Any] = {
@@ -133,6 +144,8 @@ def _construct_tree(loader: Any, node: yaml.Node) -> Any:
                         "while constructing a mapping", node.start_mark,
                         "found unhashable key", key_node.start_mark,
                     ) from exc  # fmt: skip
+            if key in mapping:
+                raise _duplicate_key(node, key_node, key)
             mapping[key] = _construct_tree(loader, value_node)
         return mapping
     return loader.construct_document(node)

@@ -73,6 +73,11 @@ exemptions: {namespaces: [kube-*], images: ["registry.k8s.io/*"], allow_annotati
         ("- a list", "the config must be a mapping"),
         ("enforcement: [", "not valid YAML"),
         ("plugins: [no_such_module_xyz]", "module:no_such_module_xyz: import failed"),
+        (
+            "policies:\n  require-probes: {action: off}\npolicies: {}\n",
+            "not valid YAML at line 3, column 1: found duplicate key 'policies'",
+        ),
+        ("policies: {require-probes: {action: off, action: deny}}", "duplicate key 'action'"),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path: Path, text: str, message: str) -> None:
@@ -99,3 +104,22 @@ def test_examples_config_loads_and_matches_the_defaults() -> None:
 def test_unquoted_off_reads_as_off(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "policies: {require-probes: {action: off}}\n"))
     assert config.policies["require-probes"].action is Action.OFF
+
+
+def test_config_errors_are_one_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, "enforcement: [\n"))
+    assert "\n" not in str(info.value)
+    assert "<unicode string>" not in str(info.value)
+
+
+def test_quantities_may_be_numbers_as_in_a_manifest(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            "mutations: {default-resources: {requests: {cpu: 1, memory: 2Ei}, "
+            "limits: {cpu: 1.5}}}\n",
+        )
+    )
+    params = config.mutations["default-resources"].params.model_dump()
+    assert params == {"requests": {"cpu": "1", "memory": "2Ei"}, "limits": {"cpu": "1.5"}}

@@ -48,11 +48,18 @@ def test_same_as_the_safe_loader(text: str) -> None:
         ("k: !custom 1\n", "could not determine a constructor"),
         ("a: &a [*a]\n", "recursive alias"),
         ("k: =\n", "tag:yaml.org,2002:value"),  # YAML 1.1's value key: PyYAML refuses it too
+        # kubectl refuses a key given twice (`key "name" already set in map`)
+        ("metadata:\n  name: a\n  name: b\n", "found duplicate key 'name'"),
+        ("base: &b {x: 1}\nm: {x: 1, x: 2}\n", "found duplicate key 'x'"),  # the anchor path
     ],
 )
 def test_errors(text: str, error: str) -> None:
     with pytest.raises(yaml.YAMLError, match=error):
         load_yaml(text)
+
+
+def test_a_merge_key_may_still_be_overridden() -> None:
+    assert load_yaml("base: &b {x: 1, y: 2}\nm: {<<: *b, x: 3}\n")["m"] == {"x": 3, "y": 2}
 
 
 def test_every_example_and_fixture_reads_the_same() -> None:
