@@ -210,7 +210,7 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
     except Skip as skip:
         elapsed = time.perf_counter() - start
         return PolicyResult(pid, Outcome.SKIP, action, Action.OFF, (), str(skip), elapsed)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # sys.exit() in a policy must not end podgate
         elapsed = time.perf_counter() - start
         reason = f"policy raised {type(exc).__name__}: {exc}"
         failure = run.adjust(settings.failure_action)
@@ -277,7 +277,7 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
             start = time.perf_counter()
             try:
                 mut.apply(view, params, run.ctx)
-            except Exception as exc:
+            except (Exception, SystemExit) as exc:
                 failed[mut.meta.id] = f"{mut.meta.id} raised {type(exc).__name__}: {exc}"
                 break
             if time.perf_counter() - start > run.config.raw.budget_ms / 1000 and run.guard:

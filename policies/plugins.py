@@ -136,7 +136,9 @@ def _guarded(load: Callable[[], object], origin: str) -> list[Entry]:
         raise PluginError(
             f"{origin}: syntax error at {exc.filename}:{exc.lineno}: {exc.msg}"
         ) from exc
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a plugin's sys.exit() must not end podgate
         raise PluginError(
             f"{origin}: import failed{_raised_at(exc)}: {type(exc).__name__}: {exc}"
         ) from exc

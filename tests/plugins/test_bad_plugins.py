@@ -442,3 +442,40 @@ def test_a_broken_plugin_in_a_suite_stops_podgate_test(cli: Cli, tmp_path: Path)
     assert run.err == (
         f"podgate test: {suite}: file:{plugin}: syntax error at {plugin}:3: invalid syntax\n"
     )
+
+
+def test_sys_exit_in_a_policy_or_a_mutation_is_an_error_not_the_end(tmp_path: Path) -> None:
+    """SystemExit is not an Exception: without its own clause, a policy calling
+    sys.exit(0) would end `podgate check` with exit 0 and no report, or a
+    webhook worker."""
+    _write(
+        tmp_path,
+        "quits.py",
+        """\
+        import sys
+
+        from policies import PodView, mutation, policy
+
+        @policy("quits", title="T", category="c")
+        def quits(pod: PodView) -> None:
+            sys.exit(0)
+
+        @mutation("quits-too", title="T")
+        def quits_too(pod: PodView) -> None:
+            pod.spec["priorityClassName"] = "half-done"
+            sys.exit("cmdb down")
+        """,
+    )
+    config = load_config(_config(tmp_path, "plugins: [quits.py]\n"))
+    decision = evaluate(_pod(), StaticContext(), config)
+    (result,) = [r for r in decision.results if r.policy == "quits"]
+    assert (str(result.outcome), result.reason) == ("error", "policy raised SystemExit: 0")
+    assert decision.mutation_errors == ("quits-too raised SystemExit: cmdb down",)
+    assert "priorityClassName" not in json.dumps(decision.patch), "its half-done change is dropped"
+
+
+def test_sys_exit_while_importing_a_plugin_is_a_load_error(cli: Cli, tmp_path: Path) -> None:
+    _write(tmp_path, "exits.py", "import sys\nsys.exit(0)\n")
+    err = _check_fails(cli, _config(tmp_path, "plugins: [exits.py]\n"), tmp_path)
+    exits = tmp_path / "exits.py"
+    assert err == f"podgate check: file:{exits}: import failed at {exits}:2: SystemExit: 0\n"
