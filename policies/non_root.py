@@ -15,6 +15,7 @@ class RequireNonRoot(Params):
     min_user_id: int = Field(
         default=1,
         ge=1,
+        le=2**31 - 1,  # the largest UID Kubernetes accepts
         description="The lowest runAsUser allowed when one is set (1: anything but root).",
     )
 
@@ -51,7 +52,8 @@ def require_non_root(pod: PodView, params: RequireNonRoot) -> Iterator[Violation
                 f"{container.label}: runAsUser {user!r} is not an integer UID",
                 container=container.name,
                 field=pod.effective_field(container, "runAsUser"),
-                fix="set securityContext.runAsUser to a numeric UID such as 10001",
+                fix="set securityContext.runAsUser to a numeric UID such as "
+                f"{_example_uid(params.min_user_id)}",
             )
         elif user < params.min_user_id:
             who = "root (UID 0)" if user == 0 else f"UID {user}"
@@ -59,6 +61,11 @@ def require_non_root(pod: PodView, params: RequireNonRoot) -> Iterator[Violation
                 f"{container.label} runs as {who}",
                 container=container.name,
                 field=pod.effective_field(container, "runAsUser"),
-                fix=f"set securityContext.runAsUser to a UID >= {max(params.min_user_id, 1)}, "
-                "e.g. 10001",
+                fix=f"set securityContext.runAsUser to a UID >= {params.min_user_id}, "
+                f"e.g. {_example_uid(params.min_user_id)}",
             )
+
+
+def _example_uid(min_user_id: int) -> int:
+    """10001, a common non-root UID, unless the config asks for higher ones."""
+    return max(min_user_id, 10001)

@@ -64,6 +64,13 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.write and not args.fix:
         print("podgate check: --write needs --fix", file=sys.stderr)
         return EXIT_USAGE
+    if args.fix and args.output != "text":
+        print(
+            f"podgate check: --fix prints manifests, not a report: -o {args.output} "
+            "applies to a check without --fix",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     config = _load(args.config)
     with bulk_gc():
         return _check(args, config)
@@ -89,16 +96,23 @@ def _check(args: argparse.Namespace, config: Config) -> int:
 def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int:
     """Print the fixed stream, or rewrite the changed files with --write.
 
-    A document that could not be read is left as written and said so on
-    stderr, so that "nothing to change" never hides a file podgate could
-    not fix. The exit code is the check's, of the manifests as given.
+    A document that could not be read is left as written, and a mutation
+    that failed on an object is left out of its fix: both are said on
+    stderr, so that "nothing to change" never hides what podgate could not
+    fix. The exit code is the check's, of the manifests as given.
     """
     from webhook.fix import fixed_files, fixed_stream
     from webhook.report import counted
 
-    unfixable = [c.document for c in report.checked if c.document.error]
-    for doc in unfixable:
-        print(f"podgate check --fix: {doc.where}: {doc.error}; left as written", file=sys.stderr)
+    said = "podgate check --fix:"
+    for checked in report.checked:
+        doc, decision = checked.document, checked.decision
+        if doc.error:
+            print(f"{said} {doc.where}: {doc.error}; left as written", file=sys.stderr)
+        elif decision is not None:
+            for error in decision.mutation_errors:
+                print(f"{said} {doc.where}: {decision.resource}: mutation {error}; "
+                      "its changes are left out", file=sys.stderr)  # fmt: skip
     changed = fixed_files(texts, report.checked)
     if args.write:
         for file, text in changed.items():
@@ -111,11 +125,10 @@ def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int
         sys.stdout.write(fixed_stream(texts, report.checked))
     patched = sum(1 for c in report.checked if c.decision is not None and c.decision.patch)
     if not changed:
-        print("podgate check --fix: nothing to change", file=sys.stderr)
+        print(f"{said} nothing to change", file=sys.stderr)
     else:
         print(
-            f"podgate check --fix: {counted(patched, 'object')} fixed in "
-            f"{counted(len(changed), 'file')}",
+            f"{said} {counted(patched, 'object')} fixed in {counted(len(changed), 'file')}",
             file=sys.stderr,
         )
     return report.exit_code

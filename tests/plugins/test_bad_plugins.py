@@ -479,3 +479,32 @@ def test_sys_exit_while_importing_a_plugin_is_a_load_error(cli: Cli, tmp_path: P
     err = _check_fails(cli, _config(tmp_path, "plugins: [exits.py]\n"), tmp_path)
     exits = tmp_path / "exits.py"
     assert err == f"podgate check: file:{exits}: import failed at {exits}:2: SystemExit: 0\n"
+
+
+def test_check_fix_says_which_mutation_failed_on_which_object(cli: Cli, tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "flaky.py",
+        """\
+        from policies import PodView, mutation
+
+        @mutation("flaky", title="T")
+        def flaky(pod: PodView) -> None:
+            raise RuntimeError("cmdb down")
+        """,
+    )
+    (tmp_path / "pod.yaml").write_text(POD, encoding="utf-8")
+    config = _config(tmp_path, "plugins: [flaky.py]\n")
+    run = cli("check", "--fix", "-c", config, str(tmp_path / "pod.yaml"))
+    assert (
+        f"podgate check --fix: {tmp_path / 'pod.yaml'}: document 1 (line 1): Pod shop/web: "
+        "mutation flaky raised RuntimeError: cmdb down; its changes are left out"
+    ) in run.err.splitlines()
+    assert "seccompProfile" in run.out, "the other mutations still fix the pod"
+
+
+def test_check_fix_refuses_a_report_format(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(POD, encoding="utf-8")
+    run = cli("check", "--fix", "-o", "json", str(tmp_path / "pod.yaml"))
+    assert (run.code, run.out) == (2, "")
+    assert "--fix prints manifests, not a report" in run.err
