@@ -156,6 +156,11 @@ def run_case(case: Case) -> CaseResult:
                 )
         else:
             expected = patched[index] if index < len(patched) else obj
+            if decision.mutated is None:  # not evaluated: an exempt namespace, mode off...
+                if expected != obj:
+                    reason = decision.skipped_reason or "no mutation ran"
+                    details.append(f"{where}: expected a mutation, but none ran: {reason}")
+                continue
             if decision.mutated != expected:
                 missing = json.dumps(diff(decision.mutated, expected))
                 details.append(
@@ -205,16 +210,27 @@ class _SuiteSpec(BaseModel):
     cluster: ClusterState = ClusterState.SYNCED
 
 
+def _invalid(path: Path, exc: ValidationError) -> SuiteError:
+    """The `field: reason` lines --config gives, each naming the file."""
+    lines = format_validation_error(exc).splitlines()
+    return SuiteError("\n".join(f"{path}: {line}" for line in lines))
+
+
+def _text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SuiteError(f"{path}: cannot read: {exc}") from exc
+
+
 def load_suite(path: Path, base: Registry | None) -> list[Case]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(_text(path))
         spec = _SuiteSpec.model_validate(data)
     except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: invalid YAML: {exc}") from exc
+        raise SuiteError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from exc
     except ValidationError as exc:
-        raise SuiteError(
-            "\n".join(f"{path}: {line}" for line in format_validation_error(exc).splitlines())
-        ) from exc
+        raise _invalid(path, exc) from exc
     try:
         raw = ConfigFile.model_validate({**spec.config, "plugins": [], "entry_points": False})
         if spec.plugins:
@@ -226,7 +242,9 @@ def load_suite(path: Path, base: Registry | None) -> list[Case]:
             # The policies as deployed: --config's registry, or the built-ins
             # plus installed plugin packages (entry points).
             registry = base if base is not None else load_registry()
-    except (ValidationError, PluginError) as exc:
+    except ValidationError as exc:
+        raise _invalid(path, exc) from exc
+    except PluginError as exc:
         raise SuiteError(f"{path}: {exc}") from exc
     documents = tuple(d for r in spec.resources for d in _read_documents(path.parent / r))
     cases: list[Case] = []
@@ -271,13 +289,21 @@ def load_suite(path: Path, base: Registry | None) -> list[Case]:
 
 def _headers(path: Path) -> dict[str, list[str]]:
     headers: dict[str, list[str]] = {}
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in _text(path).splitlines():
         if not line.startswith("#"):
             break
         key, sep, value = line[1:].strip().partition(":")
         if sep:
             headers.setdefault(key.strip(), []).append(value.strip())
     return headers
+
+
+def _cluster(file: Path, value: str) -> ClusterState:
+    try:
+        return ClusterState(value)
+    except ValueError as exc:
+        states = ", ".join(str(state) for state in ClusterState)
+        raise SuiteError(f"{file}: the cluster header must be one of {states}") from exc
 
 
 def load_fixtures(folder: Path, registry: Registry) -> list[Case]:
@@ -294,12 +320,16 @@ def load_fixtures(folder: Path, registry: Registry) -> list[Case]:
         except ValueError as exc:
             raise SuiteError(f"{file}: the params header is not JSON: {exc}") from exc
         section = "mutations" if is_mutation else "policies"
+        if not isinstance(params, dict):
+            raise SuiteError(f"{file}: the params header must be a JSON object")
         try:
             raw = ConfigFile.model_validate({section: {target: params}, "entry_points": False})
             config = _only(registry, raw, {target}, str(file))
-        except (ValidationError, ConfigError) as exc:
+        except ValidationError as exc:
+            raise _invalid(file, exc) from exc
+        except ConfigError as exc:
             raise SuiteError(f"{file}: {exc}") from exc
-        cluster = ClusterState(headers.get("cluster", ["synced"])[0])
+        cluster = _cluster(file, headers.get("cluster", ["synced"])[0])
         documents = tuple(_read_documents(file))
         if is_mutation:
             patched_file = file.with_name(file.name[: -len(".yaml")] + ".patched.yaml")

@@ -229,3 +229,56 @@ def test_allowed_registries_skips_until_configured(tmp_path: Path) -> None:
     assert result.reason == (
         "no allowed registries configured (set policies.allowed-registries.registries)"
     )
+
+
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: NS}\n" + (
+    "spec: {containers: [{name: web, image: nginx}]}\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "error"),
+    [
+        (
+            "fail-cluster.yaml",
+            b"# cluster: online\n" + POD.encode(),
+            "the cluster header must be one of synced, unsynced, offline",
+        ),
+        ("fail-latin1.yaml", b"# caf\xe9\n" + POD.encode(), "cannot read: 'utf-8' codec"),
+        ("fail-params.yaml", b"# params: [1, 2]\n" + POD.encode(), "must be a JSON object"),
+        (
+            "fail-typo.yaml",
+            b'# params: {"requires": ["limits.cpu"]}\n' + POD.encode(),
+            "policies.require-resources.requires: Extra inputs are not permitted",
+        ),
+    ],
+)
+def test_a_bad_fixture_is_one_line_naming_it(
+    cli: Cli, tmp_path: Path, name: str, content: bytes, error: str
+) -> None:
+    folder = tmp_path / "require-resources"
+    folder.mkdir()
+    (folder / name).write_bytes(content)
+    run = cli("test", str(tmp_path))
+    assert run.code == 2
+    (line,) = run.err.splitlines()
+    assert line.startswith(f"podgate test: {folder / name}: ")
+    assert error in line
+    assert "pydantic" not in line
+
+
+def test_a_mutation_fixture_that_is_never_evaluated_says_why(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "default-resources"
+    folder.mkdir()
+    (folder / "exempt.yaml").write_text(POD.replace("NS", "kube-system"))
+    patched = POD.replace("NS", "kube-system").replace(
+        "image: nginx", "image: nginx, resources: {requests: {cpu: 100m, memory: 128Mi}}"
+    )
+    (folder / "exempt.patched.yaml").write_text(patched)
+    run = cli("test", str(tmp_path))
+    assert run.code == 1
+    assert (
+        "Pod/kube-system/web: expected a mutation, but none ran: namespace kube-system is exempt"
+    ) in run.out
+    (folder / "exempt.patched.yaml").unlink()  # expecting no change: it holds
+    assert cli("test", str(tmp_path)).code == 0
