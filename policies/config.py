@@ -52,12 +52,25 @@ def _off_is_false(value: object) -> object:
     return "off" if value is False else value
 
 
+def _not_a_boolean(value: object) -> object:
+    """`budget_ms: true` is a mistake, not 1 ms."""
+    if isinstance(value, bool):
+        raise ValueError("Input should be a number of milliseconds, not a boolean")
+    return value
+
+
+# Finite, positive, and within the API server's longest webhook timeout (30 s).
+BudgetMs = Annotated[
+    float, BeforeValidator(_not_a_boolean), Field(gt=0, le=30_000, allow_inf_nan=False)
+]
+
+
 class CommonSettings(_Strict):
     """Keys every policy section accepts besides its own parameters."""
 
     action: Annotated[Action | None, BeforeValidator(_off_is_false)] = None
     failure_action: Annotated[Action | None, BeforeValidator(_off_is_false)] = None
-    budget_ms: float | None = Field(default=None, gt=0)
+    budget_ms: BudgetMs | None = None
 
 
 class ConfigFile(_Strict):
@@ -69,7 +82,7 @@ class ConfigFile(_Strict):
     policies: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
     mutations: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
     exemptions: Exemptions = Field(default_factory=Exemptions)
-    plugins: list[str] = Field(
+    plugins: list[Annotated[str, Field(min_length=1)]] = Field(
         default_factory=list,
         description="Extra policy modules: importable names, .py files or folders.",
     )
@@ -81,9 +94,8 @@ class ConfigFile(_Strict):
         description="What a policy that raises (or runs over budget) decides, unless its "
         "section says otherwise. `warn` admits with a warning.",
     )
-    budget_ms: float = Field(
+    budget_ms: BudgetMs = Field(
         default=250.0,
-        gt=0,
         description="Time budget of one policy on one object; over it, the result is an "
         "error decided by the failure action, and the policy is suspended for a cool-down.",
     )
@@ -187,7 +199,10 @@ def format_validation_error(exc: ValidationError, prefix: Sequence[str | int] = 
         path = ""
         for part in parts:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        lines.append(f"{path or '<root>'}: {error['msg']}")
+        # A validator's own ValueError reads "Value error, <its message>": the
+        # message says it all.
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{path or '<root>'}: {message}")
     return "\n".join(lines)
 
 

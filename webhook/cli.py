@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from policies.config import Config, ConfigError, load_config
+from policies.model import Mode
 from policies.plugins import PluginError
 
 if TYPE_CHECKING:
@@ -138,7 +139,12 @@ def cmd_policies(args: argparse.Namespace) -> int:
     config = _load(args.config)
     rows = config.describe()
     if args.output == "json":
-        print(json.dumps({"config": config.source, "policies": rows}, indent=2))
+        print(
+            json.dumps(
+                {"config": config.source, "enforcement": str(config.enforcement), "policies": rows},
+                indent=2,
+            )
+        )
         return EXIT_OK
     width = max(len(r["id"]) for r in rows)
     for row in rows:
@@ -147,6 +153,8 @@ def cmd_policies(args: argparse.Namespace) -> int:
             f"{row['id']:<{width}}  {kind:<8}  {row['action']:<5}  {row['severity']:<8}  "
             f"{row['title']}  [{row['origin']}]"
         )
+    if config.enforcement is Mode.AUDIT:
+        print("enforcement: audit (dry run): every deny above is answered as a warning")
     return EXIT_OK
 
 

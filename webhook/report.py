@@ -109,7 +109,8 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
                 action if result.failed and result.outcome is Outcome.FAIL else str(result.outcome)
             )
             status = paint(f"{outcome:<5} {action:<5}", key)
-            for line in result.lines() if result.failed else [result.policy]:
+            quiet = f"{result.policy}: {result.reason}" if result.reason else result.policy
+            for line in result.lines() if result.failed else [quiet]:
                 lines.append(f"  {status} {line}")
     for unreadable in report.unreadable:
         lines.append(paint(f"{unreadable.file}: cannot read: {unreadable.reason}", "error"))

@@ -215,3 +215,25 @@ def test_policies_command_lists_everything(podgate: Runner) -> None:
     }
     assert rows["default-resources"]["type"] == "mutating"
     assert all(row["origin"] == "builtin" for row in rows.values())
+
+
+def test_policies_command_says_when_enforcement_is_audit(podgate: Runner, tmp_path: Path) -> None:
+    assert podgate("policies", "-o", "json").json()["enforcement"] == "enforce"
+    (tmp_path / "c.yaml").write_text("enforcement: audit\n")
+    run = podgate("policies", "-c", str(tmp_path / "c.yaml"))
+    assert run.out.splitlines()[-1] == (
+        "enforcement: audit (dry run): every deny above is answered as a warning"
+    )
+    assert podgate("policies", "-c", str(tmp_path / "c.yaml"), "-o", "json").json()[
+        "enforcement"
+    ] == ("audit")
+
+
+def test_verbose_text_gives_the_reason_of_a_skip(podgate: Runner, tmp_path: Path) -> None:
+    windows = DEPLOYMENT.replace("    spec:\n", "    spec:\n      os: {name: windows}\n", 1)
+    (tmp_path / "w.yaml").write_text(windows)
+    run = podgate("check", "-v", str(tmp_path / "w.yaml"))
+    assert (
+        "  SKIP        require-non-root: Windows pods do not use runAsNonRoot/runAsUser"
+        in run.out.splitlines()
+    )

@@ -235,7 +235,7 @@ EXAMPLE_REGISTRIES = (
     [
         (
             '{registries: [ghcr.io/acme, "https://quay.io"]}',
-            "policies.allowed-registries.registries[1]: Value error, 'https://quay.io' is not "
+            "policies.allowed-registries.registries[1]: 'https://quay.io' is not "
             "a registry host or host/path prefix (write `ghcr.io/acme`: no scheme, no wildcard)",
         ),
         (

@@ -78,6 +78,10 @@ exemptions: {namespaces: [kube-*], images: ["registry.k8s.io/*"], allow_annotati
             "not valid YAML at line 3, column 1: found duplicate key 'policies'",
         ),
         ("policies: {require-probes: {action: off, action: deny}}", "duplicate key 'action'"),
+        ("budget_ms: true", "budget_ms: Input should be a number of milliseconds, not a boolean"),
+        ("budget_ms: .inf", "budget_ms: Input should be less than or equal to 30000"),
+        ("policies: {require-probes: {budget_ms: 0}}", "require-probes.budget_ms: Input should"),
+        ("plugins: ['']", "plugins[0]: String should have at least 1 character"),
     ],
 )
 def test_bad_config_names_file_and_field(tmp_path: Path, text: str, message: str) -> None:
