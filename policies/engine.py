@@ -215,6 +215,9 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
         reason = f"policy raised {type(exc).__name__}: {exc}"
         failure = run.adjust(settings.failure_action)
         return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed)
+    except BaseException as exc:
+        _interrupted(run.guard, pid, time.perf_counter() - start, settings.budget_s, exc)
+        raise
     elapsed = time.perf_counter() - start
     if elapsed > settings.budget_s:
         if run.guard is not None:
@@ -230,6 +233,27 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
     return PolicyResult(
         pid, Outcome.FAIL, action, run.adjust(effective), tuple(violations), "", elapsed
     )
+
+
+def _interrupted(
+    guard: BudgetGuard | None, pid: str, elapsed: float, budget_s: float, exc: BaseException
+) -> None:
+    """A policy stopped by the caller's deadline (a BaseException, so that a
+    policy's own `except Exception` cannot swallow it) ran over its budget
+    too: it is suspended like one that returned late, or the next request
+    would wait for it again; and the exception names it for the caller."""
+    if guard is not None and elapsed > budget_s:
+        guard.overran(pid)
+    setattr(exc, _RUNNING, pid)
+
+
+_RUNNING = "podgate_running"
+
+
+def interrupted_policy(exc: BaseException) -> str | None:
+    """The policy or mutation that was running when `exc` stopped the engine."""
+    running = getattr(exc, _RUNNING, None)
+    return running if isinstance(running, str) else None
 
 
 def _container_shape(spec: Mapping[str, Any]) -> tuple[int, ...]:
@@ -280,6 +304,10 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
             except (Exception, SystemExit) as exc:
                 failed[mut.meta.id] = f"{mut.meta.id} raised {type(exc).__name__}: {exc}"
                 break
+            except BaseException as exc:
+                budget_s = run.config.raw.budget_ms / 1000
+                _interrupted(run.guard, mut.meta.id, time.perf_counter() - start, budget_s, exc)
+                raise
             if time.perf_counter() - start > run.config.raw.budget_ms / 1000 and run.guard:
                 run.guard.overran(mut.meta.id)
             applied.append(mut.meta.id)

@@ -41,7 +41,7 @@ ROUTES: Mapping[str, Webhook] = {"/validate": "validate", "/mutate": "mutate"}
 class Reply(NamedTuple):
     status: int
     body: bytes
-    close: bool = False  # the body was not read whole: the connection cannot be reused
+    close: bool = False  # the body was not read whole, or the server drains: do not reuse
 
 
 class TooLarge(Exception):
@@ -106,7 +106,7 @@ async def admit(
             response = await admitter.review(webhook, review.request, started)
         except BadReview as exc:
             return _refuse(webhook, 400, str(exc))
-        return Reply(200, response.encode(review.api_version))
+        return Reply(200, response.encode(review.api_version), admitter.draining())
     finally:
         with metrics.pending.lock:
             in_flight.dec()

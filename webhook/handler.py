@@ -17,10 +17,10 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal, NamedTuple
 
-from policies.engine import BudgetGuard, evaluate
+from policies.engine import BudgetGuard, evaluate, interrupted_policy
 from policies.model import Action, Context, Decision, Outcome
 from webhook import metrics
 from webhook.admission import (
@@ -78,6 +78,8 @@ class Admitter:
         self.guard = guard if guard is not None else BudgetGuard()
         self.deadline_s = deadline_s
         self.alarm = alarm  # set: evaluate inline, on the main thread
+        # True while the server drains before it stops: answers close their connection.
+        self.draining: Callable[[], bool] = lambda: False
 
     # --- deciding ---------------------------------------------------------------
     def _precheck(self, webhook: Webhook, req: AdmissionRequest) -> Answer | None:
@@ -123,8 +125,8 @@ class Admitter:
         if self.alarm is not None:
             try:
                 return self.alarm.run(call, remaining)
-            except DeadlineExceeded:
-                return self._deadline_passed(webhook)
+            except DeadlineExceeded as exc:
+                return self._deadline_passed(webhook, exc)
             except Exception as exc:  # evaluate() never raises by contract; be safe anyway
                 return self._internal_error(webhook, req, exc)
         future = self.pool.submit(call)
@@ -141,9 +143,18 @@ class Admitter:
         finally:
             timer.cancel()
 
-    def _deadline_passed(self, webhook: Webhook) -> str:
+    def _deadline_passed(self, webhook: Webhook, exc: BaseException | None = None) -> str:
         metrics.ADMISSION_ERRORS.labels(webhook, "deadline").inc()
-        return f"evaluation did not finish within the {self.deadline_s:g}s deadline"
+        running = interrupted_policy(exc) if exc is not None else None
+        if running is None:
+            return f"evaluation did not finish within the {self.deadline_s:g}s deadline"
+        # counted as an error of that policy, as one returning over its budget is
+        metrics.POLICY_ERRORS.labels(running).inc()
+        cooling = "; suspended for a cool-down" if self.guard.suspended(running) else ""
+        return (
+            f"evaluation did not finish within the {self.deadline_s:g}s deadline "
+            f"({running} was running{cooling})"
+        )
 
     @staticmethod
     def _internal_error(webhook: Webhook, req: AdmissionRequest, exc: Exception) -> str:

@@ -34,6 +34,10 @@ class Slots:
         ctx = multiprocessing.get_context("spawn")
         self.ready: Any = ctx.RawArray("b", workers)
         self.beat: Any = ctx.RawArray("d", workers)  # time.monotonic() is system-wide on Linux
+        # Set from SIGTERM on: every answer then closes its connection, so that
+        # the API server, which keeps connections to a pod open after the pod
+        # leaves the Service, reconnects to another one before this one stops.
+        self.draining: Any = ctx.RawValue("b", 0)
 
     def __len__(self) -> int:
         return len(self.ready)

@@ -271,6 +271,7 @@ class Supervisor:
         from webhook import metrics
 
         self.health.terminating.set()
+        self.slots.draining.value = 1
         log.info("shutting down: readiness off, draining",
                  extra={"fields": {"delay_s": self.settings.shutdown_delay_s}})  # fmt: skip
         time.sleep(self.settings.shutdown_delay_s)

@@ -193,6 +193,7 @@ class Worker:
             recorder=self.recorder,
             deadline_s=settings.deadline_s,
         )
+        self.admitter.draining = lambda: bool(self.slots.draining.value)
         self.app = create_app(self.admitter, max_body=settings.max_body)
         uconfig = uvicorn.Config(
             self.app,
@@ -225,6 +226,7 @@ class Worker:
                               "delay_s": self.settings.shutdown_delay_s}},
         )  # fmt: skip
         self.slots.ready[self.index] = 0
+        self.slots.draining.value = 1
         if self._on_terminate is not None:
             self._on_terminate()
         # keep serving while the endpoint is taken out of the Service, then stop
