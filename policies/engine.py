@@ -334,6 +334,46 @@ def evaluate(
     `ephemeral_only` is for the `pods/ephemeralcontainers` subresource: only
     policies that concern ephemeral containers run, and nothing is mutated.
     """
+    try:
+        return _evaluate(
+            obj, ctx, config, validate, mutate, ephemeral_only, default_namespace, guard
+        )
+    except RecursionError:
+        # Python's stack ran out, not podgate's patience: no workload nests
+        # anywhere near a thousand levels deep, so such an object is refused
+        # like any manifest that cannot be read, never admitted unchecked.
+        mode = config.enforcement
+        refused = Action.WARN if mode is Mode.AUDIT else Action.DENY
+        reason = "the object is nested too deeply to be checked (about a thousand levels)"
+        invalid = PolicyResult(INVALID_MANIFEST, Outcome.ERROR, Action.DENY, refused, (), reason)
+        return Decision(_plain_ref(obj, default_namespace), mode, results=(invalid,))
+
+
+def _plain_ref(obj: Mapping[str, Any], default_namespace: str) -> ResourceRef:
+    """`resource_ref` from its string fields only: safe on any object."""
+    metadata = as_mapping(obj.get("metadata"))
+
+    def text(value: object) -> str | None:
+        return value if isinstance(value, str) else None
+
+    return ResourceRef(
+        text(obj.get("apiVersion")) or "",
+        text(obj.get("kind")) or "",
+        text(metadata.get("namespace")) or default_namespace,
+        text(metadata.get("name")),
+    )
+
+
+def _evaluate(
+    obj: Mapping[str, Any],
+    ctx: Context,
+    config: Config,
+    validate: bool,
+    mutate: bool,
+    ephemeral_only: bool,
+    default_namespace: str,
+    guard: BudgetGuard | None,
+) -> Decision:
     ref = resource_ref(obj, default_namespace)
     pod = PodView.from_object(
         obj, default_namespace=default_namespace, exempt_images=config.exempt_images

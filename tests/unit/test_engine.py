@@ -280,3 +280,31 @@ def test_pod_views_made_without_init_have_every_field() -> None:
     assert names <= set(vars(moved))
     assert moved.spec is not view.spec
     assert [c.name for c in moved.containers()] == [c.name for c in view.containers()]
+
+
+def _nested(levels: int) -> Any:
+    value: Any = "x"
+    for _ in range(levels):
+        value = {"a": value}
+    return value
+
+
+@pytest.mark.parametrize("where", ["labels", "env"])
+def test_an_object_too_deep_for_the_stack_is_refused_not_admitted(where: str) -> None:
+    """orjson reads up to 1024 levels, more than Python's recursion limit:
+    such an object must come out as a refusal, never an exception that the
+    webhook would answer by its failure action (admitted unchecked by default)."""
+    deep = pod(labels={"app": _nested(1000)}) if where == "labels" else pod()
+    if where == "env":
+        deep["spec"]["containers"][0]["env"] = [_nested(1000)]
+    decision = evaluate(deep, OFFLINE, load_config())
+    assert not decision.allowed
+    (result,) = decision.results
+    assert (result.policy, result.reason) == (
+        "invalid-manifest",
+        "the object is nested too deeply to be checked (about a thousand levels)",
+    )
+    assert str(decision.resource) == "Pod shop/web"
+    audit = evaluate(deep, OFFLINE, config(Registry(), enforcement="audit"))
+    assert audit.allowed
+    assert audit.results[0].effective_action is Action.WARN
