@@ -17,6 +17,7 @@ logic can mount).
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, NamedTuple
@@ -29,6 +30,7 @@ from starlette.types import Message, Receive, Scope, Send
 from webhook import metrics
 from webhook.admission import BadReview, http_error, parse_review
 from webhook.handler import Admitter, Webhook
+from webhook.logs import ADMISSION_LOGGER, log_line
 
 MAX_BODY = 8 * 1024 * 1024
 # Past the cap the rest of the body is read and discarded up to this size, so
@@ -69,8 +71,39 @@ async def read_body(
     return b"".join(kept)
 
 
+class RefusalLog:
+    """A warning line for refused requests, at most one per interval.
+
+    The operator must be able to see why the API server's calls are refused
+    (a wrong CA, a proxy changing the content type), but a client sending
+    garbage in a loop must not flood the log: the requests refused between
+    two lines are counted in the next one, and every one in the metrics.
+    """
+
+    def __init__(self, interval_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.interval_s, self.clock = interval_s, clock
+        self._last = -interval_s
+        self._unlogged = 0
+
+    def refused(self, webhook: Webhook, code: int, message: str) -> None:
+        self._unlogged += 1
+        now = self.clock()
+        if now - self._last < self.interval_s:
+            return
+        fields = {"webhook": webhook, "status": code, "reason": message}
+        if self._unlogged > 1:
+            fields["refused_since_last_line"] = self._unlogged
+        log_line(_log, logging.WARNING, "refused a request", fields)
+        self._last, self._unlogged = now, 0
+
+
+_log = logging.getLogger(ADMISSION_LOGGER)
+REFUSALS = RefusalLog()
+
+
 def _refuse(webhook: Webhook, code: int, message: str, *, close: bool = False) -> Reply:
     metrics.INVALID_REQUESTS.labels(webhook, str(code)).inc()
+    REFUSALS.refused(webhook, code, message)
     return Reply(code, http_error(code, message), close)
 
 

@@ -4,6 +4,7 @@ failure action, never a hung or dropped request."""
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import ssl
 import time
@@ -15,6 +16,7 @@ import pytest
 from tests.integration import reviews as rv
 from tests.integration.harness import Server, metric, start_server, tls_context
 from tests.webhook.fakes import FakeSink
+from webhook import app
 
 
 def _status(resp: httpx.Response, code: int) -> str:
@@ -181,3 +183,30 @@ def test_in_flight_and_duration_metrics_names(server: Server) -> None:
         if line.startswith("podgate_"):
             assert "uid" not in line, line
             assert 'name="' not in line, line
+
+
+def test_refused_requests_are_logged_at_most_once_a_second(
+    server: Server, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.WARNING, logger="podgate.admission")
+    now = [100.0]
+    monkeypatch.setattr(app, "REFUSALS", app.RefusalLog(clock=lambda: now[0]))
+    body = json.dumps(rv.review(rv.deployment())).encode()
+    for _ in range(3):
+        server.client.post("/validate", content=body, headers={"content-type": "text/plain"})
+
+    def logged() -> list[dict[str, object]]:
+        records = [r for r in caplog.records if r.getMessage() == "refused a request"]
+        return [r.fields for r in records]  # type: ignore[attr-defined]
+
+    assert logged() == [
+        {
+            "webhook": "validate",
+            "status": 415,
+            "reason": "content type must be application/json, got 'text/plain'",
+        }
+    ]
+    now[0] += 1.0  # a second later: the next refusal is logged, with the two left out
+    server.client.post("/mutate", content=b"{", headers={"content-type": "application/json"})
+    last = logged()[-1]
+    assert (last["webhook"], last["status"], last["refused_since_last_line"]) == ("mutate", 400, 3)
