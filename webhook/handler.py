@@ -121,7 +121,13 @@ class Admitter:
             default_namespace=req.namespace or "default",
             guard=self.guard,
         )
-        remaining = self.deadline_s - (time.perf_counter() - started)
+        arrived = time.perf_counter() - started
+        remaining = self.deadline_s - arrived
+        if remaining <= 0:  # a slow upload used up the time: say so, not "did not finish"
+            metrics.ADMISSION_ERRORS.labels(webhook, "deadline").inc()
+            return (
+                f"the request took {arrived:.1f}s to arrive, past the {self.deadline_s:g}s deadline"
+            )
         if self.alarm is not None:
             try:
                 return self.alarm.run(call, remaining)

@@ -9,6 +9,7 @@ import socket
 import ssl
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -123,6 +124,44 @@ def test_deadline_answers_by_the_failure_action(tmp_path: Path) -> None:
         assert fast["allowed"] is True
     finally:
         srv.stop()
+
+
+def test_a_body_arriving_after_the_deadline_is_answered_saying_so(tmp_path: Path) -> None:
+    srv = start_server(tmp_path, sink=FakeSink(), deadline_s=0.5)
+    try:
+        body = json.dumps(rv.review(rv.deployment(), uid="late")).encode()
+        head = (
+            "POST /validate HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode()
+        conn = _raw_tls(srv)
+        try:
+            conn.sendall(head + body[:100])
+            time.sleep(0.7)  # within the 1 s read timeout, past the 0.5 s deadline
+            conn.sendall(body[100:])
+            answer = _read_response(conn)
+        finally:
+            conn.close()
+        (warning,) = answer["response"]["warnings"]
+        assert warning.startswith("podgate could not check this request: the request took 0.")
+        assert warning.endswith("s to arrive, past the 0.5s deadline; admitted unchecked")
+    finally:
+        srv.stop()
+
+
+def _read_response(conn: ssl.SSLSocket) -> dict[str, Any]:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += conn.recv(65536)
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = int(next(
+        line.split(b":")[1] for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length")
+    ))  # fmt: skip
+    while len(rest) < length:
+        rest += conn.recv(65536)
+    answer: dict[str, Any] = json.loads(rest)
+    return answer
 
 
 def _raw_tls(server: Server) -> ssl.SSLSocket:
