@@ -6,14 +6,14 @@ of Kubernetes networking is allow-all.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import Field
 
 from policies.model import Context, NetworkPolicyInfo, Violation
 from policies.registry import Params, policy
-from policies.selectors import InvalidSelector
+from policies.selectors import InvalidSelector, Selector
 from policies.views import PodView, as_list, as_mapping, format_path
 
 PolicyType = Literal["Ingress", "Egress"]
@@ -42,6 +42,63 @@ def network_policy_info(obj: Mapping[str, Any], default_namespace: str) -> Netwo
     )
 
 
+class PolicyIndex:
+    """The NetworkPolicies of a namespace, found by the labels that can select a pod.
+
+    A selector with matchLabels selects only pods that carry its first
+    label, so it is filed under that label; the others (the empty selector,
+    matchExpressions only, invalid ones) are candidates for every pod. A pod
+    then meets a handful of candidates rather than every NetworkPolicy of
+    its namespace (hundreds, where each app has its own), and each candidate
+    is still matched in full. The others come first and in the namespace's
+    order, so the invalid ones are reported in it; what the candidates
+    cover does not depend on their order.
+    """
+
+    __slots__ = ("_by_label", "_others", "policies")
+
+    def __init__(self, policies: tuple[NetworkPolicyInfo, ...]) -> None:
+        self.policies = policies  # held, so that the id the cache files it under stays its own
+        self._by_label: dict[tuple[str, str], list[NetworkPolicyInfo]] = {}
+        self._others: list[NetworkPolicyInfo] = []
+        for netpol in policies:
+            selector = netpol.selector
+            first = selector.first_label if isinstance(selector, Selector) else None
+            if first is None:
+                self._others.append(netpol)
+            else:
+                self._by_label.setdefault(first, []).append(netpol)
+
+    def candidates(self, labels: Mapping[str, str]) -> list[NetworkPolicyInfo]:
+        found = list(self._others)
+        for pair in labels.items():
+            found += self._by_label.get(pair, ())
+        return found
+
+
+_INDEXES: dict[int, PolicyIndex] = {}
+_INDEXES_MAX = 1024  # namespaces with NetworkPolicies; past it, rebuilt as needed
+
+
+def candidates_for(
+    policies: Sequence[NetworkPolicyInfo], labels: Mapping[str, str]
+) -> Sequence[NetworkPolicyInfo]:
+    """The NetworkPolicies that may select a pod with these labels, in order.
+
+    The Contexts hand out a namespace's NetworkPolicies as a tuple, replaced
+    whole when one changes: its index is built once and found by identity.
+    Anything else (a list could change in place) is scanned whole.
+    """
+    if type(policies) is not tuple or not policies:
+        return policies
+    index = _INDEXES.get(id(policies))
+    if index is None or index.policies is not policies:
+        if len(_INDEXES) >= _INDEXES_MAX:
+            _INDEXES.clear()
+        index = _INDEXES[id(policies)] = PolicyIndex(policies)
+    return index.candidates(labels)
+
+
 class RequireNetworkPolicy(Params):
     policy_types: list[PolicyType] = Field(
         default=["Ingress"],
@@ -67,7 +124,7 @@ def require_network_policy(
     (the template's labels for a workload) for each of the configured
     policyTypes. Label selectors are matched with full Kubernetes semantics;
     the empty podSelector selects every pod of the namespace."""
-    candidates = ctx.network_policies(pod.namespace)
+    candidates = candidates_for(ctx.network_policies(pod.namespace), pod.labels)
     wanted_types = set(params.policy_types)
     invalid: list[str] = []
     covered: set[str] = set()

@@ -60,6 +60,11 @@ class Selector:
         self._labels = tuple(match_labels.items())
         self._requirements = tuple(_requirement(expr, i) for i, expr in enumerate(expressions))
 
+    @property
+    def first_label(self) -> tuple[str, str] | None:
+        """A label every selected object carries (the first of matchLabels), if any."""
+        return self._labels[0] if self._labels and not self.selects_nothing else None
+
     def matches(self, labels: Mapping[str, str]) -> bool:
         if self.selects_nothing:
             return False

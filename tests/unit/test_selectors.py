@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from policies.config import ConfigFile, resolve
+from policies.engine import evaluate
+from policies.model import NetworkPolicyInfo, StaticContext
+from policies.plugins import builtin_registry
 from policies.selectors import InvalidSelector, selector_matches
 
 LABELS = {"app": "web", "tier": "front"}
@@ -117,3 +122,57 @@ def test_requirements_are_a_conjunction(
     whole = selector_matches({"matchExpressions": expressions}, labels)
     each = all(selector_matches({"matchExpressions": [e]}, labels) for e in expressions)
     assert whole is each
+
+
+class _ListContext(StaticContext):
+    """Hands out NetworkPolicies as a list, which require-network-policy scans whole."""
+
+    def network_policies(self, namespace: str) -> Sequence[NetworkPolicyInfo]:
+        return list(super().network_policies(namespace))
+
+
+selectors = st.one_of(
+    st.none(),  # a null podSelector: selects nothing
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "matchLabels": st.dictionaries(keys, values, max_size=2),
+            "matchExpressions": st.lists(requirements(), max_size=2),
+        },
+    ),
+    st.just({"matchExpressions": [{"key": "app", "operator": "Matches"}]}),  # invalid
+)
+network_policies = st.lists(
+    st.tuples(selectors, st.sampled_from([{"Ingress"}, {"Egress"}, {"Ingress", "Egress"}])),
+    max_size=12,
+)
+
+
+@given(policies=network_policies, labels=label_sets, both=st.booleans())
+def test_the_label_index_finds_what_a_full_scan_finds(
+    policies: list[tuple[dict[str, Any] | None, set[str]]], labels: dict[str, str], both: bool
+) -> None:
+    """require-network-policy looks a pod's NetworkPolicies up by label: its
+    findings, invalid selectors included, must be those of a scan of all."""
+    infos = tuple(
+        NetworkPolicyInfo("shop", f"np-{i}", selector, frozenset(types))  # type: ignore[arg-type]
+        for i, (selector, types) in enumerate(policies)
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "web", "namespace": "shop", "labels": labels},
+        "spec": {"containers": [{"name": "web", "image": "nginx"}]},
+    }
+    types = ["Ingress", "Egress"] if both else ["Ingress"]
+    section = {"require-network-policy": {"policy_types": types}}
+    config = resolve(ConfigFile.model_validate({"policies": section}), builtin_registry())
+
+    def findings(ctx: StaticContext) -> list[str]:
+        results = evaluate(pod, ctx, config, mutate=False).results
+        (result,) = [r for r in results if r.policy == "require-network-policy"]
+        return [str(v) for v in result.violations]
+
+    indexed = StaticContext(policies=infos)
+    assert isinstance(indexed.network_policies("shop"), tuple)
+    assert findings(indexed) == findings(_ListContext(policies=infos))
