@@ -104,6 +104,12 @@ class ConfigFile(_Strict):
         description="The strongest action a cluster-dependent policy (require-network-policy) "
         "may take while the cluster cache is not synced: never deny on stale data.",
     )
+    allow_existing_violations: bool = Field(
+        default=True,
+        description="On an UPDATE, a denial the object already had before it is a warning: "
+        "objects admitted before podgate (or in audit mode) can still be scaled, relabelled "
+        "and fixed; an update that adds a violation is refused.",
+    )
 
 
 @dataclass(frozen=True)

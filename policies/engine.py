@@ -328,16 +328,23 @@ def evaluate(
     ephemeral_only: bool = False,
     default_namespace: str = "default",
     guard: BudgetGuard | None = None,
+    old: Mapping[str, Any] | None = None,
 ) -> Decision:
     """Evaluate one object: the validating results and, if asked, the mutation patch.
 
     `ephemeral_only` is for the `pods/ephemeralcontainers` subresource: only
     policies that concern ephemeral containers run, and nothing is mutated.
+    `old` is the object before an UPDATE: with `allow_existing_violations`,
+    a denial it had already is a warning (see `_as_before`).
     """
     try:
-        return _evaluate(
+        decision = _evaluate(
             obj, ctx, config, validate, mutate, ephemeral_only, default_namespace, guard
         )
+        if old is None or not config.raw.allow_existing_violations or decision.allowed:
+            return decision
+        before = _evaluate(old, ctx, config, True, False, ephemeral_only, default_namespace, guard)
+        return decision._replace(results=_as_before(decision.results, before.results))
     except RecursionError:
         # Python's stack ran out, not podgate's patience: no workload nests
         # anywhere near a thousand levels deep, so such an object is refused
@@ -347,6 +354,37 @@ def evaluate(
         reason = "the object is nested too deeply to be checked (about a thousand levels)"
         invalid = PolicyResult(INVALID_MANIFEST, Outcome.ERROR, Action.DENY, refused, (), reason)
         return Decision(_plain_ref(obj, default_namespace), mode, results=(invalid,))
+
+
+def _as_before(
+    results: tuple[PolicyResult, ...], before: tuple[PolicyResult, ...]
+) -> tuple[PolicyResult, ...]:
+    """Denials whose every violation the object had before this update, as warnings.
+
+    An update that leaves a policy's violations as they were (scaling a
+    Deployment admitted before podgate, a label change, the fix of another
+    rule) does not make anything worse, so it is let through with the
+    violations as warnings; one that adds a violation to a policy is refused.
+    Violations are compared by their text, which names the container and
+    the field.
+    """
+    had = {r.policy: {str(v) for v in r.violations} for r in before if r.outcome is Outcome.FAIL}
+    kept: list[PolicyResult] = []
+    for result in results:
+        known = had.get(result.policy)
+        if (
+            known
+            and result.outcome is Outcome.FAIL
+            and result.effective_action is Action.DENY
+            and all(str(v) in known for v in result.violations)
+        ):
+            marked = tuple(
+                v._replace(message=f"{v.message} (as before this update)")
+                for v in result.violations
+            )
+            result = result._replace(effective_action=Action.WARN, violations=marked)
+        kept.append(result)
+    return tuple(kept)
 
 
 def _plain_ref(obj: Mapping[str, Any], default_namespace: str) -> ResourceRef:
@@ -389,6 +427,13 @@ def _evaluate(
     mode = _mode(pod, ctx, config)
     if mode is Mode.OFF:
         return Decision(ref, mode, skipped_reason=f"{MODE_LABEL}=off on namespace {pod.namespace}")
+    controller = pod.controller if pod.kind != "Pod" else None
+    if controller is not None:
+        # A ReplicaSet of a Deployment, a Job of a CronJob: its template is
+        # its owner's, checked there. Mutating it would make it differ from
+        # that template, and the Deployment controller would create
+        # ReplicaSets without end; refusing it would stop its owner scaling.
+        return Decision(ref, mode, skipped_reason=f"managed by {controller}, checked there")
     run = _Run(pod, ctx, config, mode, _exempted_ids(pod, config), guard)
     if pod.problems:
         invalid = PolicyResult(

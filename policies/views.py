@@ -192,6 +192,19 @@ class PodView:
         return as_mapping(self.spec.get("securityContext"))
 
     @property
+    def controller(self) -> str | None:
+        """`Deployment/web` when a controller owns this object (its
+        ownerReference with `controller: true`), else None."""
+        owners = self.metadata.get("ownerReferences")
+        if not owners or not isinstance(owners, list):
+            return None
+        for owner in owners:
+            owner = as_mapping(owner)
+            if owner.get("controller") is True:
+                return f"{owner.get('kind')}/{owner.get('name')}"
+        return None
+
+    @property
     def resources(self) -> dict[str, Any]:
         """Pod-level requests and limits (Kubernetes 1.32+), shared by all containers."""
         return as_mapping(self.spec.get("resources"))

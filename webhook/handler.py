@@ -110,6 +110,7 @@ class Admitter:
     ) -> Decision | str:
         """The decision, or the reason there is none (deadline passed, engine bug)."""
         ephemeral = req.sub_resource == "ephemeralcontainers"
+        old = req.old_object if req.operation == "UPDATE" else None
         call = functools.partial(
             evaluate,
             req.object,
@@ -120,6 +121,8 @@ class Admitter:
             ephemeral_only=ephemeral,
             default_namespace=req.namespace or "default",
             guard=self.guard,
+            # what the object was: a denial it had already is a warning on update
+            old=old if webhook == "validate" and isinstance(old, dict) else None,
         )
         arrived = time.perf_counter() - started
         remaining = self.deadline_s - arrived

@@ -197,6 +197,23 @@ def test_update_evaluates_the_new_object_and_events_land_on_the_object(server: S
     assert "require-resources" in on_object.policies
 
 
+def test_an_update_that_adds_no_violation_is_allowed_with_warnings(server: Server) -> None:
+    """A Deployment admitted before podgate (or in audit mode) must still
+    scale; adding a violation is refused."""
+    old = rv.persisted(rv.deployment("legacy", "shop", BAD))
+    scaled = json.loads(json.dumps(old))
+    scaled["spec"]["replicas"] = 1
+    resp = server.review("/validate", rv.review(scaled, operation="UPDATE", old=old))
+    assert resp["allowed"] is True, resp
+    before = 'require-resources: container "web" has no cpu request (as before this update)'
+    assert any(w.startswith(before) for w in resp["warnings"]), resp["warnings"]
+    worse = json.loads(json.dumps(scaled))
+    worse["spec"]["template"]["spec"]["containers"].append({**BAD, "name": "sidecar"})
+    resp = server.review("/validate", rv.review(worse, operation="UPDATE", old=old))
+    assert resp["allowed"] is False
+    assert 'container "sidecar" has no cpu request' in resp["status"]["message"]
+
+
 def test_update_of_an_object_being_deleted_is_allowed(server: Server) -> None:
     obj = rv.persisted(rv.pod("web", "shop", BAD))
     obj["metadata"]["deletionTimestamp"] = "2026-11-28T11:00:00Z"

@@ -24,6 +24,7 @@ from policies import (
 )
 from policies.config import ConfigFile, load_config, resolve
 from policies.model import OFFLINE
+from policies.plugins import builtin_registry
 
 
 def pod(**metadata: Any) -> dict[str, Any]:
@@ -308,3 +309,53 @@ def test_an_object_too_deep_for_the_stack_is_refused_not_admitted(where: str) ->
     audit = evaluate(deep, OFFLINE, config(Registry(), enforcement="audit"))
     assert audit.allowed
     assert audit.results[0].effective_action is Action.WARN
+
+
+def _replica_set(owner: dict[str, Any] | None) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": "web-7d9f", "namespace": "shop"}
+    if owner is not None:
+        metadata["ownerReferences"] = [owner]
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": metadata,
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+            },
+        },
+    }
+
+
+def test_a_workload_its_controller_made_is_left_to_that_controller() -> None:
+    """Mutating a Deployment's ReplicaSet makes it differ from the Deployment's
+    template, and the Deployment controller then creates ReplicaSets without
+    end; refusing it stops the Deployment scaling. Its owner is checked."""
+    owner = {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web", "controller": True}
+    decision = evaluate(_replica_set(owner), OFFLINE, load_config())
+    assert decision.skipped_reason == "managed by Deployment/web, checked there"
+    assert (decision.results, decision.patch) == ((), ())
+    # an owner that is not its controller (garbage collection only) changes nothing
+    plain = evaluate(_replica_set({**owner, "controller": False}), OFFLINE, load_config())
+    assert not plain.allowed
+    assert plain.patch
+    # Pods are checked and mutated whatever owns them: that is where policies bite
+    owned_pod = pod(ownerReferences=[{**owner, "kind": "ReplicaSet", "name": "web-7d9f"}])
+    assert not evaluate(owned_pod, OFFLINE, load_config()).allowed
+
+
+def test_an_update_keeping_its_violations_is_a_warning_unless_switched_off() -> None:
+    old = pod()
+    relabelled = pod(labels={"team": "shop"})
+    decision = evaluate(relabelled, OFFLINE, load_config(), mutate=False, old=old)
+    assert decision.allowed
+    assert all(
+        v.message.endswith("(as before this update)")
+        for r in decision.results
+        if r.failed
+        for v in r.violations
+    )
+    strict = config(builtin_registry(), allow_existing_violations=False)
+    assert not evaluate(relabelled, OFFLINE, strict, mutate=False, old=old).allowed
