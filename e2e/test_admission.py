@@ -96,6 +96,38 @@ def test_good_deployment_pods_carry_the_injected_defaults(namespace: str) -> Non
         assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
 
 
+def test_a_deployment_from_before_podgate_scales_with_one_replicaset(installed: Podgate) -> None:
+    """A Deployment made while podgate did not see its namespace has no
+    injected defaults and breaks policies. Scaling it makes the controller
+    update its ReplicaSet through podgate: that ReplicaSet must be neither
+    mutated (it would stop matching the template, and the controller would
+    create ReplicaSets without end) nor refused (the Deployment could not scale)."""
+    name = new_namespace("legacy", labels={"podgate.dev/ignore": "true"})
+    try:
+        legacy = deployment(
+            "legacy", name, {"containers": [{"name": "web", "image": "nginx:1.27"}]}, replicas=2
+        )
+        assert apply(legacy).returncode == 0
+        eventually(lambda: kubectl_json("get", "replicasets", "-n", name)["items"] or None)
+        kubectl_ok("label", "namespace", name, "podgate.dev/ignore-")  # podgate sees it now
+        scaled = kubectl("scale", "deployment", "legacy", "-n", name, "--replicas=1")
+        assert scaled.returncode == 0, scaled.stderr
+
+        def scaled_down() -> bool | None:
+            sets = kubectl_json("get", "replicasets", "-n", name)["items"]
+            return (len(sets) == 1 and sets[0]["spec"]["replicas"] == 1) or None
+
+        eventually(scaled_down, timeout=30)
+        time.sleep(3)  # a loop would have made new ReplicaSets by now
+        assert len(kubectl_json("get", "replicasets", "-n", name)["items"]) == 1
+        # a change that adds nothing wrong is let through, with the old faults as warnings
+        relabel = kubectl("label", "deployment", "legacy", "-n", name, "team=shop")
+        assert relabel.returncode == 0, relabel.stderr
+        assert "(as before this update)" in relabel.stderr
+    finally:
+        kubectl("delete", "namespace", name, "--wait=false")
+
+
 def test_mutation_is_stored_and_idempotent(namespace: str) -> None:
     pod = good_pod("mutated", namespace)
     first = apply(pod)
