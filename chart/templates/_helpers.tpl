@@ -113,6 +113,15 @@ the release namespace exempted by default, and the plugin folder. */}}
 {{- $exemptions := default (dict) $config.exemptions -}}
 {{- if not (hasKey $exemptions "namespaces") -}}
 {{- $_ := set $exemptions "namespaces" (list "kube-system" .Release.Namespace | uniq) -}}
+{{- else -}}
+{{- /* podgate's own namespace stays exempt whatever else is listed: the audit
+must not report podgate, and the webhooks never see it anyway */ -}}
+{{- $_ := set $exemptions "namespaces" (append $exemptions.namespaces .Release.Namespace | uniq) -}}
+{{- end -}}
+{{- if not (hasKey $exemptions "allow_annotation") -}}
+{{- /* In a cluster the podgate.dev/exempt annotation is off unless asked for:
+whoever may create a Pod could otherwise exempt it from every policy */ -}}
+{{- $_ := set $exemptions "allow_annotation" false -}}
 {{- end -}}
 {{- $_ := set $config "exemptions" $exemptions -}}
 {{- if include "podgate.pluginsEnabled" . -}}

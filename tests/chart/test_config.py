@@ -51,6 +51,11 @@ def test_default_config() -> None:
     assert config.enforcement is Mode.ENFORCE
     # podgate's own namespace is exempt for the audit too, not only skipped by the webhook.
     assert config.exemptions.namespaces == ["kube-system", rendered.namespace]
+    # whoever may create a Pod must not be able to exempt it with an annotation
+    assert config.exemptions.allow_annotation is False
+    honoured = render(sets=["config.exemptions.allow_annotation=true"])
+    text = honoured.get("ConfigMap")["data"]["config.yaml"]
+    assert parse_config_file(text, "config.yaml").exemptions.allow_annotation is True
 
 
 def test_audit_mode_scenario_is_the_dry_run_mode(tmp_path: Path) -> None:
@@ -70,8 +75,10 @@ def test_enforcement_shortcut_and_conflicts() -> None:
 
 
 def test_everything_optional_config_keeps_user_settings(tmp_path: Path) -> None:
-    config = load_rendered(render([scenario("everything-optional-enabled")]), tmp_path)
-    assert config.exemptions.namespaces == ["kube-system", "monitoring"]
+    rendered = render([scenario("everything-optional-enabled")])
+    config = load_rendered(rendered, tmp_path)
+    # the release's own namespace is added to the user's list
+    assert config.exemptions.namespaces == ["kube-system", "monitoring", rendered.namespace]
     assert config.exemptions.allow_annotation is False
     assert config.mutations["default-security-context"].enabled is False
     assert config.unsynced_action is Action.AUDIT
