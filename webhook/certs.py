@@ -103,6 +103,9 @@ def _still_valid(pem: bytes, now: dt.datetime) -> bool:
     return x509.load_pem_x509_certificate(pem).not_valid_after_utc > now
 
 
+MISSING_RETRY_S = 5.0  # how soon a sync is retried while a configuration is missing
+
+
 class CertManager:
     def __init__(
         self,
@@ -126,6 +129,7 @@ class CertManager:
         self.ca_days, self.days = ca_days, days
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.missing: list[str] = []  # configurations the last sync did not find
 
     # --- deciding -----------------------------------------------------------------
     def _needs(self, bundle: tls.Bundle, now: dt.datetime) -> str | None:
@@ -214,6 +218,8 @@ class CertManager:
         return True
 
     def patch_webhooks(self, bundle: tls.Bundle) -> None:
+        """Patch the caBundle of both configurations; `missing` says which were not there."""
+        self.missing = []
         if self.webhooks is None:
             return
         for kind, name in (("validating", self.validating), ("mutating", self.mutating)):
@@ -232,6 +238,7 @@ class CertManager:
                         "webhook configuration not found (yet)",
                         extra={"fields": {"kind": kind, "name": name}},
                     )
+                    self.missing.append(f"{kind}/{name}")
                     break
 
     def sync(self) -> tls.Bundle:
@@ -241,10 +248,17 @@ class CertManager:
         return bundle
 
     def start(self, interval_s: float) -> None:
-        """Re-check periodically: picks up rotations by other replicas, re-patches caBundle."""
+        """Re-check periodically: picks up rotations by other replicas, re-patches caBundle.
+
+        While a configuration is missing (created after the pods, or enabled
+        by a later `helm upgrade`), every few seconds: its webhook has no
+        caBundle until then, and with `failurePolicy: Fail` that refuses
+        every request it matches."""
 
         def loop() -> None:
-            while not self._stop.wait(interval_s):
+            while not self._stop.wait(
+                min(interval_s, MISSING_RETRY_S) if self.missing else interval_s
+            ):
                 try:
                     self.sync()
                 except Exception:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from tests.webhook.fakes import FakeSecrets, FakeWebhooks
-from webhook import tls
+from tests.webhook.fakes import FakeSecrets, FakeWebhooks, wait_for
+from webhook import certs, tls
 from webhook.certs import CA_KEY, CertManager, remove_webhooks
 
 NAMES = tls.service_names("podgate", "podgate-system")
@@ -155,6 +156,25 @@ def test_conflicting_and_missing_webhook_configurations(tmp_path: Path) -> None:
     hooks.conflicts = 2
     _manager(secrets, hooks, tmp_path).sync()  # mutating one missing: logged, not fatal
     assert ("validating", "podgate") in hooks.bundles
+
+
+def test_a_missing_configuration_is_patched_within_seconds_of_appearing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Enabled by a later `helm upgrade`, the mutating configuration would
+    otherwise wait the whole sync interval (600 s) for its caBundle."""
+    monkeypatch.setattr(certs, "MISSING_RETRY_S", 0.05)
+    secrets, hooks = FakeSecrets(), FakeWebhooks({("validating", "podgate"): 1})
+    manager = _manager(secrets, hooks, tmp_path)
+    manager.sync()
+    assert manager.missing == ["mutating/podgate"]
+    manager.start(interval_s=600)
+    try:
+        hooks.configs[("mutating", "podgate")] = 1
+        wait_for(lambda: ("mutating", "podgate") in hooks.bundles, timeout=2)
+        wait_for(lambda: not manager.missing, timeout=2)
+    finally:
+        manager.stop()
 
 
 def test_remove_webhooks_ignores_missing() -> None:
