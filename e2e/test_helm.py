@@ -44,6 +44,12 @@ def test_install_upgrade_uninstall_leaves_nothing(installed: Podgate, tmp_path: 
     install = helm("install", release, str(CHART), "-n", namespace, "-f", str(values))
     assert install.returncode == 0, install.stderr
     assert "STATUS: deployed" in install.stdout
+    # NOTES: the try-it command targets a namespace podgate sees; no warnings
+    # for an install in its own namespace with two replicas
+    assert "kubectl -n default run podgate-check --image=nginx:latest" in install.stdout
+    assert "Pod default/podgate-check violates 4 podgate policy rules:" in install.stdout
+    assert "WARNING" not in install.stdout
+    assert "NOTE: one replica" not in install.stdout
     validating = json.loads(kubectl_ok("get", "validatingwebhookconfigurations", "-o", "json"))
     mine = [
         w
