@@ -205,6 +205,13 @@ read-only ConfigMap volume. */}}
 {{- if and $w.deploy $pdb.enabled (gt (int $w.replicas) 1) (not (kindIs "string" $pdb.minAvailable)) (ge (int $pdb.minAvailable) (int $w.replicas)) -}}
 {{- fail (printf "webhook.podDisruptionBudget.minAvailable (%v) must be below webhook.replicas (%v), or no node could ever be drained" $pdb.minAvailable $w.replicas) -}}
 {{- end -}}
+{{- if and $w.deploy $pdb.enabled (gt (int $w.replicas) 1) (kindIs "string" $pdb.minAvailable) -}}
+{{- /* a percentage rounds up: it must leave at least one replica free to evict */ -}}
+{{- $percent := int (trimSuffix "%" $pdb.minAvailable) -}}
+{{- if ge (div (add (mul $percent (int $w.replicas)) 99) 100) (int $w.replicas) -}}
+{{- fail (printf "webhook.podDisruptionBudget.minAvailable (%v of %v replicas, rounded up) leaves no replica to evict: no node could ever be drained" $pdb.minAvailable $w.replicas) -}}
+{{- end -}}
+{{- end -}}
 {{- if and .Values.plugins.files .Values.plugins.existingConfigMap -}}
 {{- fail "set either plugins.files or plugins.existingConfigMap, not both" -}}
 {{- end -}}

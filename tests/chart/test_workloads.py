@@ -158,10 +158,13 @@ def test_pdb_only_with_more_than_one_replica() -> None:
     )
 
 
-def test_pdb_that_would_block_every_drain_is_refused() -> None:
-    result = template(sets=["webhook.podDisruptionBudget.minAvailable=2"])
+@pytest.mark.parametrize("min_available", ["2", "100%", "60%"])
+def test_pdb_that_would_block_every_drain_is_refused(min_available: str) -> None:
+    # with the default two replicas; a percentage rounds up (60 % of 2 is 2)
+    result = template(sets=[f"webhook.podDisruptionBudget.minAvailable={min_available}"])
     assert result.returncode != 0
     assert "minAvailable" in result.stderr
+    assert "no node could ever be drained" in result.stderr
 
 
 def test_optional_scheduling_settings() -> None:
