@@ -120,6 +120,9 @@ def test_a_deployment_from_before_podgate_scales_with_one_replicaset(installed: 
         eventually(scaled_down, timeout=30)
         time.sleep(3)  # a loop would have made new ReplicaSets by now
         assert len(kubectl_json("get", "replicasets", "-n", name)["items"]) == 1
+        # the webhooks' matchCondition kept the controller's update from podgate
+        seen = [line for line in installed.log_path.read_text().splitlines() if name in line]
+        assert not [line for line in seen if '"kind":"ReplicaSet"' in line], seen
         # a change that adds nothing wrong is let through, with the old faults as warnings
         relabel = kubectl("label", "deployment", "legacy", "-n", name, "team=shop")
         assert relabel.returncode == 0, relabel.stderr

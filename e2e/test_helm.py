@@ -48,7 +48,7 @@ def test_install_upgrade_uninstall_leaves_nothing(installed: Podgate, tmp_path: 
     # for an install in its own namespace with two replicas
     assert "kubectl -n default run podgate-check --image=nginx:latest" in install.stdout
     assert "Pod default/podgate-check violates 4 podgate policy rules:" in install.stdout
-    assert "WARNING" not in install.stdout
+    assert 'is installed in namespace "default"' not in install.stdout
     assert "NOTE: one replica" not in install.stdout
     validating = json.loads(kubectl_ok("get", "validatingwebhookconfigurations", "-o", "json"))
     mine = [

@@ -77,8 +77,15 @@ namespaceSelector:
 objectSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .Values.webhook.matchConditions }}
+{{- /* A workload its controller made (a Deployment's ReplicaSet, a CronJob's
+Job) is never sent: podgate leaves it to its owner anyway, and sent, its
+controller could not scale it while podgate is unreachable. */}}
 matchConditions:
+  - name: not-made-by-a-controller
+    expression: >-
+      request.kind.kind == 'Pod' || !has(object.metadata.ownerReferences) ||
+      !object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller)
+  {{- with .Values.webhook.matchConditions }}
   {{- toYaml . | nindent 2 }}
-{{- end }}
+  {{- end }}
 {{- end -}}

@@ -284,7 +284,10 @@ def test_user_selectors_and_conditions_are_added() -> None:
         )
         assert any(e["key"] == "podgate.dev/ignore" for e in expressions)
         assert hook["objectSelector"]["matchExpressions"][0]["key"] == "podgate.dev/skip"
-        assert [c["name"] for c in hook["matchConditions"]] == ["not-node-users"]
+        assert [c["name"] for c in hook["matchConditions"]] == [
+            "not-made-by-a-controller",
+            "not-node-users",
+        ]
     assert _validating(rendered)["timeoutSeconds"] == 8
     assert _mutating(rendered)["reinvocationPolicy"] == "Never"
     for config in rendered.webhook_configurations():
@@ -295,3 +298,14 @@ def test_mutating_webhook_can_be_disabled() -> None:
     rendered = render(sets=["webhook.mutating.enabled=false"])
     assert not rendered.of_kind("MutatingWebhookConfiguration")
     assert rendered.has("ValidatingWebhookConfiguration", NAME)
+
+
+@pytest.mark.parametrize("values", SCENARIOS)
+def test_objects_a_controller_made_are_never_sent(values: Path) -> None:
+    """A Deployment's ReplicaSet, a CronJob's Job: left to their owner, and
+    not sent, so that their controller can scale them while podgate is down."""
+    for hook in _webhooks(render([values])):
+        first = hook["matchConditions"][0]
+        assert first["name"] == "not-made-by-a-controller"
+        assert "request.kind.kind == 'Pod'" in first["expression"]
+        assert "r.controller" in first["expression"]
