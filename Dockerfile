@@ -14,7 +14,7 @@
 # distroless/python3 ships Debian's interpreter at another path and patch
 # level, which would mean building against a different Python than the one
 # that runs. Nothing at runtime needs a shell: the entrypoint, the chart's
-# preStop hook and its `helm test` pod all run `podgate` or `python` directly.
+# pre-delete hook and its `helm test` pod all run `podgate` or `python` directly.
 
 FROM python:3.11-slim-bookworm AS build
 

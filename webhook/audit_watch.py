@@ -526,6 +526,9 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
 
     settings = kopf.OperatorSettings()
     settings.posting.enabled = False  # our Events, not kopf's
+    # kopf would watch CRDs and namespaces to find resources; podgate names its
+    # kinds, and its RBAC does not allow that watch (a warning at every start)
+    settings.scanning.disabled = True
     settings.watching.server_timeout = 300
     # kopf keeps a worker task per object until it has been idle this long; at
     # start-up that is one per object in the cluster: let them go quickly.
