@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 
 import yaml
 
@@ -83,6 +85,10 @@ def test_watch_mode_follows_changes_and_stops_cleanly(installed: Podgate) -> Non
 
     try:
         eventually(lambda: _up(port) and scrape(port, "podgate_audit_leader") == 1, timeout=60)
+        # the probes answer for kopf's loop, which ticks while it leads
+        assert _status(port, "/healthz") == 200
+        assert _status(port, "/readyz") == 200
+        assert _status(port, "/no-such-path") == 404
         legacy = deployment("legacy", ns, {"containers": [{"name": "app", "image": "app:1"}]})
         kubectl_ok("apply", "-f", "-", stdin=yaml.safe_dump(legacy))
         eventually(lambda: violations() == 1, timeout=30)
@@ -103,6 +109,14 @@ def test_watch_mode_follows_changes_and_stops_cleanly(installed: Podgate) -> Non
             proc.kill()
             proc.wait()
         kubectl("delete", "namespace", ns, "--wait=false")
+
+
+def _status(port: int, path: str) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def _up(port: int) -> bool:

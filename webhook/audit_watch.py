@@ -15,6 +15,7 @@ kopf Events of their own.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -244,8 +245,11 @@ class LeaseElector:
         """Still the leader: renewed within the Lease duration."""
         return self.last_renewed is not None and self.clock() - self.last_renewed < self.duration_s
 
-    def wait_for_leadership(self, stop: threading.Event) -> bool:
+    def wait_for_leadership(
+        self, stop: threading.Event, on_tick: Callable[[], None] = lambda: None
+    ) -> bool:
         while not stop.is_set():
+            on_tick()
             try:
                 if self.try_acquire_or_renew():
                     return True
@@ -442,16 +446,42 @@ class Auditor:
             stop.wait(every_s)
 
 
+class Heartbeat:
+    """The liveness of `audit --watch`: ticks from whichever loop runs now,
+    the wait for the Lease on standby, kopf's event loop when leading. A
+    loop that stops ticking for `stale_s` fails /healthz, and the kubelet
+    restarts the pod; the pod serves no traffic, so ready means alive."""
+
+    def __init__(self, stale_s: float = 60.0, clock: Callable[[], float] = time.monotonic):
+        self.stale_s, self.clock = stale_s, clock
+        self.last = clock()
+
+    def beat(self) -> None:
+        self.last = self.clock()
+
+    def liveness(self) -> tuple[bool, str]:
+        age = self.clock() - self.last
+        if age > self.stale_s:
+            return False, f"no heartbeat for {age:.0f}s: the Lease wait or kopf's loop is stuck"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        return self.liveness()
+
+
+HEARTBEAT_S = 5.0
+
+
 def _identity() -> str:
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
 def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     import kopf
-    from prometheus_client import start_http_server
 
     from webhook import logs
     from webhook.cluster import KubeEventSink, cluster_cache
+    from webhook.health import HealthServer
 
     logs.configure(args.log_level)
     if args.kubeconfig:
@@ -459,10 +489,12 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     namespace = os.environ.get("POD_NAMESPACE") or "default"
     identity = _identity()
     stop = threading.Event()
-    start_http_server(args.metrics_port)
+    heartbeat = Heartbeat()
+    # /metrics, and /healthz and /readyz that fail when no loop ticks any more
+    HealthServer(heartbeat, "0.0.0.0", args.metrics_port).start()
     elector = LeaseElector(KubeLeaseStore(api_client, namespace), identity)
     log.info("waiting for the audit Lease %s/%s as %s", namespace, LEASE_NAME, identity)
-    if not elector.wait_for_leadership(stop):
+    if not elector.wait_for_leadership(stop, on_tick=heartbeat.beat):
         return 0
     metrics.AUDIT_LEADER.set(1)
 
@@ -506,6 +538,16 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     ).start()
 
     registry = kopf.OperatorRegistry()
+    beating: list[asyncio.Task[None]] = []  # held: a task nobody references may be collected
+
+    @kopf.on.startup(registry=registry)
+    async def start_heartbeat(**_: Any) -> None:
+        async def beat() -> None:
+            while True:
+                heartbeat.beat()
+                await asyncio.sleep(HEARTBEAT_S)
+
+        beating.append(asyncio.get_running_loop().create_task(beat()))
 
     @kopf.on.login(registry=registry)
     def login(**kwargs: Any) -> Any:

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from webhook import metrics
 
@@ -45,6 +45,14 @@ class Slots:
     def reset(self, index: int) -> None:
         self.ready[index] = 0
         self.beat[index] = 0.0
+
+
+class Probes(Protocol):
+    """What the side port answers on /readyz and /healthz: (ok, why)."""
+
+    def readiness(self) -> tuple[bool, str]: ...
+
+    def liveness(self) -> tuple[bool, str]: ...
 
 
 class Health:
@@ -73,7 +81,7 @@ class Health:
         return True, "ok"
 
 
-def _handler(health: Health) -> type[BaseHTTPRequestHandler]:
+def _handler(health: Probes) -> type[BaseHTTPRequestHandler]:
     routes: dict[str, Callable[[], tuple[int, bytes, str]]] = {}
 
     def probe(check: Callable[[], tuple[bool, str]]) -> Callable[[], tuple[int, bytes, str]]:
@@ -118,7 +126,7 @@ def _handler(health: Health) -> type[BaseHTTPRequestHandler]:
 
 
 class HealthServer:
-    def __init__(self, health: Health, host: str, port: int) -> None:
+    def __init__(self, health: Probes, host: str, port: int) -> None:
         self.server = ThreadingHTTPServer((host, port), _handler(health))
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
