@@ -63,7 +63,8 @@ class AdmissionRequest(_Model):
     # a typed model of every workload kind would cost more than it checks.
     object: Any = None
     old_object: Any = Field(default=None, alias="oldObject")
-    dry_run: bool | None = Field(default=False, alias="dryRun")
+    # strict: the API server sends a JSON boolean; "yes" or 1 is not one
+    dry_run: bool | None = Field(default=False, alias="dryRun", strict=True)
     options: Any = None
 
 

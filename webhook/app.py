@@ -37,7 +37,14 @@ MAX_BODY = 8 * 1024 * 1024
 # the client gets to read the 413 instead of a reset connection.
 DRAIN_LIMIT = 4 * MAX_BODY
 JSON = "application/json"
-ROUTES: Mapping[str, Webhook] = {"/validate": "validate", "/mutate": "mutate"}
+# With and without a trailing slash: a `webhook.url` or clientConfig path
+# written `/validate/` must not get a redirect, which the API server does not follow.
+ROUTES: Mapping[str, Webhook] = {
+    "/validate": "validate",
+    "/mutate": "mutate",
+    "/validate/": "validate",
+    "/mutate/": "mutate",
+}
 
 
 class Reply(NamedTuple):

@@ -249,3 +249,10 @@ def test_refused_requests_are_logged_at_most_once_a_second(
     server.client.post("/mutate", content=b"{", headers={"content-type": "application/json"})
     last = logged()[-1]
     assert (last["webhook"], last["status"], last["refused_since_last_line"]) == ("mutate", 400, 3)
+
+
+def test_a_trailing_slash_reaches_the_webhook_not_a_redirect(server: Server) -> None:
+    for path in ("/validate/", "/mutate/"):
+        resp = server.post(path, rv.review(rv.deployment(), uid=f"slash{path}"))
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["response"]["uid"] == f"slash{path}"

@@ -83,6 +83,11 @@ def test_http_error_is_a_status() -> None:
             b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{}}',
             "request.uid: Field required",
         ),
+        (
+            b'{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview",'
+            b'"request":{"uid":"x","dryRun":"yes"}}',
+            "request.dryRun: Input should be a valid boolean",
+        ),
     ],
 )
 def test_bad_reviews(body: bytes, reason: str) -> None:
