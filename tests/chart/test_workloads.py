@@ -350,3 +350,17 @@ def test_service_monitor_scrapes_webhook_and_audit() -> None:
         "audit",
     }
     assert all(any(p["name"] == "metrics" for p in s["spec"]["ports"]) for s in selected)
+
+
+def test_host_network_for_clusters_whose_api_server_cannot_reach_pods() -> None:
+    default = render().by_component("Deployment", "webhook")["spec"]["template"]["spec"]
+    assert "hostNetwork" not in default
+    assert "dnsPolicy" not in default
+    host = render(sets=["webhook.hostNetwork=true"]).by_component("Deployment", "webhook")
+    spec = host["spec"]["template"]["spec"]
+    # on the node's network, Service names resolve only with this policy
+    assert (spec["hostNetwork"], spec["dnsPolicy"]) == (True, "ClusterFirstWithHostNet")
+    chosen = render(sets=["webhook.hostNetwork=true", "webhook.dnsPolicy=Default"])
+    assert chosen.by_component("Deployment", "webhook")["spec"]["template"]["spec"][
+        "dnsPolicy"
+    ] == ("Default")
