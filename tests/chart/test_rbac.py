@@ -116,16 +116,19 @@ def test_webhook_service_account() -> None:
         assert can(rendered, sa, verb, "", "namespaces")
     for verb in ("create", "patch"):
         assert can(rendered, sa, verb, "", "events", namespace="default")
+    # only the verbs podgate's calls use (webhook/cluster.py): read, then patch
     for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
-        for verb in ("get", "update", "patch"):
+        for verb in ("get", "patch"):
             assert can(rendered, sa, verb, "admissionregistration.k8s.io", kind, name=NAME)
             assert not can(rendered, sa, verb, "admissionregistration.k8s.io", kind, name="other")
-        assert not can(rendered, sa, "delete", "admissionregistration.k8s.io", kind, name=NAME)
+        for verb in ("update", "delete"):
+            assert not can(rendered, sa, verb, "admissionregistration.k8s.io", kind, name=NAME)
         assert not can(rendered, sa, "create", "admissionregistration.k8s.io", kind)
-    for verb in ("get", "update", "patch"):
+    for verb in ("get", "update"):  # read, then replaced whole
         assert can(rendered, sa, verb, "", "secrets", namespace=ns, name=f"{NAME}-tls")
         assert not can(rendered, sa, verb, "", "secrets", namespace=ns, name="other")
         assert not can(rendered, sa, verb, "", "secrets", namespace="default", name=f"{NAME}-tls")
+    assert not can(rendered, sa, "patch", "", "secrets", namespace=ns, name=f"{NAME}-tls")
     # create cannot be restricted by resourceNames; it stays in the release namespace.
     assert can(rendered, sa, "create", "", "secrets", namespace=ns)
     assert not can(rendered, sa, "create", "", "secrets", namespace="default")
@@ -205,6 +208,8 @@ def test_audit_service_account() -> None:
     for verb in ("get", "update"):
         assert can(reports, audit, verb, group, resource, namespace="default", name=lease)
         assert not can(reports, audit, verb, group, resource, namespace="default", name="other")
+    for verb in ("patch", "delete"):  # never used
+        assert not can(reports, audit, verb, group, resource, namespace="default", name=lease)
 
 
 def test_url_mode_renders_no_rbac_for_an_absent_webhook() -> None:
