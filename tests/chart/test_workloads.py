@@ -364,3 +364,27 @@ def test_host_network_for_clusters_whose_api_server_cannot_reach_pods() -> None:
     assert chosen.by_component("Deployment", "webhook")["spec"]["template"]["spec"][
         "dnsPolicy"
     ] == ("Default")
+
+
+def test_a_node_affinity_keeps_the_replicas_spread() -> None:
+    """Affinity given for node placement must not silently drop the default
+    anti-affinity; one given with its own podAntiAffinity replaces it."""
+    nodes = "webhook.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+    rendered = render(
+        sets=[f"{nodes}.nodeSelectorTerms[0].matchExpressions[0].key=pool",
+              f"{nodes}.nodeSelectorTerms[0].matchExpressions[0].operator=Exists"]
+    )  # fmt: skip
+    affinity = rendered.by_component("Deployment", "webhook")["spec"]["template"]["spec"][
+        "affinity"
+    ]
+    assert "nodeAffinity" in affinity
+    terms = affinity["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert terms[0]["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    own = render(
+        sets=["webhook.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution"
+              "[0].topologyKey=topology.kubernetes.io/zone"]
+    )  # fmt: skip
+    anti = own.by_component("Deployment", "webhook")["spec"]["template"]["spec"]["affinity"][
+        "podAntiAffinity"
+    ]
+    assert list(anti) == ["requiredDuringSchedulingIgnoredDuringExecution"]
