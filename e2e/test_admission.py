@@ -253,3 +253,21 @@ def test_excluded_namespaces_are_never_evaluated(installed: Podgate) -> None:
     finally:
         kubectl("delete", "namespace", ignored, "--wait=false")
     assert installed.metric("podgate_admission_requests_total") == before, "podgate was called"
+
+
+def test_kubectl_debug_on_a_controlled_pod_still_goes_through_podgate(namespace: str) -> None:
+    """The chart's matchCondition skips objects a controller made, but never
+    Pods, nor the ephemeral containers `kubectl debug` adds to them."""
+    kubectl_ok("create", "configmap", "owner", "-n", namespace)
+    owner = kubectl_json("get", "configmap", "owner", "-n", namespace)
+    pod = good_pod("controlled", namespace)
+    pod["metadata"]["ownerReferences"] = [
+        {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner",
+         "uid": owner["metadata"]["uid"], "controller": True}
+    ]  # fmt: skip
+    created = apply(pod)
+    assert created.returncode == 0, created.stderr
+    debug = kubectl("debug", "pod/controlled", "-n", namespace, "--image=busybox:1.36")
+    assert debug.returncode != 0
+    assert 'admission webhook "validate.podgate.dev" denied the request' in debug.stderr
+    assert 'ephemeral container "debugger' in debug.stderr

@@ -79,7 +79,10 @@ objectSelector:
 {{- end }}
 {{- /* A workload its controller made (a Deployment's ReplicaSet, a CronJob's
 Job) is never sent: podgate leaves it to its owner anyway, and sent, its
-controller could not scale it while podgate is unreachable. */}}
+controller could not scale it while podgate is unreachable. Pods always are,
+`kubectl debug`'s ephemeral containers too (their request's kind is Pod).
+Every field read is guarded by has(): a CEL error fails closed, and an
+absent field (request.subResource when empty) is an error. */}}
 matchConditions:
   - name: not-made-by-a-controller
     expression: >-
