@@ -36,6 +36,16 @@ def as_list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def controller_reference(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The object's ownerReference with `controller: true` (Kubernetes allows
+    one): what made it and keeps it in line, a ReplicaSet for a Pod."""
+    for ref in as_list(as_mapping(obj.get("metadata")).get("ownerReferences")):
+        ref = as_mapping(ref)
+        if ref.get("controller") is True:
+            return ref
+    return None
+
+
 def format_path(parts: tuple[str | int, ...]) -> str:
     """('spec', 'containers', 0, 'image') -> 'spec.containers[0].image'."""
     out = ""
@@ -195,14 +205,8 @@ class PodView:
     def controller(self) -> str | None:
         """`Deployment/web` when a controller owns this object (its
         ownerReference with `controller: true`), else None."""
-        owners = self.metadata.get("ownerReferences")
-        if not owners or not isinstance(owners, list):
-            return None
-        for owner in owners:
-            owner = as_mapping(owner)
-            if owner.get("controller") is True:
-                return f"{owner.get('kind')}/{owner.get('name')}"
-        return None
+        ref = controller_reference(self.obj)
+        return f"{ref.get('kind')}/{ref.get('name')}" if ref is not None else None
 
     @property
     def resources(self) -> dict[str, Any]:

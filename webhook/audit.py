@@ -26,7 +26,7 @@ from policies.config import Config, load_config
 from policies.engine import evaluate
 from policies.model import ClusterState, Decision, NetworkPolicyInfo, StaticContext
 from policies.network_policy import network_policy_info
-from policies.views import as_list, as_mapping
+from policies.views import as_mapping, controller_reference
 from webhook.check import Checked, Report
 from webhook.manifests import Document
 
@@ -78,11 +78,8 @@ def owned_by_workload(obj: Mapping[str, Any]) -> bool:
     and so is the ReplicaSet, so the finding lands on the Deployment. An
     object controlled by something else (a custom resource) is reported.
     """
-    for ref in as_list(as_mapping(obj.get("metadata")).get("ownerReferences")):
-        ref = as_mapping(ref)
-        if ref.get("controller") is True and ref.get("kind") in _AUDITED_KINDS:
-            return True
-    return False
+    ref = controller_reference(obj)
+    return ref is not None and ref.get("kind") in _AUDITED_KINDS
 
 
 class ClusterReader(Protocol):
