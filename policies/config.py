@@ -276,22 +276,31 @@ def resolve(raw: ConfigFile, registry: Registry, source: str = "<built-in defaul
     )
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """` at line 3, column 7: found duplicate key 'policies' (while constructing
-    a mapping started at line 1, column 1)`: PyYAML's message on one line,
-    without its excerpt of the text."""
+def place_yaml_problem(exc: yaml.YAMLError, problem: str, first_line: int = 1) -> str:
+    """` at line 3, column 7: <problem> (while constructing a mapping started
+    at line 1, column 1)`: PyYAML's position on one line, without its excerpt
+    of the text, lines counted from `first_line`; `: <problem>` when PyYAML
+    gave no position. Shared by the config and the manifests readers."""
 
     def at(mark: object) -> str:
-        return f"line {getattr(mark, 'line', 0) + 1}, column {getattr(mark, 'column', 0) + 1}"
+        line = first_line + getattr(mark, "line", 0)
+        return f"line {line}, column {getattr(mark, 'column', 0) + 1}"
 
-    problem, mark = getattr(exc, "problem", None), getattr(exc, "problem_mark", None)
-    if not problem or mark is None:
-        return ": " + " ".join(str(exc).split())
+    mark = getattr(exc, "problem_mark", None)
+    if mark is None:
+        return f": {problem}"
     text = f" at {at(mark)}: {problem}"
     context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
     if context and context_mark is not None:
         text += f" ({context} started at {at(context_mark)})"
     return text
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    problem = getattr(exc, "problem", None)
+    if not problem or getattr(exc, "problem_mark", None) is None:
+        return ": " + " ".join(str(exc).split())
+    return place_yaml_problem(exc, problem)
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

@@ -18,6 +18,8 @@ from typing import Any, BinaryIO
 
 import yaml
 
+from policies.config import place_yaml_problem
+
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 STDIN = "-"
 
@@ -305,23 +307,8 @@ def _content_line(chunk: Chunk) -> int:
 def _yaml_error(exc: yaml.YAMLError, chunk: Chunk) -> str:
     """`invalid YAML at line 14, column 1: did not find expected ',' or ']' (while
     parsing a flow sequence started at line 13, column 17)`, lines counted in the file."""
-
-    def at(mark: object) -> str:
-        return (
-            f"line {chunk.line + getattr(mark, 'line', 0)}, column {getattr(mark, 'column', 0) + 1}"
-        )
-
-    problem_mark = getattr(exc, "problem_mark", None)
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    text = (
-        f"invalid YAML at {at(problem_mark)}: {problem}"
-        if problem_mark
-        else f"invalid YAML: {problem}"
-    )
-    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    if context and context_mark is not None:
-        text += f" ({context} started at {at(context_mark)})"
-    return text
+    return f"invalid YAML{place_yaml_problem(exc, problem, chunk.line)}"
 
 
 _SHAPES = {str: "a string", int: "a number", float: "a number", bool: "a boolean", list: "a list"}
