@@ -283,6 +283,7 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
         if run.applies(m.meta) and not (exempt and (m.meta.id in exempt or "*" in exempt))
     ]
     failed: dict[str, str] = {}
+    budget_s = run.config.raw.budget_ms / 1000
     while True:
         copy = _copy_for_mutation(obj, run.pod.workload.template_path)
         template: Any = copy
@@ -305,10 +306,9 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
                 failed[mut.meta.id] = f"{mut.meta.id} raised {type(exc).__name__}: {exc}"
                 break
             except BaseException as exc:
-                budget_s = run.config.raw.budget_ms / 1000
                 _interrupted(run.guard, mut.meta.id, time.perf_counter() - start, budget_s, exc)
                 raise
-            if time.perf_counter() - start > run.config.raw.budget_ms / 1000 and run.guard:
+            if time.perf_counter() - start > budget_s and run.guard:
                 run.guard.overran(mut.meta.id)
             applied.append(mut.meta.id)
             if _container_shape(view.spec) != shape:  # it added or removed containers
