@@ -100,12 +100,15 @@ def _matches(obj: Mapping[str, Any], target: str) -> bool:
     return target in (_key(obj, False), _key(obj, True))
 
 
-def _read_documents(path: Path) -> list[Document]:
+def _text(path: Path) -> str:
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise SuiteError(f"{path}: cannot read: {exc}") from exc
-    documents = list(parse_text(text, str(path)))
+
+
+def _read_documents(path: Path) -> list[Document]:
+    documents = list(parse_text(_text(path), str(path)))
     broken = [d for d in documents if d.obj is None]
     if broken:
         raise SuiteError(f"{broken[0].where}: {broken[0].error}")
@@ -214,13 +217,6 @@ def _invalid(path: Path, exc: ValidationError) -> SuiteError:
     """The `field: reason` lines --config gives, each naming the file."""
     lines = format_validation_error(exc).splitlines()
     return SuiteError("\n".join(f"{path}: {line}" for line in lines))
-
-
-def _text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SuiteError(f"{path}: cannot read: {exc}") from exc
 
 
 def load_suite(path: Path, base: Registry | None) -> list[Case]:
