@@ -102,7 +102,7 @@ def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int
     stderr, so that "nothing to change" never hides what podgate could not
     fix. The exit code is the check's, of the manifests as given.
     """
-    from webhook.fix import fixed_files, fixed_stream
+    from webhook.fix import as_stream, fixed_texts
     from webhook.report import counted
 
     said = "podgate check --fix:"
@@ -114,7 +114,8 @@ def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int
             for error in decision.mutation_errors:
                 print(f"{said} {doc.where}: {decision.resource}: mutation {error}; "
                       "its changes are left out", file=sys.stderr)  # fmt: skip
-    changed = fixed_files(texts, report.checked)
+    fixed = fixed_texts(texts, report.checked)  # each file parsed and dumped once
+    changed = {file: text for file, text in fixed.items() if text != texts[file]}
     if args.write:
         for file, text in changed.items():
             if file == "<stdin>":
@@ -123,7 +124,7 @@ def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int
             Path(file).write_text(text, encoding="utf-8")
             print(f"fixed {file}", file=sys.stderr)
     elif texts:
-        sys.stdout.write(fixed_stream(texts, report.checked))
+        sys.stdout.write(as_stream(list(fixed.values())))
     patched = sum(1 for c in report.checked if c.decision is not None and c.decision.patch)
     if not changed:
         print(f"{said} nothing to change", file=sys.stderr)

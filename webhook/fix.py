@@ -101,15 +101,19 @@ def _keep_leading_comments(original: str, dumped: str) -> str:
     return dumped if dumped.startswith(prefix) else prefix + dumped
 
 
-def fixed_stream(texts: Mapping[str, str], checked: Sequence[Checked]) -> str:
-    """Every input's text, fixed where a patch applies, as one stream.
+def fixed_texts(texts: Mapping[str, str], checked: Sequence[Checked]) -> dict[str, str]:
+    """Every input's text, fixed where a patch applies (the others as they are)."""
+    return {file: fixed_text(text, checked, file) for file, text in texts.items()}
+
+
+def as_stream(parts: Sequence[str]) -> str:
+    """The inputs' texts as one stream.
 
     One input comes out as it is (a JSON file stays JSON). Several are
     joined with `---` lines, so that no input's last document runs into
     the next one's first; an input left unchanged is in the stream all the
     same, since the stream stands for all of them.
     """
-    parts = [fixed_text(text, checked, file) for file, text in texts.items()]
     if len(parts) == 1:
         return parts[0]
     out: list[str] = []
@@ -119,13 +123,3 @@ def fixed_stream(texts: Mapping[str, str], checked: Sequence[Checked]) -> str:
             out.append("---\n")
         out.append(part if part.endswith("\n") or not part else part + "\n")
     return "".join(out)
-
-
-def fixed_files(texts: Mapping[str, str], checked: Sequence[Checked]) -> dict[str, str]:
-    """Every input file whose text changes, with its new text."""
-    changed: dict[str, str] = {}
-    for file, text in texts.items():
-        new = fixed_text(text, checked, file)
-        if new != text:
-            changed[file] = new
-    return changed
