@@ -489,6 +489,12 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     namespace = os.environ.get("POD_NAMESPACE") or "default"
     identity = _identity()
     stop = threading.Event()
+
+    def on_signal(_signum: int, _frame: object) -> None:
+        stop.set()  # on standby, or before kopf takes the signals over
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, on_signal)
     heartbeat = Heartbeat()
     # /metrics, and /healthz and /readyz that fail when no loop ticks any more
     HealthServer(heartbeat, "0.0.0.0", args.metrics_port).start()
@@ -543,6 +549,10 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     @kopf.on.startup(registry=registry)
     async def start_heartbeat(**_: Any) -> None:
         async def beat() -> None:
+            # This first step runs after kopf has put its signal handlers in
+            # place: a signal that our handler caught before is passed on.
+            if stop.is_set():
+                os.kill(os.getpid(), signal.SIGTERM)
             while True:
                 heartbeat.beat()
                 await asyncio.sleep(HEARTBEAT_S)
