@@ -76,3 +76,18 @@ def test_logged_lines_are_written_before_the_exit() -> None:
     )
     assert code == 0
     assert b'"msg":"last words"' in err
+
+
+def test_a_crash_leaves_every_threads_stack_in_the_log() -> None:
+    code, _, _, err = _run(
+        """
+        import os
+        from webhook import logs
+        logs.configure("info")
+        os.abort()  # as a crash in C code would
+        """,
+        timeout=30,
+    )
+    assert code < 0
+    assert b"Fatal Python error: Aborted" in err
+    assert b'File "<string>", line 5' in err
