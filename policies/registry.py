@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import inspect
 import re
+import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from types import ModuleType
@@ -42,6 +43,10 @@ class NoParams(Params):
 
 
 P = TypeVar("P", bound=Params)
+
+# What a policy returns in the common cases, accepted without further checks:
+# this runs for every policy on every admission.
+_VIOLATION_CONTAINERS = (list, tuple, types.GeneratorType)
 
 _ID = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _INJECTABLE = ("pod", "params", "ctx")
@@ -134,6 +139,15 @@ class Policy(_Callable[P]):
         found = self._call(pod, params, ctx)
         if found is None:
             return []
+        if type(found) not in _VIOLATION_CONTAINERS and (
+            isinstance(found, str | bytes | Violation | Mapping) or not isinstance(found, Iterable)
+        ):
+            # A single Violation is a NamedTuple and a string is iterable too:
+            # listing them would blame their fields or characters instead.
+            raise TypeError(
+                f"policy {self.meta.id} returned {type(found).__name__}, expected Violations: "
+                "yield each one, or return a list of them"
+            )
         violations = list(found)
         for v in violations:
             if type(v) is not Violation and not isinstance(v, Violation):
@@ -174,6 +188,11 @@ def _metadata(
         raise PolicyDefinitionError(f"{where}: policy {id!r} needs a title")
     if not category or not category.strip():
         raise PolicyDefinitionError(f"{where}: policy {id!r} needs a category")
+    if isinstance(kinds, str):
+        raise PolicyDefinitionError(
+            f"{where}: policy {id!r} kinds must be a list of kinds, e.g. kinds=[{kinds!r}], "
+            f"not the string {kinds!r}"
+        )
     kind_set = frozenset(kinds) if kinds is not None else POD_KINDS
     unknown = kind_set - POD_KINDS
     if not kind_set or unknown:
@@ -211,6 +230,17 @@ def _metadata(
     )
 
 
+def _called_with_arguments(decorator: str, id: object) -> None:
+    """`@policy` without its arguments would pass the function as the id and
+    leave a bare `decorate` function behind: the module would then seem to
+    define no policy at all."""
+    if callable(id):
+        raise PolicyDefinitionError(
+            f"{_where(id)}: @{decorator} needs its id and title: write "
+            f'@{decorator}("my-id", title="...", ...), not a bare @{decorator}'
+        )
+
+
 def policy(
     id: str | None = None,
     *,
@@ -230,6 +260,8 @@ def policy(
     validated from the config) and `ctx` (the cluster Context), and yields or
     returns Violations. The docstring is the policy's description.
     """
+
+    _called_with_arguments("policy", id)
 
     def decorate(func: Callable[..., Any]) -> Policy[Any]:
         meta = _metadata(
@@ -265,6 +297,8 @@ def mutation(
     The engine diffs the copy against the original to build a minimal JSON
     Patch, so a mutation only has to fill what is missing.
     """
+
+    _called_with_arguments("mutation", id)
 
     def decorate(func: Callable[..., Any]) -> Mutation[Any]:
         meta = _metadata(

@@ -251,6 +251,16 @@ def load_suite(path: Path, base: Registry | None) -> list[Case]:
         assert target_id is not None
         if target_id not in registry.ids():
             raise SuiteError(f"{path}: results[{index}]: no policy or mutation {target_id!r}")
+        if expect.policy is not None and expect.policy not in registry.policies:
+            raise SuiteError(
+                f"{path}: results[{index}]: {target_id!r} is a mutation: "
+                "write `mutation:` with `patched:`, the expected object"
+            )
+        if expect.mutation is not None and expect.mutation not in registry.mutations:
+            raise SuiteError(
+                f"{path}: results[{index}]: {target_id!r} is a validating policy: "
+                "write `policy:` with `result:` (pass, fail, skip or error)"
+            )
         if expect.policy is not None and expect.result not in EXPECTED:
             raise SuiteError(f"{path}: results[{index}].result must be one of {EXPECTED}")
         patched = None

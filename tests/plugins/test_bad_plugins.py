@@ -137,6 +137,16 @@ def test_reusing_a_builtin_id_names_builtin(cli: Cli, tmp_path: Path) -> None:
             "PodTemplate, ReplicaSet, ReplicationController, StatefulSet; got Service",
         ),
         (
+            '@policy("kinds", title="T", category="c", kinds="Pod")',
+            "policy 'kinds' kinds must be a list of kinds, e.g. kinds=['Pod'], "
+            "not the string 'Pod'",
+        ),
+        (
+            "@policy",
+            '@policy needs its id and title: write @policy("my-id", title="...", ...), '
+            "not a bare @policy",
+        ),
+        (
             '@policy("severity", title="T", category="c", severity="urgent")',
             "policy 'severity': 'urgent' is not a valid Severity",
         ),
@@ -326,6 +336,84 @@ def test_a_policy_yielding_strings_is_an_error(tmp_path: Path) -> None:
     (result,) = [r for r in decision.results if r.policy == "strings"]
     assert result.reason == (
         "policy raised TypeError: policy strings yielded str, expected Violation"
+    )
+
+
+@pytest.mark.parametrize(
+    ("returned", "type_name"),
+    [
+        ('Violation("no team label")', "Violation"),
+        ('"no team label"', "str"),
+        ("False", "bool"),
+        ('{"message": "no team label"}', "dict"),
+    ],
+)
+def test_a_policy_returning_something_else_says_what_it_returned(
+    tmp_path: Path, returned: str, type_name: str
+) -> None:
+    """Not "yielded str" for a single Violation (a NamedTuple, iterated into its
+    fields), nor a silent pass for an empty string."""
+    _write(
+        tmp_path,
+        "returns.py",
+        f"""\
+        from policies import PodView, Violation, policy
+
+        @policy("returns", title="T", category="c")
+        def returns(pod: PodView) -> object:
+            return {returned}
+        """,
+    )
+    config = load_config(_config(tmp_path, "plugins: [returns.py]\n"))
+    decision = evaluate(_pod(), StaticContext(), config, mutate=False)
+    (result,) = [r for r in decision.results if r.policy == "returns"]
+    assert result.reason == (
+        f"policy raised TypeError: policy returns returned {type_name}, expected "
+        "Violations: yield each one, or return a list of them"
+    )
+
+
+def test_a_suite_naming_a_policy_as_a_mutation_or_back_cannot_run(cli: Cli, tmp_path: Path) -> None:
+    """`mutation: <a policy>` compared nothing and passed; `policy: <a mutation>`
+    failed with "got skip" and no reason."""
+    _write(
+        tmp_path,
+        "both.py",
+        """\
+        from policies import PodView, Violation, mutation, policy
+
+        @policy("team-label", title="T", category="c")
+        def team_label(pod: PodView) -> list[Violation]:
+            return [Violation("no team label")]
+
+        @mutation("team-env", title="T")
+        def team_env(pod: PodView) -> None:
+            pass
+        """,
+    )
+    (tmp_path / "pod.yaml").write_text(POD, encoding="utf-8")
+    suite = tmp_path / "podgate-test.yaml"
+    suite.write_text(
+        "plugins: [both.py]\nresources: [pod.yaml]\n"
+        "results: [{mutation: team-label, resource: Pod/web, patched: pod.yaml}]\n",
+        encoding="utf-8",
+    )
+    run = cli("test", str(tmp_path))
+    assert (run.code, run.out) == (2, "")
+    assert run.err == (
+        f"podgate test: {suite}: results[0]: 'team-label' is a validating policy: "
+        "write `policy:` with `result:` (pass, fail, skip or error)\n"
+    )
+    suite.write_text(
+        "plugins: [both.py]\nresources: [pod.yaml]\n"
+        "results: [{policy: team-env, resource: Pod/web, result: pass}]\n",
+        encoding="utf-8",
+    )
+    run = cli("test", str(tmp_path))
+    assert (run.code, run.out) == (2, "")
+    assert run.err == (
+        f"podgate test: {suite}: results[0]: 'team-env' is a mutation: "
+        "write `mutation:` with `patched:`, the expected object\n"
     )
 
 
