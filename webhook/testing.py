@@ -388,11 +388,44 @@ def discover(paths: Sequence[str], registry: Registry | None = None) -> Iterator
         if root.is_file():
             yield from load_suite(root, registry)
             continue
+        # A suite's plugins (loaded from source) also serve the fixture
+        # folders below its own folder: a package's tests run before install.
+        suite_registries: dict[Path, Registry] = {}
         for suite in sorted(root.rglob(SUITE_FILE)):
-            yield from load_suite(suite, registry)
+            cases = load_suite(suite, registry)
+            if cases:
+                suite_registries[suite.parent] = cases[0].config.registry
+            yield from cases
         for folder in sorted([root, *(p for p in root.rglob("*") if p.is_dir())]):
-            if folder.name in fixture_registry.ids() and not (folder / SUITE_FILE).exists():
-                yield from load_fixtures(folder, fixture_registry)
+            if (folder / SUITE_FILE).exists():
+                continue
+            owner = _fixture_registry(folder, suite_registries, fixture_registry)
+            if owner is not None:
+                yield from load_fixtures(folder, owner)
+            elif _holds_fixtures(folder):
+                raise SuiteError(
+                    f"{folder}: fixtures for {folder.name!r}, which no suite above it and no "
+                    "installed package defines; pass --config with the plugin that does"
+                )
+
+
+def _fixture_registry(
+    folder: Path, suites: Mapping[Path, Registry], default: Registry
+) -> Registry | None:
+    """The registry that defines the folder's policy: the nearest suite's above it, else
+    `default`; None when none does."""
+    for parent in folder.parents:
+        found = suites.get(parent)
+        if found is not None and folder.name in found.ids():
+            return found
+    return default if folder.name in default.ids() else None
+
+
+def _holds_fixtures(folder: Path) -> bool:
+    return any(
+        f.name.split("-", 1)[0] in EXPECTED or f.name.endswith(".patched.yaml")
+        for f in folder.glob("*.yaml")
+    )
 
 
 def _render(results: list[CaseResult], output: str) -> str:

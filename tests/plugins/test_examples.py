@@ -19,6 +19,7 @@ from policies.config import load_config
 from tests.plugins.conftest import REPO, Cli
 
 EXAMPLES = REPO / "examples" / "policies"
+PACKAGE_TESTS = REPO / "examples" / "plugin-package" / "tests"
 EXAMPLE_IDS = {"allowed-registries", "require-labels", "disallow-latest-tag", "default-env"}
 
 
@@ -282,3 +283,25 @@ def test_a_mutation_fixture_that_is_never_evaluated_says_why(cli: Cli, tmp_path:
     ) in run.out
     (folder / "exempt.patched.yaml").unlink()  # expecting no change: it holds
     assert cli("test", str(tmp_path)).code == 0
+
+
+def test_a_package_fixture_folder_runs_with_its_suites_plugins_before_install(
+    cli: Cli,
+) -> None:
+    # The suite loads the package from source; the fixture folder beside it
+    # must use that registry, not be skipped until the package is installed.
+    cases = _cases(cli, str(PACKAGE_TESTS))
+    fixtures = {c["name"] for c in cases if c["suite"].endswith("disallow-host-namespaces")}
+    assert fixtures == {p.stem for p in (PACKAGE_TESTS / "disallow-host-namespaces").glob("*.yaml")}
+
+
+def test_fixtures_of_a_policy_nothing_defines_are_an_error(cli: Cli, tmp_path: Path) -> None:
+    folder = tmp_path / "no-such-policy"
+    folder.mkdir()
+    (folder / "pass-one.yaml").write_text("apiVersion: v1\nkind: Pod\n", encoding="utf-8")
+    run = cli("test", str(tmp_path))
+    assert run.code == 2
+    assert run.err == (
+        f"podgate test: {folder}: fixtures for 'no-such-policy', which no suite above it "
+        "and no installed package defines; pass --config with the plugin that does\n"
+    )
