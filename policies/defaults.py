@@ -74,7 +74,10 @@ def _quantity(value: object) -> Decimal | None:
 
 
 def _fill_resources(
-    container: ContainerView, params: DefaultResources, pod_names: frozenset[str]
+    container: ContainerView,
+    params: DefaultResources,
+    pod_names: frozenset[str],
+    copy_limits: bool = True,
 ) -> None:
     resources = container.raw.get("resources")
     if resources is None:
@@ -92,8 +95,16 @@ def _fill_resources(
     for name, default in params.requests.items():
         if name in new_requests or name in pod_names:
             continue
-        # As the API server does: a request left out while its limit is set is the limit.
-        new_requests[name] = new_limits.get(name, default)
+        if name in new_limits:
+            if not copy_limits:
+                # A workload's template: the API server makes the request the
+                # limit in each Pod it creates. Written into the template, the
+                # copy would outlive the limit and refuse a later lower one.
+                continue
+            # As the API server does: a request left out while its limit is set is the limit.
+            new_requests[name] = new_limits[name]
+            continue
+        new_requests[name] = default
     for name, default in params.limits.items():
         if name in new_limits or name in pod_names:
             continue
@@ -131,7 +142,7 @@ def default_resources(pod: PodView, params: DefaultResources) -> None:
             for name in as_mapping(resources.get(section))
         )
     for container in pod.containers(ContainerList.CONTAINERS, ContainerList.INIT):
-        _fill_resources(container, params, pod_names)
+        _fill_resources(container, params, pod_names, copy_limits=pod.kind == "Pod")
 
 
 class DefaultSecurityContext(Params):

@@ -22,6 +22,7 @@ from typing import Any, Literal, NamedTuple
 
 from policies.engine import BudgetGuard, evaluate, interrupted_policy
 from policies.model import Action, Context, Decision, Outcome
+from policies.workloads import workload_kind
 from webhook import metrics
 from webhook.admission import (
     AdmissionRequest,
@@ -52,6 +53,15 @@ class Answer(NamedTuple):  # not a frozen dataclass: cheaper to make
 
 def _skip(uid: str, why: str) -> Answer:
     return Answer(allowed(uid), "skipped", note=why)
+
+
+def _template(obj: Mapping[str, Any]) -> object:
+    """The object's pod template (None for a kind without one)."""
+    kind = workload_kind(obj)
+    node: object = obj
+    for key in kind.template_path if kind is not None else ():
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node if kind is not None and kind.template_path else None
 
 
 def _deleting(obj: Mapping[str, Any]) -> bool:
@@ -103,6 +113,17 @@ class Admitter:
         ):
             # a running Pod's spec is immutable: a patch would make the update fail
             return _skip(req.uid, "pods are only mutated on CREATE")
+        if (
+            webhook == "mutate"
+            and req.operation == "UPDATE"
+            and isinstance(req.old_object, dict)
+            and _template(req.object) == _template(req.old_object)
+        ):
+            # A change that leaves the pod template alone (a label, suspend, the
+            # controller's revision annotation) must not rewrite it: that would
+            # roll out a workload from before podgate, and a Job's template is
+            # immutable, so the API server would refuse the update.
+            return _skip(req.uid, "the pod template is unchanged")
         return None
 
     async def _evaluate(
