@@ -108,7 +108,8 @@ class ConfigFile(_Strict):
         default=True,
         description="On an UPDATE, a denial the object already had before it is a warning: "
         "objects admitted before podgate (or in audit mode) can still be scaled, relabelled "
-        "and fixed; an update that adds a violation is refused.",
+        "and fixed; an update that adds a violation is refused. Likewise for a Pod its "
+        "controller makes, a denial its owner's template has too.",
     )
 
 

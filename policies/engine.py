@@ -329,13 +329,17 @@ def evaluate(
     default_namespace: str = "default",
     guard: BudgetGuard | None = None,
     old: Mapping[str, Any] | None = None,
+    old_is: str = "as before this update",
 ) -> Decision:
     """Evaluate one object: the validating results and, if asked, the mutation patch.
 
     `ephemeral_only` is for the `pods/ephemeralcontainers` subresource: only
     policies that concern ephemeral containers run, and nothing is mutated.
-    `old` is the object before an UPDATE: with `allow_existing_violations`,
-    a denial it had already is a warning (see `_as_before`).
+    `old` is what the object was admitted as: the object before an UPDATE,
+    or for a Pod its controller made, the template it was made from
+    (`workloads.template_as_pod`). With `allow_existing_violations`, a denial
+    `old` had already is a warning, its violations marked `(old_is)` (see
+    `_as_before`).
     """
     try:
         decision = _evaluate(
@@ -344,7 +348,7 @@ def evaluate(
         if old is None or not config.raw.allow_existing_violations or decision.allowed:
             return decision
         before = _evaluate(old, ctx, config, True, False, ephemeral_only, default_namespace, guard)
-        return decision._replace(results=_as_before(decision.results, before.results))
+        return decision._replace(results=_as_before(decision.results, before.results, old_is))
     except RecursionError:
         # Python's stack ran out, not podgate's patience: no workload nests
         # anywhere near a thousand levels deep, so such an object is refused
@@ -357,14 +361,15 @@ def evaluate(
 
 
 def _as_before(
-    results: tuple[PolicyResult, ...], before: tuple[PolicyResult, ...]
+    results: tuple[PolicyResult, ...], before: tuple[PolicyResult, ...], note: str
 ) -> tuple[PolicyResult, ...]:
-    """Denials whose every violation the object had before this update, as warnings.
+    """Denials whose every violation the object had before, as warnings.
 
     An update that leaves a policy's violations as they were (scaling a
     Deployment admitted before podgate, a label change, the fix of another
     rule) does not make anything worse, so it is let through with the
     violations as warnings; one that adds a violation to a policy is refused.
+    The same holds for a Pod made from a template admitted with them.
     Violations are compared by their text, which names the container and
     the field.
     """
@@ -378,10 +383,7 @@ def _as_before(
             and result.effective_action is Action.DENY
             and all(str(v) in known for v in result.violations)
         ):
-            marked = tuple(
-                v._replace(message=f"{v.message} (as before this update)")
-                for v in result.violations
-            )
+            marked = tuple(v._replace(message=f"{v.message} ({note})") for v in result.violations)
             result = result._replace(effective_action=Action.WARN, violations=marked)
         kept.append(result)
     return tuple(kept)

@@ -65,3 +65,30 @@ def workload_kind(obj: Mapping[str, Any]) -> WorkloadKind | None:
     if found is None or api_group(api_version) not in found.groups:
         return None
     return found
+
+
+def pod_template(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The PodTemplateSpec of a workload; None for a Pod or an object without one."""
+    kind = workload_kind(obj)
+    if kind is None or not kind.template_path:
+        return None
+    node: object = obj
+    for key in kind.template_path:
+        node = node.get(key) if isinstance(node, Mapping) else None
+    return node if isinstance(node, Mapping) else None
+
+
+def template_as_pod(owner: Mapping[str, Any], pod: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`pod` with the spec of `owner`'s template: the Pod as its controller's
+    template has it.
+
+    Evaluated like `pod`, its violations read the same (same containers,
+    same fields), so the pod's own can be told from its template's. The
+    metadata stays the pod's: the labels a controller adds to its Pods
+    (a StatefulSet's pod name, a DaemonSet's revision) are not the pod's
+    doing, and a NetworkPolicy selects the pod by them.
+    """
+    template = pod_template(owner)
+    if template is None:
+        return None
+    return {**pod, "spec": template.get("spec")}

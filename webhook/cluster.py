@@ -3,7 +3,9 @@ the kubernetes-client adapters behind the small protocols of events.py and
 certs.py.
 
 The caches are kept by list+watch in background threads and are only read on
-the request path: admission must not make an API call per request. The watch
+the request path: admission must not make an API call per request. The one
+exception is `KubeOwners`, asked only about a controller's Pod that would
+be refused, and cached by owner. The watch
 resumes from the last resourceVersion, relists when the API server says the
 version is gone (410), and reconnects with exponential backoff and jitter
 after any other failure. While a cache has not synced, or its watch has been
@@ -387,6 +389,81 @@ class KubeListWatch:
                 resp.release_conn()
 
         return events()
+
+
+class KubeOwners:
+    """The workload that made a Pod, read from the API server (raw JSON).
+
+    Asked when a controller's Pod would be refused, to tell the Pod's own
+    violations from those of the template it was made from. A scale-up asks
+    once per owner: answers are kept `ttl_s`, the least that the next Pods
+    of a rollout share, and short enough that a template fixed since is seen.
+    """
+
+    _READS = {
+        "ReplicaSet": ("AppsV1Api", "read_namespaced_replica_set"),
+        "StatefulSet": ("AppsV1Api", "read_namespaced_stateful_set"),
+        "DaemonSet": ("AppsV1Api", "read_namespaced_daemon_set"),
+        "Job": ("BatchV1Api", "read_namespaced_job"),
+        "ReplicationController": ("CoreV1Api", "read_namespaced_replication_controller"),
+    }
+    KINDS = frozenset(_READS)
+
+    def __init__(
+        self,
+        api_client: Any,
+        *,
+        ttl_s: float = 10.0,
+        timeout_s: float = 2.0,
+        max_entries: int = 1024,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        from kubernetes import client
+
+        self._reads = {
+            kind: getattr(getattr(client, api)(api_client), func)
+            for kind, (api, func) in self._READS.items()
+        }
+        self.ttl_s, self.timeout_s, self.max_entries = ttl_s, timeout_s, max_entries
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+
+    def owner(self, namespace: str, ref: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The object `ref` names, if it exists with the uid `ref` gives; None
+        otherwise (not found, not readable, or a reference to another object)."""
+        kind, name, uid = ref.get("kind"), ref.get("name"), ref.get("uid")
+        read = self._reads.get(kind) if isinstance(kind, str) else None
+        if read is None or not isinstance(name, str) or not isinstance(uid, str) or not uid:
+            return None
+        now = self._clock()
+        with self._lock:
+            hit = self._cache.get(uid)
+        if hit is not None and now - hit[0] < self.ttl_s:
+            return hit[1]
+        try:
+            resp = read(name, namespace, _preload_content=False, _request_timeout=self.timeout_s)
+            body = json.loads(resp.data)
+        except Exception as exc:  # no answer is no exception to the rules: nothing is lost
+            if _status(exc) != 404:
+                owner = f"{kind} {namespace}/{name}"
+                log.warning(
+                    "could not read a Pod's owner",
+                    extra={"fields": {"owner": owner, "error": str(exc)[:300]}},
+                )
+            return None
+        found = body if as_uid(body) == uid else None  # a namesake, or a forged reference
+        with self._lock:
+            if len(self._cache) >= self.max_entries:
+                self._cache.clear()  # a rollout's owners are few: start over, rarely
+            self._cache[uid] = (now, found)
+        return found
+
+
+def as_uid(obj: object) -> str | None:
+    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
+    uid = meta.get("uid") if isinstance(meta, Mapping) else None
+    return uid if isinstance(uid, str) else None
 
 
 def cluster_cache(api_client: Any, *, stale_after_s: float) -> ClusterCache:

@@ -22,7 +22,8 @@ from typing import Any, Literal, NamedTuple
 
 from policies.engine import BudgetGuard, evaluate, interrupted_policy
 from policies.model import Action, Context, Decision, Outcome
-from policies.workloads import workload_kind
+from policies.views import controller_reference
+from policies.workloads import pod_template, template_as_pod
 from webhook import metrics
 from webhook.admission import (
     AdmissionRequest,
@@ -55,13 +56,8 @@ def _skip(uid: str, why: str) -> Answer:
     return Answer(allowed(uid), "skipped", note=why)
 
 
-def _template(obj: Mapping[str, Any]) -> object:
-    """The object's pod template (None for a kind without one)."""
-    kind = workload_kind(obj)
-    node: object = obj
-    for key in kind.template_path if kind is not None else ():
-        node = node.get(key) if isinstance(node, Mapping) else None
-    return node if kind is not None and kind.template_path else None
+# The workload that made a Pod, given its namespace and controller ownerReference.
+OwnerLookup = Callable[[str, Mapping[str, Any]], Mapping[str, Any] | None]
 
 
 def _deleting(obj: Mapping[str, Any]) -> bool:
@@ -80,6 +76,7 @@ class Admitter:
         guard: BudgetGuard | None = None,
         deadline_s: float = 2.5,
         alarm: AlarmDeadline | None = None,
+        owners: OwnerLookup | None = None,
     ) -> None:
         self.config = config
         self.context = context
@@ -88,6 +85,7 @@ class Admitter:
         self.guard = guard if guard is not None else BudgetGuard()
         self.deadline_s = deadline_s
         self.alarm = alarm  # set: evaluate inline, on the main thread
+        self.owners = owners  # the workload that made a Pod (cluster.KubeOwners.owner)
         # True while the server drains before it stops: answers close their connection.
         self.draining: Callable[[], bool] = lambda: False
 
@@ -117,7 +115,7 @@ class Admitter:
             webhook == "mutate"
             and req.operation == "UPDATE"
             and isinstance(req.old_object, dict)
-            and _template(req.object) == _template(req.old_object)
+            and pod_template(req.object) == pod_template(req.old_object)
         ):
             # A change that leaves the pod template alone (a label, suspend, the
             # controller's revision annotation) must not rewrite it: that would
@@ -127,11 +125,20 @@ class Admitter:
         return None
 
     async def _evaluate(
-        self, webhook: Webhook, req: AdmissionRequest, started: float
+        self,
+        webhook: Webhook,
+        req: AdmissionRequest,
+        started: float,
+        made_from: tuple[Mapping[str, Any], str] | None = None,
     ) -> Decision | str:
-        """The decision, or the reason there is none (deadline passed, engine bug)."""
+        """The decision, or the reason there is none (deadline passed, engine bug).
+
+        `made_from`: the Pod its controller's template makes, and how to say so.
+        """
         ephemeral = req.sub_resource == "ephemeralcontainers"
-        old = req.old_object if req.operation == "UPDATE" else None
+        old, old_is = made_from or (None, "as before this update")
+        if req.operation == "UPDATE":
+            old = req.old_object
         call = functools.partial(
             evaluate,
             req.object,
@@ -144,6 +151,7 @@ class Admitter:
             guard=self.guard,
             # what the object was: a denial it had already is a warning on update
             old=old if webhook == "validate" and isinstance(old, dict) else None,
+            old_is=old_is,
         )
         arrived = time.perf_counter() - started
         remaining = self.deadline_s - arrived
@@ -224,6 +232,8 @@ class Admitter:
         answer = self._precheck(webhook, req)
         if answer is None:
             outcome = await self._evaluate(webhook, req, started)
+            if isinstance(outcome, Decision) and self._made_by_a_controller(webhook, req, outcome):
+                outcome = await self._as_its_template(webhook, req, started, outcome)
             if isinstance(outcome, str):
                 answer = self._failed(req.uid, outcome)
                 answer = Answer(answer.response, answer.decision, note=outcome)
@@ -231,6 +241,49 @@ class Admitter:
                 answer = self._answer(webhook, req.uid, outcome)
         self._record(webhook, req, answer, time.perf_counter() - started)
         return answer.response
+
+    def _made_by_a_controller(
+        self, webhook: Webhook, req: AdmissionRequest, decision: Decision
+    ) -> bool:
+        return (
+            webhook == "validate"
+            and req.operation == "CREATE"
+            and not decision.allowed
+            and self.owners is not None
+            and req.kind.kind == "Pod"
+            and isinstance(req.object, dict)
+            and self.config.current.raw.allow_existing_violations
+            and controller_reference(req.object) is not None
+        )
+
+    async def _as_its_template(
+        self, webhook: Webhook, req: AdmissionRequest, started: float, decision: Decision
+    ) -> Decision | str:
+        """A controller's Pod refused only for what its template had is admitted,
+        with those violations as warnings.
+
+        The template was admitted with them (before podgate, in audit mode,
+        while a policy only warned); refusing its Pods would stop the workload
+        scaling, rolling out, or replacing a lost Pod, and fix nothing. The
+        owner is read from the API server (its uid must match: a forged
+        reference gains nothing); without an answer in time, the decision stands.
+        """
+        ref = controller_reference(req.object) if isinstance(req.object, dict) else None
+        if self.owners is None or ref is None:
+            return decision
+        namespace = req.namespace or decision.resource.namespace or "default"
+        remaining = self.deadline_s - (time.perf_counter() - started)
+        try:
+            owner = await asyncio.wait_for(
+                asyncio.to_thread(self.owners, namespace, ref), max(remaining, 0.001)
+            )
+        except TimeoutError:
+            return decision
+        made = template_as_pod(owner, req.object) if owner is not None else None
+        if made is None:
+            return decision
+        note = f"as in the template of {ref.get('kind')} {ref.get('name')}"
+        return await self._evaluate(webhook, req, started, made_from=(made, note))
 
     # --- recording --------------------------------------------------------------
     def _record(self, webhook: Webhook, req: AdmissionRequest, answer: Answer, took: float) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import time
 from typing import Any
 
 import jsonpatch
@@ -212,6 +213,84 @@ def test_an_update_that_adds_no_violation_is_allowed_with_warnings(server: Serve
     resp = server.review("/validate", rv.review(worse, operation="UPDATE", old=old))
     assert resp["allowed"] is False
     assert 'container "sidecar" has no cpu request' in resp["status"]["message"]
+
+
+def _replica_set(name: str, uid: str, *containers: dict[str, Any]) -> dict[str, Any]:
+    made = rv.deployment(name.rsplit("-", 1)[0], "shop", *containers)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": name, "namespace": "shop", "uid": uid},
+        "spec": {"template": made["spec"]["template"]},
+    }
+
+
+def _made_by(pod: dict[str, Any], kind: str, name: str, uid: str) -> dict[str, Any]:
+    pod["metadata"]["ownerReferences"] = [
+        {"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid, "controller": True}
+    ]
+    return pod
+
+
+def test_a_pod_is_judged_against_the_template_its_controller_made_it_from(
+    server: Server,
+) -> None:
+    """A Deployment admitted with violations (in audit mode, before podgate)
+    must still get its Pods: what they share with its template are warnings;
+    what is the Pod's own, or a forged owner, is refused."""
+    legacy = _replica_set("legacy-5d9f", "rs-uid", BAD)
+    asked: list[tuple[str, str, str]] = []
+
+    def owners(namespace: str, ref: Any) -> dict[str, Any] | None:
+        asked.append((namespace, ref["kind"], ref["name"]))
+        return legacy if ref["uid"] == legacy["metadata"]["uid"] else None
+
+    admitter = server.worker.admitter
+    admitter.owners = owners
+    try:
+        pod = _made_by(rv.pod("legacy-5d9f-x1", "shop", BAD), "ReplicaSet", "legacy-5d9f", "rs-uid")
+        resp = server.review("/validate", rv.review(pod))
+        assert resp["allowed"] is True, resp
+        assert asked == [("shop", "ReplicaSet", "legacy-5d9f")]
+        inherited = (
+            'require-resources: container "web" has no cpu request '
+            "(as in the template of ReplicaSet legacy-5d9f)"
+        )
+        assert any(w.startswith(inherited) for w in resp["warnings"]), resp["warnings"]
+
+        own = json.loads(json.dumps(pod))
+        own["spec"]["containers"].append({**BAD, "name": "extra"})
+        resp = server.review("/validate", rv.review(own))
+        assert resp["allowed"] is False
+        assert 'container "extra" has no cpu request' in resp["status"]["message"]
+
+        forged = _made_by(rv.pod("p", "shop", BAD), "ReplicaSet", "legacy-5d9f", "other-uid")
+        assert server.review("/validate", rv.review(forged))["allowed"] is False
+
+        asked.clear()
+        good = rv.pod("ok", "shop", labels={"app": "web"})  # selected by web-ingress
+        good = _made_by(good, "ReplicaSet", "legacy-5d9f", "rs-uid")
+        assert server.review("/validate", rv.review(good))["allowed"] is True
+        assert asked == [], "a Pod that passes costs no API call"
+    finally:
+        admitter.owners = None
+
+
+def test_a_slow_owner_lookup_leaves_the_decision_as_it_was(server: Server) -> None:
+    def stuck(namespace: str, ref: Any) -> dict[str, Any] | None:
+        time.sleep(5)
+        return _replica_set("legacy-5d9f", "rs-uid", BAD)
+
+    admitter = server.worker.admitter
+    admitter.owners = stuck
+    try:
+        pod = _made_by(rv.pod("slow", "shop", BAD), "ReplicaSet", "legacy-5d9f", "rs-uid")
+        started = time.monotonic()
+        resp = server.review("/validate", rv.review(pod))
+        assert resp["allowed"] is False
+        assert time.monotonic() - started < 4  # within the 2 s deadline, not the lookup's 5
+    finally:
+        admitter.owners = None
 
 
 def test_update_of_an_object_being_deleted_is_allowed(server: Server) -> None:

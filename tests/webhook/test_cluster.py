@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from policies.model import ClusterState
 from tests.webhook.fakes import FakeSource, namespace, network_policy, wait_for
-from webhook.cluster import NAMESPACES, NETWORK_POLICIES, ClusterCache, Gone
+from webhook.cluster import NAMESPACES, NETWORK_POLICIES, ClusterCache, Gone, KubeOwners
 
 
 class Clock:
@@ -112,3 +114,57 @@ def test_unsynced_until_first_list_and_when_broken_too_long() -> None:
         assert cache.informers[0].age() >= 11
     finally:
         cache.stop()
+
+
+class _Response:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.data = json.dumps(body).encode()
+
+
+class _NotFound(Exception):
+    status = 404
+
+
+def _owners(answers: list[Any], now: list[float]) -> tuple[KubeOwners, list[str]]:
+    """KubeOwners whose ReplicaSet reads answer from `answers` in turn."""
+    owners = KubeOwners(None, ttl_s=10.0, clock=lambda: now[0])
+    asked: list[str] = []
+
+    def read(name: str, namespace: str, **_: Any) -> _Response:
+        asked.append(f"{namespace}/{name}")
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return _Response(answer)
+
+    owners._reads = {"ReplicaSet": read}
+    return owners, asked
+
+
+RS = {"kind": "ReplicaSet", "metadata": {"name": "web-1", "uid": "u1"}}
+REF = {"kind": "ReplicaSet", "name": "web-1", "uid": "u1", "controller": True}
+
+
+def test_an_owner_is_read_once_per_ttl_and_only_with_its_uid() -> None:
+    now = [0.0]
+    owners, asked = _owners([RS, RS], now)
+    assert owners.owner("shop", REF) == RS
+    assert owners.owner("shop", REF) == RS  # a scale-up's next Pods: no API call
+    assert asked == ["shop/web-1"]
+    now[0] = 11.0
+    assert owners.owner("shop", REF) == RS
+    assert len(asked) == 2
+    forged = {**REF, "uid": "someone-else"}
+    owners, _ = _owners([RS], now)
+    assert owners.owner("shop", forged) is None  # the namesake is not the owner named
+
+
+def test_an_owner_that_cannot_be_read_is_none_and_asked_again() -> None:
+    owners, asked = _owners([_NotFound(), RuntimeError("connection refused"), RS], [0.0])
+    assert owners.owner("shop", REF) is None
+    assert owners.owner("shop", REF) is None
+    assert owners.owner("shop", REF) == RS  # failures are not cached
+    assert len(asked) == 3
+    assert owners.owner("shop", {**REF, "kind": "Rollout"}) is None  # not a kind it reads
+    assert owners.owner("shop", {"kind": "ReplicaSet", "name": "x"}) is None  # no uid
+    assert len(asked) == 3

@@ -1,0 +1,147 @@
+"""Workloads that podgate did not admit as they are now: from before podgate,
+from audit mode, exempted. They must keep running, scaling and changing
+(found by bug-bashing with kubectl)."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from e2e.conftest import (
+    E2E_CONFIG,
+    IMAGE,
+    Podgate,
+    apply,
+    container,
+    deployment,
+    eventually,
+    kubectl,
+    kubectl_json,
+    kubectl_ok,
+    new_namespace,
+)
+
+TAGGED = {"containers": [{"name": "web", "image": "nginx:1.27"}]}  # violates every policy
+
+
+def _items(kind: str, namespace: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = kubectl_json("get", kind, "-n", namespace)["items"]
+    return items
+
+
+def _failed_creates(namespace: str) -> list[str]:
+    events = kubectl_json(
+        "get", "events", "-n", namespace, "--field-selector", "reason=FailedCreate"
+    )
+    return [e["message"] for e in events["items"]]
+
+
+def _pods_made(namespace: str, count: int) -> None:
+    """The controllers made `count` Pods (no kubelet runs them here), none refused."""
+    eventually(
+        lambda: len(_items("pods", namespace)) == count or _failed_creates(namespace),
+        timeout=60,
+    )
+    assert not _failed_creates(namespace), _failed_creates(namespace)
+    assert len(_items("pods", namespace)) == count
+
+
+def test_a_deployment_admitted_in_audit_mode_still_scales_after_enforce(
+    installed: Podgate, namespace: str
+) -> None:
+    audit = copy.deepcopy(E2E_CONFIG)
+    audit["enforcement"] = "audit"
+    installed.reconfigure(audit)
+    try:
+        assert apply(deployment("old", namespace, TAGGED, 1)).returncode == 0
+        _pods_made(namespace, 1)
+    finally:
+        installed.reconfigure(E2E_CONFIG)
+    kubectl_ok("scale", "deployment", "old", "-n", namespace, "--replicas=3")
+    _pods_made(namespace, 3)
+    # a Pod of its own making, under the ReplicaSet's name and uid, is refused
+    (replica_set,) = _items("replicasets", namespace)
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "name": replica_set["metadata"]["name"],
+        "uid": replica_set["metadata"]["uid"],
+        "controller": True,
+    }
+    spec = copy.deepcopy(replica_set["spec"]["template"]["spec"])
+    spec["containers"].append({"name": "extra", "image": "busybox:1.36"})
+    forged = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "forged", "namespace": namespace, "ownerReferences": [owner]},
+        "spec": spec,
+    }
+    refused = apply(forged)
+    assert refused.returncode != 0
+    denials = [line for line in refused.stderr.splitlines() if line.startswith("- ")]
+    assert denials, refused.stderr
+    assert any('container "extra"' in line for line in denials), denials
+
+
+def test_the_exempt_annotation_of_a_deployment_reaches_its_pods(namespace: str) -> None:
+    legacy = deployment("legacy", namespace, TAGGED, 2)
+    legacy["metadata"]["annotations"] = {"podgate.dev/exempt": "*"}
+    proc = apply(legacy)
+    assert proc.returncode == 0, proc.stderr
+    _pods_made(namespace, 2)
+
+
+def test_a_label_change_does_not_roll_out_a_deployment_from_before_podgate(
+    installed: Podgate,
+) -> None:
+    name = new_namespace("prelabel", labels={"podgate.dev/ignore": "true"})
+    try:
+        # compliant, but without the defaults podgate's mutation would add
+        api = deployment("api", name, {"containers": [container()]}, replicas=2)
+        assert apply(api).returncode == 0
+        eventually(lambda: _items("replicasets", name) or None)
+        kubectl_ok("label", "namespace", name, "podgate.dev/ignore-")
+        before = kubectl_json("get", "deployment", "api", "-n", name)["metadata"]["generation"]
+        kubectl_ok("label", "deployment", "api", "-n", name, "team=shop")
+        after = kubectl_json("get", "deployment", "api", "-n", name)["metadata"]["generation"]
+        assert after == before, "a metadata-only change rewrote the pod template (a rollout)"
+        assert len(_items("replicasets", name)) == 1
+    finally:
+        kubectl("delete", "namespace", name, "--wait=false")
+
+
+def test_a_job_from_before_podgate_can_be_labelled_and_resumed(installed: Podgate) -> None:
+    name = new_namespace("prejob", labels={"podgate.dev/ignore": "true"})
+    try:
+        job = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "metadata": {"name": "migrate", "namespace": name},
+            "spec": {
+                "suspend": True,
+                "template": {
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "containers": [{"name": "m", "image": IMAGE}],
+                    }
+                },
+            },
+        }
+        assert apply(job).returncode == 0
+        kubectl_ok("label", "namespace", name, "podgate.dev/ignore-")
+        # a Job's template is immutable: a patched template would be refused
+        label = kubectl("label", "job", "migrate", "-n", name, "team=shop")
+        assert label.returncode == 0, label.stderr
+        resume = kubectl("patch", "job", "migrate", "-n", name, "-p", '{"spec":{"suspend":false}}')
+        assert resume.returncode == 0, resume.stderr
+    finally:
+        kubectl("delete", "namespace", name, "--wait=false")
+
+
+def test_a_memory_limit_can_be_lowered(namespace: str) -> None:
+    web = deployment("web", namespace, {"containers": [container()]}, replicas=1)
+    web["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"memory": "64Mi"}}
+    assert apply(web).returncode == 0
+    web["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"memory": "32Mi"}}
+    lowered = apply(web)
+    assert lowered.returncode == 0, lowered.stderr
