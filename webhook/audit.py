@@ -15,6 +15,7 @@ Only the holder of a Lease is active, so a second replica waits.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -193,7 +194,12 @@ def run(args: argparse.Namespace) -> int:
     from webhook.report import render
 
     config = load_config(args.config)
-    api_client = connect(args.kubeconfig, fallback_default=True)
+    try:
+        api_client = connect(args.kubeconfig, fallback_default=True)
+    except Exception as exc:  # a missing or invalid kubeconfig: a usage error, not a finding
+        where = args.kubeconfig or "the default kubeconfig"
+        print(f"podgate audit: cannot load the kubeconfig ({where}): {exc}", file=sys.stderr)
+        return 2
     if api_client is None:
         print("podgate audit: no cluster: give --kubeconfig or run in a cluster", file=sys.stderr)
         return 2
@@ -205,16 +211,24 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = report_of(reader, config, namespace=args.namespace, page_size=args.page_size)
     except Exception as exc:  # the API server is unreachable or refuses us
-        print(f"podgate audit: cannot read the cluster: {_short(exc)}", file=sys.stderr)
+        print(f"podgate audit: cannot read the cluster: {api_error(exc)}", file=sys.stderr)
         return 2
     print(render(report, config, args.output, colour=colour_enabled(sys.stdout, args.no_color),
                  verbose=args.verbose))  # fmt: skip
     return report.exit_code
 
 
-def _short(exc: Exception) -> str:
-    reason = getattr(exc, "reason", None)
+def api_error(exc: Exception) -> str:
+    """An API error in one line: the API server's own message ("cronjobs.batch is
+    forbidden: ...", "etcdserver: request is too large"), not the client's
+    dump of HTTP headers."""
     status = getattr(exc, "status", None)
-    if status:
-        return f"HTTP {status} {reason or ''}".strip()
-    return f"{type(exc).__name__}: {exc}"[:300]
+    if not status:
+        return f"{type(exc).__name__}: {exc}"[:300]
+    head = f"HTTP {status} {getattr(exc, 'reason', None) or ''}".strip()
+    message = None
+    body = getattr(exc, "body", None)
+    if isinstance(body, str | bytes):
+        with contextlib.suppress(ValueError, AttributeError):
+            message = json.loads(body).get("message")
+    return f"{head}: {message}" if message else head

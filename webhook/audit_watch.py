@@ -34,7 +34,14 @@ from policies.engine import evaluate
 from policies.model import Action, Context, Decision
 from policies.views import as_mapping
 from webhook import metrics
-from webhook.audit import AUDITED, ClusterReader, KubeClusterReader, owned_by_workload, scan
+from webhook.audit import (
+    AUDITED,
+    ClusterReader,
+    KubeClusterReader,
+    api_error,
+    owned_by_workload,
+    scan,
+)
 from webhook.events import EventRecorder, ObjectRef, ViolationEvent, strongest_verb
 
 log = logging.getLogger("podgate.audit")
@@ -53,6 +60,8 @@ class Finding:
     uid: str
     failures: tuple[tuple[str, str], ...]  # (policy id, effective action)
     message: str
+    # (policy id, that policy's own lines): a PolicyReport result is per policy
+    messages: tuple[tuple[str, str], ...] = ()
 
 
 def finding_of(obj: Mapping[str, Any], decision: Decision) -> Finding | None:
@@ -69,6 +78,7 @@ def finding_of(obj: Mapping[str, Any], decision: Decision) -> Finding | None:
         uid=str(metadata.get("uid") or ""),
         failures=tuple(sorted((r.policy, str(r.effective_action)) for r in recorded)),
         message="; ".join(lines),
+        messages=tuple((r.policy, "; ".join(r.lines())) for r in recorded),
     )
 
 
@@ -319,9 +329,20 @@ class KubeLeaseStore:
 # --- PolicyReports (wgpolicyk8s.io/v1alpha2), one per namespace ----------------
 
 
-def policy_reports(findings: Iterable[Finding], severities: Mapping[str, str]) -> dict[str, Any]:
-    """One PolicyReport body per namespace with findings (never one per request)."""
-    by_namespace: dict[str, list[Finding]] = {}
+def _policy_message(finding: Finding, policy: str) -> str:
+    own = dict(finding.messages).get(policy)
+    return (own if own is not None else finding.message)[:1024]
+
+
+def policy_reports(
+    findings: Iterable[Finding],
+    severities: Mapping[str, str],
+    namespaces: Iterable[str] = (),
+) -> dict[str, Any]:
+    """One PolicyReport body per namespace with findings (never one per request),
+    and an empty one for each of `namespaces` (those reported before) that has
+    none any more, so that fixed or deleted objects leave its report."""
+    by_namespace: dict[str, list[Finding]] = {ns: [] for ns in namespaces}
     for finding in findings:
         by_namespace.setdefault(finding.namespace, []).append(finding)
     reports: dict[str, Any] = {}
@@ -332,7 +353,7 @@ def policy_reports(findings: Iterable[Finding], severities: Mapping[str, str]) -
                 "policy": policy,
                 "result": "fail" if action == "deny" else "warn",
                 "severity": severities.get(policy, "medium"),
-                "message": f.message[:1024],
+                "message": _policy_message(f, policy),
                 "resources": [
                     {
                         "apiVersion": f.api_version,
@@ -367,21 +388,39 @@ def policy_reports(findings: Iterable[Finding], severities: Mapping[str, str]) -
     return reports
 
 
-def write_policy_reports(api_client: Any, reports: Mapping[str, Any]) -> None:
+def write_policy_reports(api_client: Any, reports: Mapping[str, Any]) -> list[str]:
+    """Write each namespace's report; one that fails (too large, forbidden, the
+    namespace being deleted) does not keep the others from being written.
+    Returns the namespaces whose report could not be written."""
     from kubernetes import client
-    from kubernetes.client.exceptions import ApiException
 
     api: Any = client.CustomObjectsApi(api_client)
+    failed: list[str] = []
     for namespace, body in reports.items():
-        args = ("wgpolicyk8s.io", "v1alpha2", namespace, "policyreports")
         try:
-            current = api.get_namespaced_custom_object(*args, "podgate-audit")
-            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            api.replace_namespaced_custom_object(*args, "podgate-audit", body)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise
-            api.create_namespaced_custom_object(*args, body)
+            _write_policy_report(api, namespace, body)
+        except Exception as exc:
+            failed.append(namespace)
+            metrics.AUDIT_ERRORS.labels("policy_reports").inc()
+            log.warning(
+                "could not write the PolicyReport of namespace %s: %s",
+                namespace, api_error(exc),
+            )  # fmt: skip
+    return failed
+
+
+def _write_policy_report(api: Any, namespace: str, body: dict[str, Any]) -> None:
+    from kubernetes.client.exceptions import ApiException
+
+    args = ("wgpolicyk8s.io", "v1alpha2", namespace, "policyreports")
+    try:
+        current = api.get_namespaced_custom_object(*args, "podgate-audit")
+        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
+        api.replace_namespaced_custom_object(*args, "podgate-audit", body)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+        api.create_namespaced_custom_object(*args, body)
 
 
 # --- the operator ----------------------------------------------------------------
@@ -520,10 +559,16 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     recorder.start()
     severities = {pid: str(p.meta.severity) for pid, p in config.registry.policies.items()}
 
+    reported: set[str] = set()  # namespaces whose report may hold results
+
     def publish(findings: list[Finding]) -> None:
         if args.policy_reports:
             try:
-                write_policy_reports(api_client, policy_reports(findings, severities))
+                reports = policy_reports(findings, severities, reported)
+                failed = write_policy_reports(api_client, reports)
+                reported.clear()
+                reported.update(ns for ns, body in reports.items() if body["results"])
+                reported.update(failed)
             except Exception as exc:
                 metrics.AUDIT_ERRORS.labels("policy_reports").inc()
                 log.warning("could not write PolicyReports: %s", exc)

@@ -338,3 +338,12 @@ def test_release_hands_the_lease_over_at_once() -> None:
     a.release()  # not the holder: a no-op
     assert store.lease is not None
     assert store.lease["spec"]["holderIdentity"] is None
+
+
+def test_a_missing_kubeconfig_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    from webhook.cli import main
+
+    assert main(["audit", "--kubeconfig", "/nonexistent/kubeconfig"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "podgate audit: cannot load the kubeconfig (/nonexistent/kubeconfig): "
+    )

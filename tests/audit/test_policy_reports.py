@@ -1,0 +1,97 @@
+"""PolicyReports written by `audit --watch`: per-policy messages, emptied when a
+namespace is clean again, one failing namespace not stopping the others."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+
+from policies.config import load_config
+from policies.engine import evaluate
+from tests.audit.test_audit import cluster, deployment
+from webhook.audit import cluster_context
+from webhook.audit_watch import Finding, finding_of, policy_reports, write_policy_reports
+
+
+def test_a_result_carries_its_own_policys_message() -> None:
+    web = {**deployment("web", good=False), "apiVersion": "apps/v1", "kind": "Deployment"}
+    containers = web["spec"]["template"]["spec"]["containers"]
+    containers += [{**containers[0], "name": f"side{i}"} for i in range(4)]
+    ctx = cluster_context(cluster(), 100)
+    found = finding_of(web, evaluate(web, ctx, load_config(), mutate=False))
+    assert found is not None
+    results = policy_reports([found], {})["shop"]["results"]
+    digest = next(r for r in results if r["policy"] == "require-image-digest")
+    # the whole object's message, cut at 1024, lost the digest text behind the others'
+    assert "require-resources" not in digest["message"]
+    assert "uses tag" in digest["message"]
+
+
+class FakeCustomObjects:
+    store: ClassVar[dict[str, dict[str, Any]]] = {}
+    refuse: ClassVar[set[str]] = set()
+
+    def __init__(self, _client: Any = None) -> None:
+        pass
+
+    def get_namespaced_custom_object(self, g: str, v: str, ns: str, p: str, name: str) -> Any:
+        from kubernetes.client.exceptions import ApiException
+
+        if ns not in self.store:
+            raise ApiException(status=404)
+        return self.store[ns]
+
+    def replace_namespaced_custom_object(
+        self, g: str, v: str, ns: str, p: str, name: str, body: Any
+    ) -> None:
+        self.store[ns] = body
+
+    def create_namespaced_custom_object(self, g: str, v: str, ns: str, p: str, body: Any) -> None:
+        from kubernetes.client.exceptions import ApiException
+
+        if ns in self.refuse:
+            exc = ApiException(status=500)
+            exc.body = '{"message": "etcdserver: request is too large"}'
+            raise exc
+        body["metadata"]["resourceVersion"] = "1"
+        self.store[ns] = body
+
+
+@pytest.fixture
+def custom_objects(monkeypatch: pytest.MonkeyPatch) -> type[FakeCustomObjects]:
+    from kubernetes import client
+
+    FakeCustomObjects.store, FakeCustomObjects.refuse = {}, set()
+    monkeypatch.setattr(client, "CustomObjectsApi", FakeCustomObjects)
+    return FakeCustomObjects
+
+
+def _finding(namespace: str) -> Finding:
+    return Finding(
+        namespace, "Pod", "p", "v1", f"u-{namespace}", (("require-probes", "deny"),), "m"
+    )
+
+
+def test_the_report_of_a_namespace_that_became_clean_is_emptied(
+    custom_objects: type[FakeCustomObjects],
+) -> None:
+    write_policy_reports(None, policy_reports([_finding("shop")], {}))
+    assert custom_objects.store["shop"]["summary"]["fail"] == 1
+    # the Pod was fixed or deleted: the namespace reported before gets an empty report
+    write_policy_reports(None, policy_reports([], {}, ["shop"]))
+    assert custom_objects.store["shop"]["summary"]["fail"] == 0
+    assert custom_objects.store["shop"]["results"] == []
+
+
+def test_a_report_refused_does_not_stop_the_other_namespaces(
+    custom_objects: type[FakeCustomObjects], caplog: pytest.LogCaptureFixture
+) -> None:
+    custom_objects.refuse = {"aaa-big"}
+    reports = policy_reports([_finding("aaa-big"), _finding("legacy")], {})
+    assert write_policy_reports(None, reports) == ["aaa-big"]
+    assert "legacy" in custom_objects.store
+    assert (
+        "could not write the PolicyReport of namespace aaa-big: "
+        "HTTP 500: etcdserver: request is too large"
+    ) in caplog.text
