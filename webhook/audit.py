@@ -25,11 +25,11 @@ from typing import Any, Protocol
 
 from policies.config import Config, load_config
 from policies.engine import evaluate
-from policies.model import ClusterState, Decision, NetworkPolicyInfo, StaticContext
+from policies.model import ClusterState, Context, Decision, NetworkPolicyInfo, StaticContext
 from policies.network_policy import network_policy_info
 from policies.views import as_mapping, controller_reference
 from webhook.check import Checked, Report
-from webhook.manifests import Document
+from webhook.manifests import Document, Unreadable
 
 log = logging.getLogger("podgate.audit")
 
@@ -107,7 +107,14 @@ class KubeClusterReader:
         api = getattr(client, kind.api)(self.api_client)
         func = getattr(api, kind.list_all)
         args: tuple[str, ...] = ()
-        if namespace is not None and kind.kind != "Namespace":
+        if namespace is not None and kind.kind == "Namespace":
+            # one namespace's own labels: readable with a Role in it, unlike the list
+            response = api.read_namespace(
+                namespace, _preload_content=False, _request_timeout=self.request_timeout
+            )
+            yield [{"apiVersion": "v1", "kind": "Namespace", **json.loads(response.data)}]
+            return
+        if namespace is not None:
             func, args = getattr(api, kind.list_namespaced), (namespace,)
         token: str | None = None
         while True:
@@ -128,21 +135,71 @@ class KubeClusterReader:
                 return
 
 
-def cluster_context(reader: ClusterReader, page_size: int) -> StaticContext:
+def cluster_context(
+    reader: ClusterReader,
+    page_size: int,
+    namespace: str | None = None,
+    unreadable: dict[str, str] | None = None,
+) -> StaticContext:
+    """NetworkPolicies and Namespace labels; with `namespace`, only that
+    namespace's (a team whose Role covers one namespace may read no more).
+
+    Given `unreadable`, what cannot be read is named there instead of
+    raised: without the NetworkPolicies, the policies that need the cluster
+    are skipped (OFFLINE) rather than judged on nothing; without the
+    Namespaces, no namespace label is known.
+    """
     policies: list[NetworkPolicyInfo] = []
     namespaces: dict[str, dict[str, str]] = {}
+    state = ClusterState.SYNCED
     netpol_kind, namespace_kind = CONTEXT_KINDS
-    for page in reader.pages(netpol_kind, None, page_size):
-        policies.extend(network_policy_info(obj, "default") for obj in page)
-    for page in reader.pages(namespace_kind, None, page_size):
-        for obj in page:
-            metadata = as_mapping(obj.get("metadata"))
-            labels = as_mapping(metadata.get("labels"))
-            namespaces[str(metadata.get("name"))] = {str(k): str(v) for k, v in labels.items()}
-    return StaticContext(tuple(policies), namespaces, ClusterState.SYNCED)
+    try:
+        for page in reader.pages(netpol_kind, namespace, page_size):
+            policies.extend(network_policy_info(obj, "default") for obj in page)
+    except Exception as exc:
+        if unreadable is None:
+            raise
+        unreadable[netpol_kind.plural] = api_error(exc)
+        policies, state = [], ClusterState.OFFLINE
+    try:
+        for page in reader.pages(namespace_kind, namespace, page_size):
+            for obj in page:
+                metadata = as_mapping(obj.get("metadata"))
+                labels = as_mapping(metadata.get("labels"))
+                namespaces[str(metadata.get("name"))] = {str(k): str(v) for k, v in labels.items()}
+    except Exception as exc:
+        if unreadable is None:
+            raise
+        unreadable[namespace_kind.plural] = api_error(exc)
+    return StaticContext(tuple(policies), namespaces, state)
+
+
+def audit_decision(obj: Mapping[str, Any], ctx: Context, config: Config) -> Decision:
+    """The engine's decision on a cluster object, as the audit reports it.
+
+    The engine leaves a workload that has a controller to that controller.
+    When the controller is a kind podgate does not audit (a Knative
+    Revision's Deployment, an Argo Rollout's ReplicaSet), nobody would
+    report it: it is judged as if it stood alone.
+    """
+    ref = controller_reference(obj)
+    if ref is not None and ref.get("kind") not in _AUDITED_KINDS:
+        metadata = as_mapping(obj.get("metadata"))
+        alone = {k: v for k, v in metadata.items() if k != "ownerReferences"}
+        obj = {**obj, "metadata": alone}
+    return evaluate(obj, ctx, config, mutate=False)
 
 
 OnDecision = Callable[[Mapping[str, Any], Decision], None]
+
+
+@dataclass(frozen=True)
+class Pass:
+    """What one full pass saw: objects per kind, and what it could not read
+    (by resource, the API server's reason)."""
+
+    seen: dict[str, int]
+    unreadable: dict[str, str]
 
 
 def scan(
@@ -152,25 +209,34 @@ def scan(
     *,
     namespace: str | None = None,
     page_size: int = 500,
-) -> dict[str, int]:
+) -> Pass:
     """One full pass: every decision goes to `on_decision`, page by page.
 
     Nothing is kept here: the caller decides what to remember (the one-shot
     report keeps results, the watch keeps a few strings per failing object),
-    so memory follows the findings, not the size of the cluster. Returns how
-    many objects of each kind were seen.
+    so memory follows the findings, not the size of the cluster. A kind that
+    cannot be listed (RBAC without CronJobs) is named in the Pass and the
+    others are audited; when no kind can be read, the first error is raised.
     """
-    ctx = cluster_context(reader, page_size)
+    unreadable: dict[str, str] = {}
+    ctx = cluster_context(reader, page_size, namespace, unreadable)
     seen: dict[str, int] = {}
+    first: Exception | None = None
     for kind in AUDITED:
         count = 0
-        for page in reader.pages(kind, namespace, page_size):
-            count += len(page)
-            for obj in page:
-                if not owned_by_workload(obj):
-                    on_decision(obj, evaluate(obj, ctx, config, mutate=False))
+        try:
+            for page in reader.pages(kind, namespace, page_size):
+                count += len(page)
+                for obj in page:
+                    if not owned_by_workload(obj):
+                        on_decision(obj, audit_decision(obj, ctx, config))
+        except Exception as exc:
+            first = first or exc
+            unreadable[kind.plural] = api_error(exc)
         seen[kind.kind] = count
-    return seen
+    if first is not None and all(kind.plural in unreadable for kind in AUDITED):
+        raise first  # the cluster, not a kind: one error says it
+    return Pass(seen, unreadable)
 
 
 def report_of(
@@ -184,8 +250,9 @@ def report_of(
             document = Document("cluster", len(checked), 0, None)
             checked.append(Checked(document, decision.resource, decision))
 
-    scan(reader, config, keep, namespace=namespace, page_size=page_size)
-    return Report(checked, [])
+    done = scan(reader, config, keep, namespace=namespace, page_size=page_size)
+    unreadable = [Unreadable(f"cluster {plural}", why) for plural, why in done.unreadable.items()]
+    return Report(checked, unreadable)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -194,6 +261,10 @@ def run(args: argparse.Namespace) -> int:
     from webhook.report import render
 
     config = load_config(args.config)
+    if args.watch and args.namespace:
+        print("podgate audit: --namespace is not supported with --watch "
+              "(the watch audits the whole cluster)", file=sys.stderr)  # fmt: skip
+        return 2
     try:
         api_client = connect(args.kubeconfig, fallback_default=True)
     except Exception as exc:  # a missing or invalid kubeconfig: a usage error, not a finding

@@ -30,15 +30,16 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from policies.config import Config
-from policies.engine import evaluate
 from policies.model import Action, Context, Decision
 from policies.views import as_mapping
 from webhook import metrics
 from webhook.audit import (
     AUDITED,
+    AuditedKind,
     ClusterReader,
     KubeClusterReader,
     api_error,
+    audit_decision,
     owned_by_workload,
     scan,
 )
@@ -450,7 +451,7 @@ class Auditor:
         if event_type == "DELETED" or owned_by_workload(obj):
             self.state.update(uid, None)
             return None
-        finding = finding_of(obj, evaluate(obj, self.context, self.config, mutate=False))
+        finding = finding_of(obj, audit_decision(obj, self.context, self.config))
         if self.state.update(uid, finding) and finding is not None and self.recorder is not None:
             self.recorder.record([violation_event(finding)])
         return finding
@@ -464,12 +465,20 @@ class Auditor:
             if finding is not None and finding.uid:
                 findings[finding.uid] = finding
 
-        seen = scan(self.reader, self.config, remember, page_size=self.page_size)
+        done = scan(self.reader, self.config, remember, page_size=self.page_size)
+        missed = {kind.kind for kind in AUDITED if kind.plural in done.unreadable}
+        for plural, why in done.unreadable.items():
+            metrics.AUDIT_ERRORS.labels("list").inc()
+            log.warning("could not list %s: %s", plural, why)
+        for kept in self.state.findings():  # not seen is not fixed: keep what was known
+            if kept.kind in missed:
+                findings.setdefault(kept.uid, kept)
         fresh = self.state.replace_all(findings)
         if self.recorder is not None:
             self.recorder.record([violation_event(f) for f in fresh])
-        for kind, count in seen.items():
-            metrics.AUDIT_OBJECTS.labels(kind).set(count)
+        for kind, count in done.seen.items():
+            if kind not in missed:
+                metrics.AUDIT_OBJECTS.labels(kind).set(count)
         metrics.AUDIT_PASS_DURATION.set(time.monotonic() - started)
         metrics.AUDIT_LAST_PASS.set(time.time())
         if self.on_pass is not None:
@@ -515,6 +524,16 @@ def _identity() -> str:
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
+def _forbidden(reader: ClusterReader, kind: AuditedKind) -> bool:
+    """Whether the API server refuses us the list of `kind` (403). Any other
+    error (the API server away for a moment) is for the watch to retry."""
+    try:
+        next(iter(reader.pages(kind, None, 1)), None)
+    except Exception as exc:
+        return getattr(exc, "status", None) == 403
+    return False
+
+
 def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     import kopf
 
@@ -523,6 +542,8 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     from webhook.health import HealthServer
 
     logs.configure(args.log_level)
+    # kopf says "Handler ... succeeded." at info for every event of every object
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig  # for kopf's own login
     namespace = os.environ.get("POD_NAMESPACE") or "default"
@@ -618,6 +639,11 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
             log.warning("could not audit an object: %s", exc)
 
     for kind in AUDITED:
+        if _forbidden(KubeClusterReader(api_client), kind):
+            # kopf would retry a forbidden watch for a minute, then stop the
+            # whole operator: a crash loop over one missing RBAC rule
+            log.error("may not list %s: not watched (each full pass says so again)", kind.plural)
+            continue
         group, _, version = kind.api_version.rpartition("/")
         kopf.on.event(group or "", version, kind.plural, registry=registry)(on_event)
 

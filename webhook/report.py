@@ -132,6 +132,22 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
 _SARIF_LEVEL = {Action.DENY: "error", Action.WARN: "warning", Action.AUDIT: "note"}
 
 
+def _sarif_location(checked: Checked) -> dict[str, Any]:
+    """A file and line for a manifest; for an object of a cluster (`podgate
+    audit`, line 0), its kind/namespace/name: SARIF lines start at 1."""
+    doc = checked.document
+    if doc.line >= 1:
+        return {
+            "physicalLocation": {
+                "artifactLocation": {"uri": doc.file},
+                "region": {"startLine": doc.line},
+            }
+        }
+    return {
+        "logicalLocations": [{"fullyQualifiedName": str(resource_of(checked)), "kind": "object"}]
+    }
+
+
 def to_sarif(report: Report, config: Config) -> str:
     rules = [
         {
@@ -159,20 +175,12 @@ def to_sarif(report: Report, config: Config) -> str:
     for checked, result in report.rows():
         if not result.failed:
             continue
-        doc = checked.document
         results.append(
             {
                 "ruleId": result.policy,
                 "level": _SARIF_LEVEL.get(result.effective_action, "none"),
                 "message": {"text": f"{resource_of(checked)}: {result.message}"},
-                "locations": [
-                    {
-                        "physicalLocation": {
-                            "artifactLocation": {"uri": doc.file},
-                            "region": {"startLine": doc.line},
-                        }
-                    }
-                ],
+                "locations": [_sarif_location(checked)],
             }
         )
     sarif = {

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from policies.config import load_config
-from webhook.audit import AuditedKind, report_of, scan
+from webhook.audit import AUDITED, AuditedKind, report_of, scan
 from webhook.audit_watch import (
     Auditor,
     AuditState,
@@ -21,7 +21,7 @@ from webhook.audit_watch import (
     policy_reports,
 )
 from webhook.events import EventRecorder, ViolationEvent
-from webhook.report import to_json
+from webhook.report import to_json, to_sarif
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -79,10 +79,12 @@ class FakeCluster:
     def pages(
         self, kind: AuditedKind, namespace: str | None, page_size: int
     ) -> Iterator[list[dict[str, Any]]]:
+        # a namespace's own Namespace is read by its name
+        key = "name" if kind.kind == "Namespace" else "namespace"
         items = [
             {**copy.deepcopy(o), "apiVersion": kind.api_version, "kind": kind.kind}
             for o in self.objects.get(kind.kind, [])
-            if namespace is None or o["metadata"].get("namespace") == namespace
+            if namespace is None or o["metadata"].get(key) == namespace
         ]
         for start in range(0, max(len(items), 1), page_size):
             self.calls.append((kind.kind, namespace, start))
@@ -148,8 +150,8 @@ def test_network_policies_of_the_cluster_are_the_context() -> None:
 
 def test_lists_in_pages() -> None:
     fake = cluster()
-    seen = scan(fake, load_config(), lambda obj, d: None, page_size=2)
-    assert seen["Pod"] == 6
+    done = scan(fake, load_config(), lambda obj, d: None, page_size=2)
+    assert done.seen["Pod"] == 6
     assert [c for c in fake.calls if c[0] == "Pod"] == [
         ("Pod", None, 0),
         ("Pod", None, 2),
@@ -347,3 +349,104 @@ def test_a_missing_kubeconfig_is_a_usage_error(capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().err.startswith(
         "podgate audit: cannot load the kubeconfig (/nonexistent/kubeconfig): "
     )
+
+
+def test_a_workload_controlled_by_a_custom_resource_is_reported_on_itself() -> None:
+    """A Knative Revision's Deployment: the engine leaves it to its controller,
+    which podgate does not audit, and its ReplicaSet and Pods are left to it."""
+    owned = deployment("ksvc", good=False)
+    owned["metadata"]["ownerReferences"] = [
+        {"apiVersion": "serving.knative.dev/v1", "kind": "Revision", "name": "r",
+         "uid": "rev", "controller": True}
+    ]  # fmt: skip
+    fake = FakeCluster(
+        {
+            "Deployment": [owned],
+            "ReplicaSet": [
+                {
+                    "metadata": meta("ksvc-1", owner=("Deployment", "ksvc")),
+                    "spec": {"template": {"spec": pod_spec(False)}},
+                }
+            ],
+            "Pod": [
+                {
+                    "metadata": meta("ksvc-1-a", owner=("ReplicaSet", "ksvc-1")),
+                    "spec": pod_spec(False),
+                }
+            ],
+            "Namespace": [{"metadata": {"name": "shop"}}],
+        }
+    )
+    report = report_of(fake, load_config(), namespace=None, page_size=10)
+    failing = {str(c.resource) for c in report.checked if any(r.failed for r in c.results)}
+    assert failing == {"Deployment shop/ksvc"}
+
+
+class Forbidding(FakeCluster):
+    def __init__(self, objects: dict[str, list[dict[str, Any]]], refused: set[str]) -> None:
+        super().__init__(objects)
+        self.refused = refused
+
+    def pages(
+        self, kind: AuditedKind, namespace: str | None, page_size: int
+    ) -> Iterator[list[dict[str, Any]]]:
+        if kind.kind in self.refused:
+            raise PermissionError(f"{kind.plural} is forbidden")
+        yield from super().pages(kind, namespace, page_size)
+
+
+def test_a_kind_that_may_not_be_listed_is_named_and_the_others_audited() -> None:
+    fake = Forbidding(cluster().objects, {"CronJob"})
+    report = report_of(fake, load_config(), namespace=None, page_size=10)
+    assert report.checked, "Deployments, Pods... are still audited"
+    assert [(u.file, u.reason) for u in report.unreadable] == [
+        ("cluster cronjobs", "PermissionError: cronjobs is forbidden")
+    ]
+    assert report.exit_code == 2
+    everything = {k.kind for k in AUDITED}
+    with pytest.raises(PermissionError):  # the cluster, not one kind: one error
+        report_of(Forbidding(cluster().objects, everything), load_config(), namespace=None,
+                  page_size=10)  # fmt: skip
+
+
+def test_network_policies_unreadable_skip_the_policy_that_needs_them() -> None:
+    fake = Forbidding(cluster().objects, {"NetworkPolicy"})
+    report = report_of(fake, load_config(), namespace="shop", page_size=10)
+    netpol = [r for c in report.checked for r in c.results if r.policy == "require-network-policy"]
+    assert netpol
+    assert all(r.outcome == "skip" for r in netpol)
+    assert [u.file for u in report.unreadable] == ["cluster networkpolicies"]
+
+
+def test_a_namespaced_audit_reads_only_its_namespace() -> None:
+    fake = cluster()
+    report_of(fake, load_config(), namespace="shop", page_size=10)
+    assert {ns for _, ns, _ in fake.calls} == {"shop"}
+
+
+def test_a_full_pass_keeps_what_it_knew_of_a_kind_it_could_not_list() -> None:
+    fake = Forbidding(cluster().objects, set())
+    auditor = Auditor(load_config(), _context(fake), fake, None)
+    auditor.full_pass()
+    known = {f.kind for f in auditor.state.findings()}
+    assert "Deployment" in known
+    fake.refused = {"Deployment"}
+    auditor.full_pass()
+    assert {f.kind for f in auditor.state.findings()} == known, "not listed is not fixed"
+
+
+def test_sarif_names_a_cluster_object_without_a_line() -> None:
+    report = report_of(cluster(), load_config(), namespace=None, page_size=10)
+    sarif = json.loads(to_sarif(report, load_config()))
+    locations = [loc for r in sarif["runs"][0]["results"] for loc in r["locations"]]
+    assert locations
+    assert all("physicalLocation" not in loc for loc in locations)  # SARIF lines start at 1
+    names = {loc["logicalLocations"][0]["fullyQualifiedName"] for loc in locations}
+    assert "Deployment shop/web" in names
+
+
+def test_watch_refuses_a_namespace(capsys: pytest.CaptureFixture[str]) -> None:
+    from webhook.cli import main
+
+    assert main(["audit", "--watch", "--namespace", "shop"]) == 2
+    assert "--namespace is not supported with --watch" in capsys.readouterr().err
