@@ -94,6 +94,11 @@ class AuditState:
         self._lock = threading.Lock()
         self._findings: dict[str, Finding] = {}
         self._counts: Counter[tuple[str, str, str]] = Counter()
+        self._during_pass: set[str] | None = None  # uids the watch updated since it began
+
+    def begin_pass(self) -> None:
+        with self._lock:
+            self._during_pass = set()
 
     def __len__(self) -> int:
         return len(self._findings)
@@ -124,6 +129,8 @@ class AuditState:
     def update(self, uid: str, finding: Finding | None) -> bool:
         """Store the object's finding (None: it passes); True when it changed."""
         with self._lock:
+            if self._during_pass is not None:
+                self._during_pass.add(uid)
             old = self._findings.get(uid)
             if old == finding:
                 return False
@@ -138,8 +145,21 @@ class AuditState:
             return old is None or finding is None or old.failures != finding.failures
 
     def replace_all(self, findings: Mapping[str, Finding]) -> list[Finding]:
-        """After a full pass: the new truth. Returns the findings that are new."""
+        """After a full pass: the new truth. Returns the findings that are new.
+
+        An object the watch updated while the pass ran (deleted, fixed,
+        created) may have been listed before that: what the watch says wins,
+        or the pass would bring a deleted object back, with a fresh Event.
+        """
         with self._lock:
+            findings = dict(findings)
+            for uid in self._during_pass or ():
+                live = self._findings.get(uid)
+                if live is None:
+                    findings.pop(uid, None)
+                else:
+                    findings[uid] = live
+            self._during_pass = None
             fresh = [
                 f
                 for uid, f in findings.items()
@@ -459,6 +479,7 @@ class Auditor:
     def full_pass(self) -> None:
         started = time.monotonic()
         findings: dict[str, Finding] = {}
+        self.state.begin_pass()
 
         def remember(obj: Mapping[str, Any], decision: Decision) -> None:
             finding = finding_of(obj, decision)

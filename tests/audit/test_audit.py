@@ -450,3 +450,27 @@ def test_watch_refuses_a_namespace(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert main(["audit", "--watch", "--namespace", "shop"]) == 2
     assert "--namespace is not supported with --watch" in capsys.readouterr().err
+
+
+def test_a_deletion_seen_while_a_full_pass_runs_is_not_undone_by_it() -> None:
+    """The pass lists Deployments; kopf then delivers the deletion of one while
+    the Pods are listed; the pass's snapshot must not bring it back."""
+    sink = ListSink()
+    recorder = EventRecorder(sink)
+    fake = cluster()
+    auditor = Auditor(load_config(), _context(fake), fake, recorder)
+    web = {**deployment("web", good=False), "apiVersion": "apps/v1", "kind": "Deployment"}
+    auditor.observe("ADDED", web)
+    recorder.drain()
+    pages = fake.pages
+
+    def pages_with_a_deletion(kind: AuditedKind, ns: str | None, size: int) -> Any:
+        if kind.kind == "Pod":
+            auditor.observe("DELETED", web)
+        return pages(kind, ns, size)
+
+    fake.pages = pages_with_a_deletion  # type: ignore[method-assign,assignment]
+    auditor.full_pass()
+    assert auditor.state.get(web["metadata"]["uid"]) is None
+    assert recorder.drain() == 2  # the other two findings, nothing for the deleted one
+    assert all(e.involved.name != "web" for e in sink.created[1:])
