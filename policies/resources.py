@@ -31,6 +31,9 @@ class RequireResources(Params):
     category="resources",
     severity="medium",
     params=RequireResources,
+    # ephemeral containers cannot carry resources: on `kubectl debug` it would
+    # only repeat what the other containers lacked
+    concerns_ephemeral=False,
 )
 def require_resources(pod: PodView, params: RequireResources) -> Iterator[Violation]:
     """Containers and init containers (native sidecars included) must set the
