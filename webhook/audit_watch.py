@@ -181,8 +181,9 @@ def violation_event(finding: Finding) -> ViolationEvent:
     policies = tuple(sorted({policy for policy, _ in finding.failures}))
     verb = strongest_verb(Action(action) for _, action in finding.failures)
     text = f"Audit: {finding.kind} {finding.namespace}/{finding.name} would be {verb.lower()}: "
+    # the Event's action is what was done: the audit denied and warned nobody
     return ViolationEvent(
-        finding.namespace, involved, verb, policies, (text + finding.message)[:1024]
+        finding.namespace, involved, "Audited", policies, (text + finding.message)[:1024]
     )
 
 
@@ -597,7 +598,7 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
 
     cache = cluster_cache(api_client, stale_after_s=120.0)
     cache.start()
-    recorder = EventRecorder(KubeEventSink(api_client, identity))
+    recorder = EventRecorder(KubeEventSink(api_client, identity, "podgate.dev/audit"))
     recorder.start()
     severities = {pid: str(p.meta.severity) for pid, p in config.registry.policies.items()}
 

@@ -481,11 +481,13 @@ def _ts(when: dt.datetime) -> str:
 class KubeEventSink:
     """core/v1 Events (what `kubectl describe` and `kubectl get events` show)."""
 
-    def __init__(self, api_client: Any, instance: str) -> None:
+    def __init__(
+        self, api_client: Any, instance: str, component: str = "podgate.dev/webhook"
+    ) -> None:
         from kubernetes import client
 
         self._api: Any = client.CoreV1Api(api_client)
-        self.instance = instance
+        self.instance, self.component = instance, component
 
     def create(self, event: ViolationEvent, count: int, first: dt.datetime) -> str:
         body = {
@@ -505,7 +507,7 @@ class KubeEventSink:
             "firstTimestamp": _ts(first),
             "lastTimestamp": _ts(first),
             "source": {"component": "podgate"},
-            "reportingComponent": "podgate.dev/webhook",
+            "reportingComponent": self.component,
             "reportingInstance": self.instance,
         }
         created = self._api.create_namespaced_event(

@@ -208,6 +208,8 @@ def test_auditor_events_only_on_change_and_deletes_forget() -> None:
     assert recorder.drain() == 1
     assert sink.created[0].involved.kind == "Deployment"
     assert "require-probes" in sink.created[0].policies
+    assert sink.created[0].action == "Audited"  # nothing was denied: it would be
+    assert " would be denied: " in sink.created[0].message
     auditor.observe("DELETED", web)
     assert len(auditor.state) == 0
     owned = {
