@@ -246,13 +246,16 @@ def report_of(
     checked: list[Checked] = []
 
     def keep(obj: Mapping[str, Any], decision: Decision) -> None:
-        if decision.results:
-            document = Document("cluster", len(checked), 0, None)
+        if decision.results or decision.skipped_reason:
+            # only the kind is kept of the object: enough to say a workload
+            # is exempt (as `check` does), without holding the cluster in memory
+            kind = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind")}
+            document = Document("cluster", len(checked), 0, kind)
             checked.append(Checked(document, decision.resource, decision))
 
     done = scan(reader, config, keep, namespace=namespace, page_size=page_size)
     unreadable = [Unreadable(f"cluster {plural}", why) for plural, why in done.unreadable.items()]
-    return Report(checked, unreadable)
+    return Report(checked, unreadable, unit="object")
 
 
 def run(args: argparse.Namespace) -> int:

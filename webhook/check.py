@@ -119,6 +119,7 @@ def check_documents(
 class Report:
     checked: list[Checked]
     unreadable: list[Unreadable]
+    unit: str = "document"  # what the text summary counts: "object" for a cluster
 
     def rows(self) -> list[tuple[Checked, PolicyResult]]:
         return [(c, r) for c in self.checked for r in c.results]

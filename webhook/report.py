@@ -118,7 +118,7 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
     counts, failures = summary["results"], summary["failures"]
     exempt = summary["exempt"]
     lines.append(
-        f"{counted(summary['documents'], 'document')}, {summary['evaluated']} evaluated: "
+        f"{counted(summary['documents'], report.unit)}, {summary['evaluated']} evaluated: "
         f"{counts['pass']} passed, {counts['fail']} failed, {counted(counts['error'], 'error')}, "
         f"{counts['skip']} skipped; {failures['deny']} deny, {failures['warn']} warn, "
         f"{failures['audit']} audit"

@@ -21,7 +21,7 @@ from webhook.audit_watch import (
     policy_reports,
 )
 from webhook.events import EventRecorder, ViolationEvent
-from webhook.report import to_json, to_sarif
+from webhook.report import render, to_json, to_sarif
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -476,3 +476,18 @@ def test_a_deletion_seen_while_a_full_pass_runs_is_not_undone_by_it() -> None:
     assert auditor.state.get(web["metadata"]["uid"]) is None
     assert recorder.drain() == 2  # the other two findings, nothing for the deleted one
     assert all(e.involved.name != "web" for e in sink.created[1:])
+
+
+def test_an_exempt_workload_is_listed_as_check_lists_it() -> None:
+    fake = cluster()
+    system = deployment("dns", good=False)
+    system["metadata"]["namespace"] = "kube-system"
+    fake.objects["Deployment"].append(system)
+    report = report_of(fake, load_config(), namespace=None, page_size=10)
+    text = render(report, load_config(), "text", colour=False, verbose=True)
+    assert (
+        "Deployment kube-system/dns\n  EXEMPT      not evaluated: namespace kube-system is exempt"
+        in text
+    )
+    assert text.splitlines()[-1].startswith("5 objects, 4 evaluated: ")
+    assert text.splitlines()[-1].endswith("; 1 workload exempt")
