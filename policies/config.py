@@ -11,7 +11,7 @@ from __future__ import annotations
 import fnmatch
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -198,8 +198,14 @@ class Config:
         return rows
 
 
-def format_validation_error(exc: ValidationError, prefix: Sequence[str | int] = ()) -> str:
-    """One line per problem: `policies.require-resources.require[0]: Input should be ...`."""
+def format_validation_error(
+    exc: ValidationError, prefix: Sequence[str | int] = (), known_keys: str = ""
+) -> str:
+    """One line per problem: `policies.require-resources.require[0]: Input should be ...`.
+
+    `known_keys` follows an unknown key's line: a misspelt parameter then
+    says which ones there are.
+    """
     lines = []
     for error in exc.errors():
         parts: list[str | int] = [*prefix, *error["loc"]]
@@ -209,6 +215,8 @@ def format_validation_error(exc: ValidationError, prefix: Sequence[str | int] = 
         # A validator's own ValueError reads "Value error, <its message>": the
         # message says it all.
         message = error["msg"].removeprefix("Value error, ")
+        if known_keys and error["type"] == "extra_forbidden":
+            message += f" (it takes {known_keys})"
         lines.append(f"{path or '<root>'}: {message}")
     return "\n".join(lines)
 
@@ -225,21 +233,35 @@ def _split_section(
         raise ConfigError(format_validation_error(exc, where.split("."))) from exc
 
 
-def _params(model: type[Params], values: Mapping[str, Any], where: str) -> Params:
+def _params(
+    model: type[Params], values: Mapping[str, Any], where: str, common: Iterable[str]
+) -> Params:
+    """The section's parameters; `common` are the other keys it takes (action...)."""
     try:
         return model.model_validate(dict(values))
     except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, where.split("."))) from exc
+        known = ", ".join(sorted({*model.model_fields, *common}))
+        raise ConfigError(format_validation_error(exc, where.split("."), known)) from exc
 
 
 def resolve(raw: ConfigFile, registry: Registry, source: str = "<built-in defaults>") -> Config:
     """Validate every section against its policy's Params; refuse unknown ids."""
     unknown = [
-        f"policies.{pid}: no such policy (known: {', '.join(sorted(registry.policies))})"
+        f"policies.{pid}: "
+        + (
+            "a mutation: configure it under mutations:"
+            if pid in registry.mutations
+            else f"no such policy (known: {', '.join(sorted(registry.policies))})"
+        )
         for pid in raw.policies
         if pid not in registry.policies
     ] + [
-        f"mutations.{mid}: no such mutation (known: {', '.join(sorted(registry.mutations))})"
+        f"mutations.{mid}: "
+        + (
+            "a validating policy: configure it under policies:"
+            if mid in registry.policies
+            else f"no such mutation (known: {', '.join(sorted(registry.mutations))})"
+        )
         for mid in raw.mutations
         if mid not in registry.mutations
     ]
@@ -253,7 +275,7 @@ def resolve(raw: ConfigFile, registry: Registry, source: str = "<built-in defaul
             action=common.action or pol.meta.default_action,
             failure_action=common.failure_action or raw.failure_action,
             budget_s=(common.budget_ms or raw.budget_ms) / 1000.0,
-            params=_params(pol.meta.params, values, where),
+            params=_params(pol.meta.params, values, where, CommonSettings.model_fields),
         )
     mutations: dict[str, MutationSettings] = {}
     for mid, mut in registry.mutations.items():
@@ -263,7 +285,7 @@ def resolve(raw: ConfigFile, registry: Registry, source: str = "<built-in defaul
         if not isinstance(enabled, bool):
             raise ConfigError(f"{where}.enabled: Input should be a valid boolean")
         mutations[mid] = MutationSettings(
-            enabled=enabled, params=_params(mut.meta.params, values, where)
+            enabled=enabled, params=_params(mut.meta.params, values, where, ("enabled",))
         )
     return Config(
         registry=registry,

@@ -250,7 +250,8 @@ EXAMPLE_REGISTRIES = (
         ),
         (
             "{registry: [ghcr.io/acme]}",
-            "policies.allowed-registries.registry: Extra inputs are not permitted",
+            "policies.allowed-registries.registry: Extra inputs are not permitted "
+            "(it takes action, budget_ms, failure_action, registries)",
         ),
         (
             "{registries: ghcr.io/acme}",

@@ -60,6 +60,18 @@ exemptions: {namespaces: [kube-*], images: ["registry.k8s.io/*"], allow_annotati
         ("policies: {require-probs: {}}", "policies.require-probs: no such policy"),
         ("policies: {require-probes: {typo: 1}}", "policies.require-probes.typo: Extra inputs"),
         (
+            "policies: {require-probes: {typo: 1}}",
+            "policies.require-probes.typo: Extra inputs are not permitted (it takes action, "
+            "budget_ms, failure_action, mode, require, skip_jobs)",
+        ),
+        (
+            "mutations: {default-resources: {request: {}}}",
+            "mutations.default-resources.request: Extra inputs are not permitted "
+            "(it takes enabled, limits, requests)",
+        ),
+        ("policies: {default-resources: {}}", "a mutation: configure it under mutations:"),
+        ("mutations: {require-probes: {}}", "a validating policy: configure it under policies:"),
+        (
             "mutations: {default-resources: {requests: {cpu: lots}}}",
             "mutations.default-resources.requests",
         ),
