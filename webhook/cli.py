@@ -31,10 +31,11 @@ def _load(path: str | None) -> Config:
     return load_config(path)
 
 
-def _add_config(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config", "-c", metavar="FILE", help="policy config (YAML); built-in defaults if omitted"
-    )
+def _add_config(
+    parser: argparse.ArgumentParser,
+    help: str = "policy config (YAML); built-in defaults if omitted",
+) -> None:
+    parser.add_argument("--config", "-c", metavar="FILE", help=help)
 
 
 def _add_output(parser: argparse.ArgumentParser, formats: Sequence[str]) -> None:
@@ -354,7 +355,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     test = sub.add_parser("test", help="run policy test suites (podgate-test.yaml)")
     test.add_argument("paths", nargs="+", metavar="PATH")
-    _add_config(test)
+    _add_config(
+        test,
+        "a config whose policies (its plugins) suites without plugins: test; "
+        "parameters and actions come from each suite's own config:",
+    )
     _add_output(test, ("text", "json", "junit"))
     test.set_defaults(func=cmd_test)
     return parser

@@ -48,7 +48,7 @@ from policies.config import (
     resolve,
 )
 from policies.engine import evaluate
-from policies.model import ClusterState, StaticContext
+from policies.model import Action, ClusterState, StaticContext
 from policies.patch import diff
 from policies.plugins import PluginError, load_registry
 from policies.registry import Registry
@@ -115,6 +115,14 @@ def _read_documents(path: Path) -> list[Document]:
     return documents
 
 
+def _suite_file(suite: Path, key: str, path: Path) -> list[Document]:
+    """The documents of a file a suite names, an error naming the suite and key."""
+    try:
+        return _read_documents(path)
+    except SuiteError as exc:
+        raise SuiteError(f"{suite}: {key}: {exc}") from exc
+
+
 def _context(case: Case, namespace: str) -> StaticContext:
     ctx = offline_context(case.documents, namespace)
     return StaticContext(ctx.policies, ctx.namespaces, case.cluster)
@@ -140,7 +148,8 @@ def run_case(case: Case) -> CaseResult:
             outcome = str(found[0].outcome) if found else "skip"
             message = found[0].message if found else decision.skipped_reason
             if outcome != case.result:
-                details.append(f"{where}: expected {case.result}, got {outcome}: {message}")
+                why = f": {message}" if message else ""
+                details.append(f"{where}: expected {case.result}, got {outcome}{why}")
                 continue
             for wanted in case.messages:
                 if wanted not in message:
@@ -242,7 +251,9 @@ def load_suite(path: Path, base: Registry | None) -> list[Case]:
         raise _invalid(path, exc) from exc
     except PluginError as exc:
         raise SuiteError(f"{path}: {exc}") from exc
-    documents = tuple(d for r in spec.resources for d in _read_documents(path.parent / r))
+    documents = tuple(
+        d for r in spec.resources for d in _suite_file(path, "resources", path.parent / r)
+    )
     cases: list[Case] = []
     for index, expect in enumerate(spec.results):
         target_id = expect.policy or expect.mutation
@@ -263,13 +274,20 @@ def load_suite(path: Path, base: Registry | None) -> list[Case]:
             )
         if expect.policy is not None and expect.result not in EXPECTED:
             raise SuiteError(f"{path}: results[{index}].result must be one of {EXPECTED}")
+        if expect.policy is not None and expect.patched is not None:
+            raise SuiteError(
+                f"{path}: results[{index}]: `patched` is for a mutation; "
+                f"{target_id!r} is a validating policy (expect a `result`)"
+            )
+        actions = tuple(str(a) for a in Action)
+        if expect.action is not None and expect.action not in actions:
+            raise SuiteError(f"{path}: results[{index}].action must be one of {actions}")
         patched = None
         if expect.mutation is not None:
             if expect.patched is None:
                 raise SuiteError(f"{path}: results[{index}]: a mutation needs `patched`")
-            patched = tuple(
-                d.obj for d in _read_documents(path.parent / expect.patched) if d.obj is not None
-            )
+            expected = _suite_file(path, f"results[{index}].patched", path.parent / expect.patched)
+            patched = tuple(d.obj for d in expected if d.obj is not None)
         try:
             config = _only(registry, raw, {target_id}, str(path))
         except ConfigError as exc:

@@ -418,6 +418,46 @@ def test_a_suite_naming_a_policy_as_a_mutation_or_back_cannot_run(cli: Cli, tmp_
     )
 
 
+@pytest.mark.parametrize(
+    ("result", "error"),
+    [
+        (
+            "{policy: require-probes, resource: Pod/web, result: fail, action: block}",
+            "results[0].action must be one of ('deny', 'warn', 'audit', 'off')",
+        ),
+        (
+            "{policy: require-probes, resource: Pod/web, result: fail, patched: pod.yaml}",
+            "results[0]: `patched` is for a mutation; 'require-probes' is a validating "
+            "policy (expect a `result`)",
+        ),
+        (
+            "{mutation: default-resources, resource: Pod/web, patched: gone.yaml}",
+            "results[0].patched: {folder}/gone.yaml: cannot read: ",
+        ),
+    ],
+)
+def test_a_suite_key_that_cannot_hold_is_refused_naming_the_suite(
+    cli: Cli, tmp_path: Path, result: str, error: str
+) -> None:
+    (tmp_path / "pod.yaml").write_text(POD, encoding="utf-8")
+    suite = tmp_path / "podgate-test.yaml"
+    suite.write_text(f"resources: [pod.yaml]\nresults: [{result}]\n", encoding="utf-8")
+    run = cli("test", str(tmp_path))
+    assert (run.code, run.out) == (2, "")
+    assert run.err.startswith(f"podgate test: {suite}: " + error.format(folder=tmp_path))
+
+
+def test_a_missing_resources_file_names_the_suite(cli: Cli, tmp_path: Path) -> None:
+    suite = tmp_path / "podgate-test.yaml"
+    suite.write_text(
+        "resources: [nowhere.yaml]\nresults: [{policy: require-probes, resource: Pod/web}]\n",
+        encoding="utf-8",
+    )
+    run = cli("test", str(tmp_path))
+    assert run.code == 2
+    assert run.err.startswith(f"podgate test: {suite}: resources: {tmp_path}/nowhere.yaml: ")
+
+
 def _pod(name: str = "web") -> dict[str, Any]:
     return {
         "apiVersion": "v1",
