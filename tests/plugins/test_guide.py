@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.plugins.conftest import REPO
+from tests.plugins.conftest import REPO, Cli
 
 GUIDE = REPO / "docs" / "writing-policies.md"
 MARKER = re.compile(r"^<!-- file: (?P<path>\S+) -->$")
@@ -102,3 +102,14 @@ def test_a_drifted_block_is_caught() -> None:
     assert block.path == path
     assert block.text != text
     assert blocks(f"<!-- file: {path} -->\n```yaml\n{text}```\n")[0].text == text
+
+
+def test_the_readmes_refusal_is_what_podgate_check_prints(
+    cli: Cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    start = readme.index("```\nexamples/manifests/shop-worker.yaml:") + 4
+    shown = readme[start : readme.index("```", start)]
+    monkeypatch.chdir(REPO)
+    run = cli("check", "--no-color", "examples/manifests/shop-worker.yaml")
+    assert run.out == shown
