@@ -55,6 +55,28 @@ def namespace_name(value: str) -> str:
     return value
 
 
+def page_size(value: str) -> int:
+    """A list page: 1 to 10,000 (0 would ask the API server for everything at once)."""
+    try:
+        size = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if not 1 <= size <= 10_000:
+        raise argparse.ArgumentTypeError(f"{size} is not between 1 and 10000")
+    return size
+
+
+def seconds_between_passes(value: str) -> float:
+    """At least a second: 0 would run full passes back to back."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
+    if not seconds >= 1:  # NaN too
+        raise argparse.ArgumentTypeError(f"{value} is less than 1 second")
+    return seconds
+
+
 def colour_enabled(stream: object, disabled: bool) -> bool:
     isatty = getattr(stream, "isatty", None)
     return not disabled and "NO_COLOR" not in os.environ and callable(isatty) and bool(isatty())
@@ -340,10 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument(
         "--namespace", "-n", type=namespace_name, help="only this namespace (default: all)"
     )
-    audit.add_argument("--page-size", type=int, default=500)
+    audit.add_argument("--page-size", type=page_size, default=500)
     audit.add_argument("--watch", action="store_true", help="run continuously (kopf operator)")
     audit.add_argument("--metrics-port", type=int, default=8080)
-    audit.add_argument("--resync-seconds", type=float, default=600.0)
+    audit.add_argument("--resync-seconds", type=seconds_between_passes, default=600.0)
     audit.add_argument("--policy-reports", action="store_true", help="write PolicyReport objects")
     audit.add_argument("--verbose", "-v", action="store_true")
     audit.add_argument(

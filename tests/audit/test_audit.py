@@ -491,3 +491,23 @@ def test_an_exempt_workload_is_listed_as_check_lists_it() -> None:
     )
     assert text.splitlines()[-1].startswith("5 objects, 4 evaluated: ")
     assert text.splitlines()[-1].endswith("; 1 workload exempt")
+
+
+@pytest.mark.parametrize(
+    ("option", "error"),
+    [
+        ("--page-size=0", "0 is not between 1 and 10000"),
+        ("--page-size=-1", "-1 is not between 1 and 10000"),
+        ("--resync-seconds=0", "0 is less than 1 second"),
+        ("--resync-seconds=nan", "nan is less than 1 second"),
+    ],
+)
+def test_audit_options_out_of_range_are_refused(
+    option: str, error: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from webhook.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["audit", option])
+    assert exit_info.value.code == 2
+    assert error in capsys.readouterr().err
