@@ -93,7 +93,8 @@ def policy_files(folder: Path) -> list[Path]:
 
 def _load_source(source: str, base: Path) -> list[Entry]:
     """The entries of one `plugins:` item: a .py file, a folder of them, or a module."""
-    candidate = Path(source) if Path(source).is_absolute() else base / source
+    # normalised (`a/../b` is `b`) so that errors and origins name the file plainly
+    candidate = Path(os.path.normpath(source if Path(source).is_absolute() else base / source))
     if source.endswith(".py") or candidate.is_dir() or "/" in source:
         if candidate.is_dir():
             files = policy_files(candidate)

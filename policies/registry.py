@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from policies.model import Action, Context, Violation
 from policies.views import PodView
@@ -75,7 +75,7 @@ def _arguments(func: Callable[..., object]) -> tuple[str, ...]:
     if unknown:
         raise PolicyDefinitionError(
             f"{_where(func)}: unknown argument(s) {', '.join(unknown)}; "
-            f"a policy may take any of: {', '.join(_INJECTABLE)}"
+            f"a policy or mutation may take any of: {', '.join(_INJECTABLE)}"
         )
     return names
 
@@ -206,15 +206,26 @@ def _metadata(
         )
     try:
         params()
+    except ValidationError as exc:
+        missing = ", ".join(str(e["loc"][0]) for e in exc.errors() if e["loc"])
+        raise PolicyDefinitionError(
+            f"{where}: policy {id!r} params must have a default for every field "
+            f"(none for: {missing})"
+        ) from exc
     except Exception as exc:
         raise PolicyDefinitionError(
             f"{where}: policy {id!r} params must have a default for every field ({exc})"
         ) from exc
     try:
         severity = Severity(severity)
+    except ValueError as exc:
+        known = ", ".join(str(s) for s in Severity)
+        raise PolicyDefinitionError(f"{where}: policy {id!r}: {exc} (one of: {known})") from exc
+    try:
         default_action = Action(default_action)
     except ValueError as exc:
-        raise PolicyDefinitionError(f"{where}: policy {id!r}: {exc}") from exc
+        known = ", ".join(str(a) for a in Action)
+        raise PolicyDefinitionError(f"{where}: policy {id!r}: {exc} (one of: {known})") from exc
     doc = description or inspect.getdoc(func) or ""
     return Metadata(
         id=id,
@@ -344,8 +355,9 @@ class Registry:
         for entry in entries:
             existing = policies.get(entry.meta.id) or mutations.get(entry.meta.id)
             if existing is not None:
+                what = "mutation" if isinstance(entry, Mutation) else "policy"
                 raise DuplicatePolicyError(
-                    f"duplicate policy id {entry.meta.id!r}: defined by {existing.meta.origin} "
+                    f"duplicate {what} id {entry.meta.id!r}: defined by {existing.meta.origin} "
                     f"and by {entry.meta.origin}"
                 )
             if isinstance(entry, Policy):
