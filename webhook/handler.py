@@ -59,6 +59,28 @@ def _skip(uid: str, why: str) -> Answer:
 # The workload that made a Pod, given its namespace and controller ownerReference.
 OwnerLookup = Callable[[str, Mapping[str, Any]], Mapping[str, Any] | None]
 
+# Who creates the Pods of each workload kind: kube-controller-manager, with a
+# service account per controller (--use-service-account-credentials, the
+# kubeadm default) or with its own identity.
+_POD_MAKERS = {
+    "ReplicaSet": "replicaset-controller",
+    "StatefulSet": "statefulset-controller",
+    "DaemonSet": "daemon-set-controller",
+    "Job": "job-controller",
+    "ReplicationController": "replication-controller",
+}
+
+
+def made_by_its_controller(username: str, owner_kind: object) -> bool:
+    """Whether a Pod CREATE comes from the controller of its owner's kind. A
+    user copying a legacy ReplicaSet's ownerReference (uids are not secret)
+    is not its controller, and gets no exception from it."""
+    maker = _POD_MAKERS.get(owner_kind) if isinstance(owner_kind, str) else None
+    return maker is not None and username in (
+        f"system:serviceaccount:kube-system:{maker}",
+        "system:kube-controller-manager",
+    )
+
 
 def _deleting(obj: Mapping[str, Any]) -> bool:
     meta = obj.get("metadata")
@@ -253,7 +275,9 @@ class Admitter:
             and req.kind.kind == "Pod"
             and isinstance(req.object, dict)
             and self.config.current.raw.allow_existing_violations
-            and controller_reference(req.object) is not None
+            and made_by_its_controller(
+                req.user_info.username, (controller_reference(req.object) or {}).get("kind")
+            )
         )
 
     async def _as_its_template(
@@ -264,9 +288,10 @@ class Admitter:
 
         The template was admitted with them (before podgate, in audit mode,
         while a policy only warned); refusing its Pods would stop the workload
-        scaling, rolling out, or replacing a lost Pod, and fix nothing. The
-        owner is read from the API server (its uid must match: a forged
-        reference gains nothing); without an answer in time, the decision stands.
+        scaling, rolling out, or replacing a lost Pod, and fix nothing. Only
+        the owner's controller gets this (`made_by_its_controller`), and the
+        owner is read from the API server, its uid matching the reference.
+        Without an answer in time, the first decision stands.
         """
         ref = controller_reference(req.object) if isinstance(req.object, dict) else None
         if self.owners is None or ref is None:
@@ -283,7 +308,9 @@ class Admitter:
         if made is None:
             return decision
         note = f"as in the template of {ref.get('kind')} {ref.get('name')}"
-        return await self._evaluate(webhook, req, started, made_from=(made, note))
+        judged = await self._evaluate(webhook, req, started, made_from=(made, note))
+        # out of time now: the refusal stands, never the failure action's admission
+        return judged if isinstance(judged, Decision) else decision
 
     # --- recording --------------------------------------------------------------
     def _record(self, webhook: Webhook, req: AdmissionRequest, answer: Answer, took: float) -> None:

@@ -152,6 +152,7 @@ def review(
     namespace: str | None = None,
     name: str | None = None,
     uid: str | None = None,
+    user: str = "kubernetes-admin",
 ) -> dict[str, Any]:
     source = obj if isinstance(obj, dict) else old if isinstance(old, dict) else {}
     kind = kind or source.get("kind", "Pod")
@@ -172,7 +173,7 @@ def review(
         "namespace": namespace if namespace is not None else meta.get("namespace", ""),
         "operation": operation,
         "userInfo": {
-            "username": "kubernetes-admin",
+            "username": user,
             "uid": "aa0c8c7e-62c4-4a4b-9a5c-0f2b6c0d1e2f",
             "groups": ["kubeadm:cluster-admins", "system:authenticated"],
             "extra": {"authentication.kubernetes.io/credential-id": ["X509SHA256=ab12"]},

@@ -232,12 +232,15 @@ def _made_by(pod: dict[str, Any], kind: str, name: str, uid: str) -> dict[str, A
     return pod
 
 
+RS_CONTROLLER = "system:serviceaccount:kube-system:replicaset-controller"
+
+
 def test_a_pod_is_judged_against_the_template_its_controller_made_it_from(
     server: Server,
 ) -> None:
     """A Deployment admitted with violations (in audit mode, before podgate)
     must still get its Pods: what they share with its template are warnings;
-    what is the Pod's own, or a forged owner, is refused."""
+    what is the Pod's own, or a Pod not made by the controller, is refused."""
     legacy = _replica_set("legacy-5d9f", "rs-uid", BAD)
     asked: list[tuple[str, str, str]] = []
 
@@ -249,7 +252,7 @@ def test_a_pod_is_judged_against_the_template_its_controller_made_it_from(
     admitter.owners = owners
     try:
         pod = _made_by(rv.pod("legacy-5d9f-x1", "shop", BAD), "ReplicaSet", "legacy-5d9f", "rs-uid")
-        resp = server.review("/validate", rv.review(pod))
+        resp = server.review("/validate", rv.review(pod, user=RS_CONTROLLER))
         assert resp["allowed"] is True, resp
         assert asked == [("shop", "ReplicaSet", "legacy-5d9f")]
         inherited = (
@@ -258,19 +261,22 @@ def test_a_pod_is_judged_against_the_template_its_controller_made_it_from(
         )
         assert any(w.startswith(inherited) for w in resp["warnings"]), resp["warnings"]
 
+        # the same Pod from a user who copied the reference (uids are not secret)
+        assert server.review("/validate", rv.review(pod))["allowed"] is False
+
         own = json.loads(json.dumps(pod))
         own["spec"]["containers"].append({**BAD, "name": "extra"})
-        resp = server.review("/validate", rv.review(own))
+        resp = server.review("/validate", rv.review(own, user=RS_CONTROLLER))
         assert resp["allowed"] is False
         assert 'container "extra" has no cpu request' in resp["status"]["message"]
 
         forged = _made_by(rv.pod("p", "shop", BAD), "ReplicaSet", "legacy-5d9f", "other-uid")
-        assert server.review("/validate", rv.review(forged))["allowed"] is False
+        assert server.review("/validate", rv.review(forged, user=RS_CONTROLLER))["allowed"] is False
 
         asked.clear()
         good = rv.pod("ok", "shop", labels={"app": "web"})  # selected by web-ingress
         good = _made_by(good, "ReplicaSet", "legacy-5d9f", "rs-uid")
-        assert server.review("/validate", rv.review(good))["allowed"] is True
+        assert server.review("/validate", rv.review(good, user=RS_CONTROLLER))["allowed"] is True
         assert asked == [], "a Pod that passes costs no API call"
     finally:
         admitter.owners = None
@@ -286,11 +292,33 @@ def test_a_slow_owner_lookup_leaves_the_decision_as_it_was(server: Server) -> No
     try:
         pod = _made_by(rv.pod("slow", "shop", BAD), "ReplicaSet", "legacy-5d9f", "rs-uid")
         started = time.monotonic()
-        resp = server.review("/validate", rv.review(pod))
+        resp = server.review("/validate", rv.review(pod, user=RS_CONTROLLER))
         assert resp["allowed"] is False
         assert time.monotonic() - started < 4  # within the 2 s deadline, not the lookup's 5
     finally:
         admitter.owners = None
+
+
+def test_a_second_evaluation_out_of_time_leaves_the_refusal(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not the failure action's 'admitted unchecked': the Pod was refused once."""
+    admitter = server.worker.admitter
+    first = admitter._evaluate
+
+    async def second_runs_out(*args: Any, made_from: Any = None) -> Any:
+        if made_from is not None:
+            return "evaluation did not finish within the 2s deadline"
+        return await first(*args)
+
+    monkeypatch.setattr(admitter, "_evaluate", second_runs_out)
+    monkeypatch.setattr(
+        admitter, "owners", lambda ns, ref: _replica_set("legacy-5d9f", "rs-uid", BAD)
+    )
+    pod = _made_by(rv.pod("late", "shop", BAD), "ReplicaSet", "legacy-5d9f", "rs-uid")
+    resp = server.review("/validate", rv.review(pod, user=RS_CONTROLLER))
+    assert resp["allowed"] is False
+    assert "require-resources" in resp["status"]["message"]
 
 
 def test_update_of_an_object_being_deleted_is_allowed(server: Server) -> None:
