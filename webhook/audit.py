@@ -28,6 +28,7 @@ from policies.engine import evaluate
 from policies.model import ClusterState, Context, Decision, NetworkPolicyInfo, StaticContext
 from policies.network_policy import network_policy_info
 from policies.views import as_mapping, controller_reference
+from policies.workloads import workload_kind
 from webhook.check import Checked, Report
 from webhook.manifests import Document, Unreadable
 
@@ -79,8 +80,16 @@ def owned_by_workload(obj: Mapping[str, Any]) -> bool:
     and so is the ReplicaSet, so the finding lands on the Deployment. An
     object controlled by something else (a custom resource) is reported.
     """
-    ref = controller_reference(obj)
-    return ref is not None and ref.get("kind") in _AUDITED_KINDS
+    return _audited(controller_reference(obj))
+
+
+def _audited(ref: Mapping[str, Any] | None) -> bool:
+    """Whether an ownerReference names a kind the audit scans, API group
+    included: a Volcano `batch.volcano.sh` Job is not a Job."""
+    if ref is None:
+        return False
+    kind = workload_kind({"apiVersion": ref.get("apiVersion"), "kind": ref.get("kind")})
+    return kind is not None and kind.kind in _AUDITED_KINDS
 
 
 class ClusterReader(Protocol):
@@ -183,7 +192,7 @@ def audit_decision(obj: Mapping[str, Any], ctx: Context, config: Config) -> Deci
     report it: it is judged as if it stood alone.
     """
     ref = controller_reference(obj)
-    if ref is not None and ref.get("kind") not in _AUDITED_KINDS:
+    if ref is not None and not _audited(ref):
         metadata = as_mapping(obj.get("metadata"))
         alone = {k: v for k, v in metadata.items() if k != "ownerReferences"}
         obj = {**obj, "metadata": alone}
@@ -209,6 +218,7 @@ def scan(
     *,
     namespace: str | None = None,
     page_size: int = 500,
+    ctx: Context | None = None,
 ) -> Pass:
     """One full pass: every decision goes to `on_decision`, page by page.
 
@@ -217,9 +227,12 @@ def scan(
     so memory follows the findings, not the size of the cluster. A kind that
     cannot be listed (RBAC without CronJobs) is named in the Pass and the
     others are audited; when no kind can be read, the first error is raised.
+    `ctx`, when given (the watch's caches), stands for the cluster's
+    NetworkPolicies and Namespaces, which are then not listed.
     """
     unreadable: dict[str, str] = {}
-    ctx = cluster_context(reader, page_size, namespace, unreadable)
+    if ctx is None:
+        ctx = cluster_context(reader, page_size, namespace, unreadable)
     seen: dict[str, int] = {}
     first: Exception | None = None
     for kind in AUDITED:

@@ -487,7 +487,9 @@ class Auditor:
             if finding is not None and finding.uid:
                 findings[finding.uid] = finding
 
-        done = scan(self.reader, self.config, remember, page_size=self.page_size)
+        # the watch's own caches, not a list that may fail on its own: a pass
+        # without Namespace labels would report what `mode: off` hides
+        done = scan(self.reader, self.config, remember, page_size=self.page_size, ctx=self.context)
         missed = {kind.kind for kind in AUDITED if kind.plural in done.unreadable}
         for plural, why in done.unreadable.items():
             metrics.AUDIT_ERRORS.labels("list").inc()

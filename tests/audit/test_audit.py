@@ -511,3 +511,32 @@ def test_audit_options_out_of_range_are_refused(
         main(["audit", option])
     assert exit_info.value.code == 2
     assert error in capsys.readouterr().err
+
+
+def test_a_pod_of_a_custom_job_kind_is_reported() -> None:
+    """A Volcano `batch.volcano.sh` Job is not a batch/v1 Job the audit scans."""
+    fake = cluster()
+    volcano = {
+        "metadata": meta("train-0", ns="shop"),
+        "spec": pod_spec(False),
+    }
+    volcano["metadata"]["ownerReferences"] = [
+        {"apiVersion": "batch.volcano.sh/v1alpha1", "kind": "Job", "name": "train",
+         "uid": "vj", "controller": True}
+    ]  # fmt: skip
+    fake.objects["Pod"].append(volcano)
+    report = report_of(fake, load_config(), namespace=None, page_size=10)
+    assert "Pod shop/train-0" in {str(c.resource) for c in report.checked}
+
+
+def test_a_full_pass_judges_with_the_watchs_context_not_a_list_of_its_own() -> None:
+    """A Namespaces list failing for one pass must not lose the labels
+    (`podgate.dev/mode: audit` on tools) and turn its warnings into denials."""
+    fake = Forbidding(cluster().objects, set())
+    auditor = Auditor(load_config(), _context(fake), fake, None)
+    auditor.full_pass()
+    before = {f.uid: f.failures for f in auditor.state.findings()}
+    fake.refused = {"Namespace", "NetworkPolicy"}
+    auditor.full_pass()
+    assert {f.uid: f.failures for f in auditor.state.findings()} == before
+    assert not [c for c in fake.calls if c[0] in ("Namespace", "NetworkPolicy")][2:]
