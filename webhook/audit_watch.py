@@ -442,7 +442,30 @@ def _write_policy_report(api: Any, namespace: str, body: dict[str, Any]) -> None
     except ApiException as exc:
         if exc.status != 404:
             raise
-        api.create_namespaced_custom_object(*args, body)
+        if body["results"]:  # no report to empty (or no namespace any more): done
+            api.create_namespaced_custom_object(*args, body)
+
+
+def existing_policy_reports(api_client: Any) -> set[str]:
+    """The namespaces that hold a report of ours: what an earlier leader wrote
+    must be emptied too when its namespace is clean."""
+    from kubernetes import client
+
+    api: Any = client.CustomObjectsApi(api_client)
+    try:
+        listed = api.list_cluster_custom_object(
+            "wgpolicyk8s.io", "v1alpha2", "policyreports",
+            field_selector="metadata.name=podgate-audit",
+        )  # fmt: skip
+    except Exception as exc:
+        metrics.AUDIT_ERRORS.labels("policy_reports").inc()
+        log.warning("could not list the PolicyReports written before: %s", api_error(exc))
+        return set()
+    return {
+        str(item["metadata"]["namespace"])
+        for item in listed.get("items") or []
+        if (item.get("results") or []) and isinstance(item.get("metadata"), dict)
+    }
 
 
 # --- the operator ----------------------------------------------------------------
@@ -604,7 +627,8 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     recorder.start()
     severities = {pid: str(p.meta.severity) for pid, p in config.registry.policies.items()}
 
-    reported: set[str] = set()  # namespaces whose report may hold results
+    # namespaces whose report may hold results
+    reported = existing_policy_reports(api_client) if args.policy_reports else set()
 
     def publish(findings: list[Finding]) -> None:
         if args.policy_reports:

@@ -11,7 +11,13 @@ from policies.config import load_config
 from policies.engine import evaluate
 from tests.audit.test_audit import cluster, deployment
 from webhook.audit import cluster_context
-from webhook.audit_watch import Finding, finding_of, policy_reports, write_policy_reports
+from webhook.audit_watch import (
+    Finding,
+    existing_policy_reports,
+    finding_of,
+    policy_reports,
+    write_policy_reports,
+)
 
 
 def test_a_result_carries_its_own_policys_message() -> None:
@@ -57,6 +63,10 @@ class FakeCustomObjects:
         body["metadata"]["resourceVersion"] = "1"
         self.store[ns] = body
 
+    def list_cluster_custom_object(self, g: str, v: str, p: str, field_selector: str) -> Any:
+        assert field_selector == "metadata.name=podgate-audit"
+        return {"items": list(self.store.values())}
+
 
 @pytest.fixture
 def custom_objects(monkeypatch: pytest.MonkeyPatch) -> type[FakeCustomObjects]:
@@ -95,3 +105,20 @@ def test_a_report_refused_does_not_stop_the_other_namespaces(
         "could not write the PolicyReport of namespace aaa-big: "
         "HTTP 500: etcdserver: request is too large"
     ) in caplog.text
+
+
+def test_a_clean_namespace_without_a_report_gets_none(
+    custom_objects: type[FakeCustomObjects],
+) -> None:
+    # reported before, its report (or the namespace) gone since: nothing to
+    # empty, and no failure to retry at every pass
+    assert write_policy_reports(None, policy_reports([], {}, ["gone"])) == []
+    assert custom_objects.store == {}
+
+
+def test_a_new_leader_finds_the_reports_an_earlier_one_wrote(
+    custom_objects: type[FakeCustomObjects],
+) -> None:
+    write_policy_reports(None, policy_reports([_finding("shop"), _finding("legacy")], {}))
+    write_policy_reports(None, policy_reports([_finding("shop")], {}, ["legacy"]))
+    assert existing_policy_reports(None) == {"shop"}  # legacy's is empty now

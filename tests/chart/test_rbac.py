@@ -214,6 +214,7 @@ def test_audit_service_account() -> None:
     audit = _service_account(reports, "audit")
     group, resource = "wgpolicyk8s.io", "policyreports"
     assert can(reports, audit, "create", group, resource, namespace="default")
+    assert can(reports, audit, "list", group, resource)  # the reports an earlier leader wrote
     for verb in ("get", "update"):
         assert can(reports, audit, verb, group, resource, namespace="default", name=lease)
         assert not can(reports, audit, verb, group, resource, namespace="default", name="other")
