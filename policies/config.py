@@ -203,8 +203,8 @@ def format_validation_error(
 ) -> str:
     """One line per problem: `policies.require-resources.require[0]: Input should be ...`.
 
-    `known_keys` follows an unknown key's line: a misspelt parameter then
-    says which ones there are.
+    `known_keys` follows the line of an unknown key at the top of the
+    section: a misspelt parameter then says which ones there are.
     """
     lines = []
     for error in exc.errors():
@@ -215,7 +215,7 @@ def format_validation_error(
         # A validator's own ValueError reads "Value error, <its message>": the
         # message says it all.
         message = error["msg"].removeprefix("Value error, ")
-        if known_keys and error["type"] == "extra_forbidden":
+        if known_keys and error["type"] == "extra_forbidden" and len(error["loc"]) == 1:
             message += f" (it takes {known_keys})"
         lines.append(f"{path or '<root>'}: {message}")
     return "\n".join(lines)

@@ -72,8 +72,8 @@ def seconds_between_passes(value: str) -> float:
         seconds = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if not seconds >= 1:  # NaN too
-        raise argparse.ArgumentTypeError(f"{value} is less than 1 second")
+    if not 1 <= seconds <= 86_400:  # NaN and infinity too
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 second and a day")
     return seconds
 
 
@@ -379,8 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     test.add_argument("paths", nargs="+", metavar="PATH")
     _add_config(
         test,
-        "a config whose policies (its plugins) suites without plugins: test; "
-        "parameters and actions come from each suite's own config:",
+        "plugins for the suites that load none (each suite's own config: gives "
+        "parameters and actions)",
     )
     _add_output(test, ("text", "json", "junit"))
     test.set_defaults(func=cmd_test)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import collections
+import contextlib
 import faulthandler
 import logging
 import sys
@@ -161,7 +162,9 @@ def configure(level: str = "info") -> None:
     global _handler
     # A crash in C code (SIGSEGV, SIGABRT) prints every thread's stack on
     # stderr, where `kubectl logs --previous` finds it, instead of nothing.
-    faulthandler.enable()
+    # A stderr without a file descriptor (embedded, captured) has no use for it.
+    with contextlib.suppress(OSError, ValueError, RuntimeError, AttributeError):
+        faulthandler.enable()
     # JsonFormatter writes none of the thread, process or caller fields, and
     # gathering them cost about 15 µs per record: a quarter of what podgate
     # spends recording an admission (the Logging HOWTO's "Optimization").

@@ -440,10 +440,17 @@ def _fixture_registry(
 
 
 def _holds_fixtures(folder: Path) -> bool:
-    return any(
-        f.name.split("-", 1)[0] in EXPECTED or f.name.endswith(".patched.yaml")
-        for f in folder.glob("*.yaml")
-    )
+    """A folder of fixtures only: every YAML file a `pass-`/`fail-`/`skip-`/`error-`
+    case, or a mutation case and its `.patched.yaml`. A folder of manifests that
+    happens to hold an `error-pages.yaml` is not one."""
+    files = [f.name for f in folder.glob("*.yaml")]
+    patched = {n.removesuffix(".patched.yaml") for n in files if n.endswith(".patched.yaml")}
+
+    def fixture(name: str) -> bool:
+        stem = name.removesuffix(".yaml").removesuffix(".patched")
+        return name.split("-", 1)[0] in EXPECTED or stem in patched
+
+    return bool(files) and all(fixture(n) for n in files)
 
 
 def _render(results: list[CaseResult], output: str) -> str:

@@ -498,8 +498,9 @@ def test_an_exempt_workload_is_listed_as_check_lists_it() -> None:
     [
         ("--page-size=0", "0 is not between 1 and 10000"),
         ("--page-size=-1", "-1 is not between 1 and 10000"),
-        ("--resync-seconds=0", "0 is less than 1 second"),
-        ("--resync-seconds=nan", "nan is less than 1 second"),
+        ("--resync-seconds=0", "0 is not between 1 second and a day"),
+        ("--resync-seconds=nan", "nan is not between 1 second and a day"),
+        ("--resync-seconds=inf", "inf is not between 1 second and a day"),
     ],
 )
 def test_audit_options_out_of_range_are_refused(

@@ -305,3 +305,14 @@ def test_fixtures_of_a_policy_nothing_defines_are_an_error(cli: Cli, tmp_path: P
         f"podgate test: {folder}: fixtures for 'no-such-policy', which no suite above it "
         "and no installed package defines; pass --config with the plugin that does\n"
     )
+
+
+def test_a_folder_of_manifests_named_like_fixtures_is_left_alone(cli: Cli, tmp_path: Path) -> None:
+    # `error-pages.yaml` beside other manifests is not a fixture folder
+    shutil.copytree(EXAMPLES / "disallow-latest-tag", tmp_path / "disallow-latest-tag")
+    deploy = tmp_path / "deploy"
+    deploy.mkdir()
+    (deploy / "error-pages.yaml").write_text("apiVersion: v1\nkind: Pod\n", encoding="utf-8")
+    (deploy / "web.yaml").write_text("apiVersion: v1\nkind: Pod\n", encoding="utf-8")
+    run = cli("test", str(tmp_path))
+    assert (run.code, run.err) == (0, "")

@@ -139,3 +139,26 @@ def test_quantities_may_be_numbers_as_in_a_manifest(tmp_path: Path) -> None:
     )
     params = config.mutations["default-resources"].params.model_dump()
     assert params == {"requests": {"cpu": "1", "memory": "2Ei"}, "limits": {"cpu": "1.5"}}
+
+
+def test_a_misspelt_nested_key_does_not_list_the_sections_keys() -> None:
+    from pydantic import BaseModel, ConfigDict
+
+    from policies.config import _params
+    from policies.registry import Params
+
+    class Probe(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        port: int = 8080
+
+    class Checked(Params):
+        probe: Probe = Probe()
+
+    with pytest.raises(ConfigError) as error:
+        _params(Checked, {"probe": {"prot": 1}}, "policies.x", ("action",))
+    assert str(error.value) == "policies.x.probe.prot: Extra inputs are not permitted"
+    with pytest.raises(ConfigError) as error:
+        _params(Checked, {"prob": {}}, "policies.x", ("action",))
+    assert str(error.value) == (
+        "policies.x.prob: Extra inputs are not permitted (it takes action, probe)"
+    )

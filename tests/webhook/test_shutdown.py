@@ -81,13 +81,32 @@ def test_logged_lines_are_written_before_the_exit() -> None:
 def test_a_crash_leaves_every_threads_stack_in_the_log() -> None:
     code, _, _, err = _run(
         """
-        import os
+        import os, threading, time
         from webhook import logs
         logs.configure("info")
+        def watching():
+            time.sleep(60)
+        threading.Thread(target=watching, daemon=True).start()
+        time.sleep(0.2)
         os.abort()  # as a crash in C code would
         """,
         timeout=30,
     )
     assert code < 0
     assert b"Fatal Python error: Aborted" in err
-    assert b'File "<string>", line 5' in err
+    assert b'File "<string>", line 9' in err  # the main thread, where it crashed
+    assert b'File "<string>", line 6 in watching' in err  # and the other one
+
+
+def test_logs_can_be_configured_on_a_stderr_without_a_file_descriptor() -> None:
+    code, _, out, _ = _run(
+        """
+        import io, sys
+        sys.stderr = io.StringIO()  # embedded, or captured by a test runner
+        from webhook import logs
+        logs.configure("info")
+        print("configured")
+        """,
+        timeout=30,
+    )
+    assert (code, out) == (0, b"configured\n")
