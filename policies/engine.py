@@ -330,6 +330,7 @@ def evaluate(
     guard: BudgetGuard | None = None,
     old: Mapping[str, Any] | None = None,
     old_is: str = "as before this update",
+    cluster_as_old: bool = True,
 ) -> Decision:
     """Evaluate one object: the validating results and, if asked, the mutation patch.
 
@@ -339,7 +340,9 @@ def evaluate(
     or for a Pod its controller made, the template it was made from
     (`workloads.template_as_pod`). With `allow_existing_violations`, a denial
     `old` had already is a warning, its violations marked `(old_is)` (see
-    `_as_before`).
+    `_as_before`). `cluster_as_old=False` leaves out the policies that read
+    the cluster: today's cluster says nothing of the one a template was
+    admitted in (a NetworkPolicy deleted since would be "inherited").
     """
     try:
         decision = _evaluate(
@@ -348,7 +351,13 @@ def evaluate(
         if old is None or not config.raw.allow_existing_violations or decision.allowed:
             return decision
         before = _evaluate(old, ctx, config, True, False, ephemeral_only, default_namespace, guard)
-        return decision._replace(results=_as_before(decision.results, before.results, old_is))
+        had = before.results
+        if not cluster_as_old:
+            reads_cluster = {
+                p for p, pol in config.registry.policies.items() if pol.meta.requires_cluster
+            }
+            had = tuple(r for r in had if r.policy not in reads_cluster)
+        return decision._replace(results=_as_before(decision.results, had, old_is))
     except RecursionError:
         # Python's stack ran out, not podgate's patience: no workload nests
         # anywhere near a thousand levels deep, so such an object is refused

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 
 from policies.model import ClusterState, NetworkPolicyInfo
 from policies.network_policy import network_policy_info
+from policies.workloads import workload_kind
 from webhook import metrics
 from webhook.certs import Conflict, NotFound, SecretData
 from webhook.events import ViolationEvent
@@ -392,19 +393,23 @@ class KubeListWatch:
 
 
 class KubeOwners:
-    """The workload that made a Pod, read from the API server (raw JSON).
+    """The workloads that made a Pod, read from the API server (raw JSON).
 
     Asked when a controller's Pod would be refused, to tell the Pod's own
     violations from those of the template it was made from. A scale-up asks
-    once per owner: answers are kept `ttl_s`, the least that the next Pods
-    of a rollout share, and short enough that a template fixed since is seen.
+    once per owner: answers are kept `ttl_s` by namespace, kind and name
+    (never by the uid a request claims, which anyone can write), the least
+    that the next Pods of a rollout share, and short enough that a template
+    fixed since is seen.
     """
 
     _READS = {
         "ReplicaSet": ("AppsV1Api", "read_namespaced_replica_set"),
         "StatefulSet": ("AppsV1Api", "read_namespaced_stateful_set"),
         "DaemonSet": ("AppsV1Api", "read_namespaced_daemon_set"),
+        "Deployment": ("AppsV1Api", "read_namespaced_deployment"),
         "Job": ("BatchV1Api", "read_namespaced_job"),
+        "CronJob": ("BatchV1Api", "read_namespaced_cron_job"),
         "ReplicationController": ("CoreV1Api", "read_namespaced_replication_controller"),
     }
     KINDS = frozenset(_READS)
@@ -427,37 +432,47 @@ class KubeOwners:
         self.ttl_s, self.timeout_s, self.max_entries = ttl_s, timeout_s, max_entries
         self._clock = clock
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[float, dict[str, Any] | None]] = {}
+        self._cache: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
 
     def owner(self, namespace: str, ref: Mapping[str, Any]) -> dict[str, Any] | None:
-        """The object `ref` names, if it exists with the uid `ref` gives; None
-        otherwise (not found, not readable, or a reference to another object)."""
+        """The object `ref` names in `namespace`, if it is of the API group `ref`
+        says and has the uid `ref` gives; None otherwise (not found, not
+        readable, or another object than the one referred to)."""
         kind, name, uid = ref.get("kind"), ref.get("name"), ref.get("uid")
-        read = self._reads.get(kind) if isinstance(kind, str) else None
-        if read is None or not isinstance(name, str) or not isinstance(uid, str) or not uid:
+        if not (isinstance(kind, str) and isinstance(name, str) and isinstance(uid, str) and uid):
             return None
+        read = self._reads.get(kind)
+        if (
+            read is None
+            or workload_kind({"apiVersion": ref.get("apiVersion"), "kind": kind}) is None
+        ):
+            return None  # a Job of batch.volcano.sh is not a batch/v1 Job
+        key = (namespace, kind, name)
         now = self._clock()
         with self._lock:
-            hit = self._cache.get(uid)
+            hit = self._cache.get(key)
         if hit is not None and now - hit[0] < self.ttl_s:
-            return hit[1]
-        try:
-            resp = read(name, namespace, _preload_content=False, _request_timeout=self.timeout_s)
-            body = json.loads(resp.data)
-        except Exception as exc:  # no answer is no exception to the rules: nothing is lost
-            if _status(exc) != 404:
-                owner = f"{kind} {namespace}/{name}"
-                log.warning(
-                    "could not read a Pod's owner",
-                    extra={"fields": {"owner": owner, "error": str(exc)[:300]}},
+            found = hit[1]
+        else:
+            try:
+                resp = read(
+                    name, namespace, _preload_content=False, _request_timeout=self.timeout_s
                 )
-            return None
-        found = body if as_uid(body) == uid else None  # a namesake, or a forged reference
-        with self._lock:
-            if len(self._cache) >= self.max_entries:
-                self._cache.clear()  # a rollout's owners are few: start over, rarely
-            self._cache[uid] = (now, found)
-        return found
+                found = json.loads(resp.data)
+            except Exception as exc:  # no answer is no exception to the rules: nothing is lost
+                if _status(exc) != 404:
+                    owner = f"{kind} {namespace}/{name}"
+                    log.warning(
+                        "could not read a Pod's owner",
+                        extra={"fields": {"owner": owner, "error": str(exc)[:300]}},
+                    )
+                    return None
+                found = None
+            with self._lock:
+                if len(self._cache) >= self.max_entries:
+                    self._cache.clear()  # a rollout's owners are few: start over, rarely
+                self._cache[key] = (now, found)
+        return found if found is not None and as_uid(found) == uid else None
 
 
 def as_uid(obj: object) -> str | None:

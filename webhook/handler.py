@@ -22,7 +22,7 @@ from typing import Any, Literal, NamedTuple
 
 from policies.engine import BudgetGuard, evaluate, interrupted_policy
 from policies.model import Action, Context, Decision, Outcome
-from policies.views import controller_reference
+from policies.views import as_mapping, controller_reference
 from policies.workloads import pod_template, template_as_pod
 from webhook import metrics
 from webhook.admission import (
@@ -69,6 +69,39 @@ _POD_MAKERS = {
     "Job": "job-controller",
     "ReplicationController": "replication-controller",
 }
+
+
+# The only controllers whose workloads podgate judged through their own: the
+# engine leaves a workload with a controller to that controller, so a
+# ReplicaSet counts through its Deployment, a Job through its CronJob, and a
+# workload under any other controller (a ConfigMap named as one) not at all.
+_JUDGED_THROUGH = {"ReplicaSet": "Deployment", "Job": "CronJob"}
+
+
+def judged_template(
+    owners: OwnerLookup, namespace: str, pod: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], str] | None:
+    """The workload whose template made `pod` and that podgate judged (or that
+    predates podgate), and its name; None when there is none.
+
+    That is the Pod's owner when it has no controller of its own; for a
+    Deployment's ReplicaSet (a CronJob's Job), the Deployment (CronJob):
+    a ReplicaSet's own template is never checked, and anyone who may edit
+    it could otherwise pass violations on to its Pods. Blocking: API reads.
+    """
+    ref = controller_reference(pod)
+    owner = owners(namespace, ref) if ref is not None else None
+    if owner is None:
+        return None
+    above = controller_reference(owner)
+    if above is None:
+        return owner, f"{owner.get('kind')} {as_mapping(owner.get('metadata')).get('name')}"
+    if above.get("kind") != _JUDGED_THROUGH.get(str(owner.get("kind"))):
+        return None
+    top = owners(namespace, above)
+    if top is None or controller_reference(top) is not None:
+        return None
+    return top, f"{top.get('kind')} {as_mapping(top.get('metadata')).get('name')}"
 
 
 def made_by_its_controller(username: str, owner_kind: object) -> bool:
@@ -174,6 +207,8 @@ class Admitter:
             # what the object was: a denial it had already is a warning on update
             old=old if webhook == "validate" and isinstance(old, dict) else None,
             old_is=old_is,
+            # a template was admitted in another cluster than today's
+            cluster_as_old=made_from is None,
         )
         arrived = time.perf_counter() - started
         remaining = self.deadline_s - arrived
@@ -289,26 +324,28 @@ class Admitter:
         The template was admitted with them (before podgate, in audit mode,
         while a policy only warned); refusing its Pods would stop the workload
         scaling, rolling out, or replacing a lost Pod, and fix nothing. Only
-        the owner's controller gets this (`made_by_its_controller`), and the
-        owner is read from the API server, its uid matching the reference.
+        the owner's controller gets this (`made_by_its_controller`), only a
+        template podgate judged counts (`judged_template`, read from the API
+        server, uids matching the references), and a violation that depends
+        on the cluster (a NetworkPolicy deleted since) is not inherited.
         Without an answer in time, the first decision stands.
         """
-        ref = controller_reference(req.object) if isinstance(req.object, dict) else None
-        if self.owners is None or ref is None:
+        if self.owners is None or not isinstance(req.object, dict):
             return decision
         namespace = req.namespace or decision.resource.namespace or "default"
         remaining = self.deadline_s - (time.perf_counter() - started)
         try:
-            owner = await asyncio.wait_for(
-                asyncio.to_thread(self.owners, namespace, ref), max(remaining, 0.001)
+            found = await asyncio.wait_for(
+                asyncio.to_thread(judged_template, self.owners, namespace, req.object),
+                max(remaining, 0.001),
             )
         except TimeoutError:
             return decision
-        made = template_as_pod(owner, req.object) if owner is not None else None
-        if made is None:
+        made = template_as_pod(found[0], req.object) if found is not None else None
+        if found is None or made is None:
             return decision
-        note = f"as in the template of {ref.get('kind')} {ref.get('name')}"
-        judged = await self._evaluate(webhook, req, started, made_from=(made, note))
+        made_from = (made, f"as in the template of {found[1]}")
+        judged = await self._evaluate(webhook, req, started, made_from=made_from)
         # out of time now: the refusal stands, never the failure action's admission
         return judged if isinstance(judged, Decision) else decision
 

@@ -137,13 +137,16 @@ def test_webhook_service_account() -> None:
     assert not can(rendered, sa, "get", "", "namespaces", name="default")
     # a controller's Pod that would be refused is compared with its owner's
     # template (webhook/cluster.py KubeOwners): get, and nothing more
-    owners = [("apps", "replicasets"), ("apps", "statefulsets"), ("apps", "daemonsets"),
-              ("batch", "jobs"), ("", "replicationcontrollers")]  # fmt: skip
+    from webhook.cluster import KubeOwners
+
+    groups = {"AppsV1Api": "apps", "BatchV1Api": "batch", "CoreV1Api": ""}
+    owners = [(groups[api], f"{kind.lower()}s") for kind, (api, _) in KubeOwners._READS.items()]
+    assert len(owners) == 7
     for group, resource in owners:
         assert can(rendered, sa, "get", group, resource, namespace="default")
         for verb in ("list", "watch", "update", "patch", "delete"):
             assert not can(rendered, sa, verb, group, resource, namespace="default")
-    assert not can(rendered, sa, "get", "apps", "deployments", namespace="default")
+    assert not can(rendered, sa, "get", "", "configmaps", namespace="default")
 
 
 @pytest.mark.parametrize("name", ["cert-manager", "provided-certs"])

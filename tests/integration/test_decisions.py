@@ -225,61 +225,114 @@ def _replica_set(name: str, uid: str, *containers: dict[str, Any]) -> dict[str, 
     }
 
 
-def _made_by(pod: dict[str, Any], kind: str, name: str, uid: str) -> dict[str, Any]:
-    pod["metadata"]["ownerReferences"] = [
-        {"apiVersion": "apps/v1", "kind": kind, "name": name, "uid": uid, "controller": True}
+def _made_by(obj: dict[str, Any], kind: str, name: str, uid: str) -> dict[str, Any]:
+    version = "v1" if kind == "ConfigMap" else "apps/v1"
+    obj["metadata"]["ownerReferences"] = [
+        {"apiVersion": version, "kind": kind, "name": name, "uid": uid, "controller": True}
     ]
-    return pod
+    return obj
 
 
 RS_CONTROLLER = "system:serviceaccount:kube-system:replicaset-controller"
 
 
+class Owners:
+    """The API server's objects, as KubeOwners.owner answers (name, then uid)."""
+
+    def __init__(self, *objects: dict[str, Any]) -> None:
+        self.objects = {(o["kind"], o["metadata"]["name"]): o for o in objects}
+        self.asked: list[tuple[str, str, str]] = []
+
+    def __call__(self, namespace: str, ref: Any) -> dict[str, Any] | None:
+        self.asked.append((namespace, ref["kind"], ref["name"]))
+        found = self.objects.get((ref["kind"], ref["name"]))
+        return found if found is not None and found["metadata"]["uid"] == ref["uid"] else None
+
+
+def _pod_of(owner: str, name: str, *containers: dict[str, Any]) -> dict[str, Any]:
+    pod = rv.pod(name, "shop", *containers, labels={"app": "web"})  # selected by web-ingress
+    return _made_by(pod, "ReplicaSet", owner, f"{owner}-uid")
+
+
 def test_a_pod_is_judged_against_the_template_its_controller_made_it_from(
-    server: Server,
+    server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A Deployment admitted with violations (in audit mode, before podgate)
     must still get its Pods: what they share with its template are warnings;
     what is the Pod's own, or a Pod not made by the controller, is refused."""
-    legacy = _replica_set("legacy-5d9f", "rs-uid", BAD)
-    asked: list[tuple[str, str, str]] = []
+    owners = Owners(_replica_set("legacy-5d9f", "legacy-5d9f-uid", BAD))
+    monkeypatch.setattr(server.worker.admitter, "owners", owners)
+    pod = _pod_of("legacy-5d9f", "legacy-5d9f-x1", BAD)
+    resp = server.review("/validate", rv.review(pod, user=RS_CONTROLLER))
+    assert resp["allowed"] is True, resp
+    assert owners.asked == [("shop", "ReplicaSet", "legacy-5d9f")]
+    inherited = (
+        'require-resources: container "web" has no cpu request '
+        "(as in the template of ReplicaSet legacy-5d9f)"
+    )
+    assert any(w.startswith(inherited) for w in resp["warnings"]), resp["warnings"]
 
-    def owners(namespace: str, ref: Any) -> dict[str, Any] | None:
-        asked.append((namespace, ref["kind"], ref["name"]))
-        return legacy if ref["uid"] == legacy["metadata"]["uid"] else None
+    # the same Pod from a user who copied the reference (uids are not secret)
+    assert server.review("/validate", rv.review(pod))["allowed"] is False
 
-    admitter = server.worker.admitter
-    admitter.owners = owners
-    try:
-        pod = _made_by(rv.pod("legacy-5d9f-x1", "shop", BAD), "ReplicaSet", "legacy-5d9f", "rs-uid")
-        resp = server.review("/validate", rv.review(pod, user=RS_CONTROLLER))
-        assert resp["allowed"] is True, resp
-        assert asked == [("shop", "ReplicaSet", "legacy-5d9f")]
-        inherited = (
-            'require-resources: container "web" has no cpu request '
-            "(as in the template of ReplicaSet legacy-5d9f)"
-        )
-        assert any(w.startswith(inherited) for w in resp["warnings"]), resp["warnings"]
+    own = json.loads(json.dumps(pod))
+    own["spec"]["containers"].append({**BAD, "name": "extra"})
+    resp = server.review("/validate", rv.review(own, user=RS_CONTROLLER))
+    assert resp["allowed"] is False
+    assert 'container "extra" has no cpu request' in resp["status"]["message"]
 
-        # the same Pod from a user who copied the reference (uids are not secret)
-        assert server.review("/validate", rv.review(pod))["allowed"] is False
+    forged = _made_by(rv.pod("p", "shop", BAD), "ReplicaSet", "legacy-5d9f", "other-uid")
+    assert server.review("/validate", rv.review(forged, user=RS_CONTROLLER))["allowed"] is False
 
-        own = json.loads(json.dumps(pod))
-        own["spec"]["containers"].append({**BAD, "name": "extra"})
-        resp = server.review("/validate", rv.review(own, user=RS_CONTROLLER))
-        assert resp["allowed"] is False
-        assert 'container "extra" has no cpu request' in resp["status"]["message"]
+    owners.asked.clear()
+    good = _pod_of("legacy-5d9f", "ok")
+    assert server.review("/validate", rv.review(good, user=RS_CONTROLLER))["allowed"] is True
+    assert owners.asked == [], "a Pod that passes costs no API call"
 
-        forged = _made_by(rv.pod("p", "shop", BAD), "ReplicaSet", "legacy-5d9f", "other-uid")
-        assert server.review("/validate", rv.review(forged, user=RS_CONTROLLER))["allowed"] is False
 
-        asked.clear()
-        good = rv.pod("ok", "shop", labels={"app": "web"})  # selected by web-ingress
-        good = _made_by(good, "ReplicaSet", "legacy-5d9f", "rs-uid")
-        assert server.review("/validate", rv.review(good, user=RS_CONTROLLER))["allowed"] is True
-        assert asked == [], "a Pod that passes costs no API call"
-    finally:
-        admitter.owners = None
+def test_only_a_template_podgate_judged_counts(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Deployment's ReplicaSet counts through the Deployment; a workload that
+    names any other controller (a ConfigMap) was never judged: nothing is
+    inherited from it."""
+    web = rv.deployment("web", "shop", BAD)
+    web["metadata"]["uid"] = "web-uid"
+    by_deployment = _made_by(
+        _replica_set("web-1", "web-1-uid", BAD), "Deployment", "web", "web-uid"
+    )
+    by_configmap = _made_by(_replica_set("cm-1", "cm-1-uid", BAD), "ConfigMap", "mine", "cm-uid")
+    configmap = {"kind": "ConfigMap", "metadata": {"name": "mine", "uid": "cm-uid"}}
+    owners = Owners(web, by_deployment, by_configmap, configmap)
+    monkeypatch.setattr(server.worker.admitter, "owners", owners)
+
+    resp = server.review("/validate", rv.review(_pod_of("web-1", "a", BAD), user=RS_CONTROLLER))
+    assert resp["allowed"] is True, resp
+    assert any(w.endswith("(as in the template of Deployment web); set resources.requests.cpu "
+                          "(e.g. 100m)") for w in resp["warnings"]), resp["warnings"]  # fmt: skip
+    resp = server.review("/validate", rv.review(_pod_of("cm-1", "b", BAD), user=RS_CONTROLLER))
+    assert resp["allowed"] is False
+
+    # the ReplicaSet's own template, edited apart from its Deployment's, counts for nothing
+    web["spec"]["template"]["spec"] = rv.pod_spec(rv.container("web"))
+    resp = server.review("/validate", rv.review(_pod_of("web-1", "c", BAD), user=RS_CONTROLLER))
+    assert resp["allowed"] is False
+
+
+def test_a_missing_network_policy_is_not_inherited_from_a_template(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The template was admitted in the cluster of then: a NetworkPolicy
+    deleted since is today's violation, not the template's."""
+    owners = Owners(_replica_set("legacy-5d9f", "legacy-5d9f-uid", BAD))
+    monkeypatch.setattr(server.worker.admitter, "owners", owners)
+    pod = _pod_of("legacy-5d9f", "unselected", BAD)
+    pod["metadata"]["labels"] = {"app": "nobody-selects-this"}
+    resp = server.review("/validate", rv.review(pod, user=RS_CONTROLLER))
+    assert resp["allowed"] is False
+    lines = resp["status"]["message"].splitlines()[1:]
+    assert [line for line in lines if "require-network-policy" in line], lines
+    assert not [line for line in lines if "require-resources" in line], lines
 
 
 def test_a_slow_owner_lookup_leaves_the_decision_as_it_was(server: Server) -> None:

@@ -142,29 +142,33 @@ def _owners(answers: list[Any], now: list[float]) -> tuple[KubeOwners, list[str]
 
 
 RS = {"kind": "ReplicaSet", "metadata": {"name": "web-1", "uid": "u1"}}
-REF = {"kind": "ReplicaSet", "name": "web-1", "uid": "u1", "controller": True}
+REF = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "u1"}
 
 
-def test_an_owner_is_read_once_per_ttl_and_only_with_its_uid() -> None:
+def test_an_owner_is_read_once_per_ttl_by_its_name_and_only_with_its_uid() -> None:
     now = [0.0]
     owners, asked = _owners([RS, RS], now)
+    # a reference with another uid first: the namesake is not the owner named,
+    # and what is kept is the object under its name, not the uid claimed
+    assert owners.owner("shop", {**REF, "uid": "someone-else"}) is None
     assert owners.owner("shop", REF) == RS
     assert owners.owner("shop", REF) == RS  # a scale-up's next Pods: no API call
     assert asked == ["shop/web-1"]
     now[0] = 11.0
     assert owners.owner("shop", REF) == RS
     assert len(asked) == 2
-    forged = {**REF, "uid": "someone-else"}
-    owners, _ = _owners([RS], now)
-    assert owners.owner("shop", forged) is None  # the namesake is not the owner named
 
 
 def test_an_owner_that_cannot_be_read_is_none_and_asked_again() -> None:
-    owners, asked = _owners([_NotFound(), RuntimeError("connection refused"), RS], [0.0])
+    owners, asked = _owners([RuntimeError("connection refused"), RS], [0.0])
     assert owners.owner("shop", REF) is None
-    assert owners.owner("shop", REF) is None
-    assert owners.owner("shop", REF) == RS  # failures are not cached
-    assert len(asked) == 3
+    assert owners.owner("shop", REF) == RS  # a failure is not an answer: not kept
+    assert len(asked) == 2
     assert owners.owner("shop", {**REF, "kind": "Rollout"}) is None  # not a kind it reads
+    assert owners.owner("shop", {**REF, "apiVersion": "batch.volcano.sh/v1"}) is None
     assert owners.owner("shop", {"kind": "ReplicaSet", "name": "x"}) is None  # no uid
-    assert len(asked) == 3
+    assert len(asked) == 2
+    gone, asked = _owners([_NotFound()], [0.0])
+    assert gone.owner("shop", REF) is None
+    assert gone.owner("shop", REF) is None  # "not found" is an answer: kept
+    assert len(asked) == 1
