@@ -5,6 +5,7 @@ from audit mode, exempted. They must keep running, scaling and changing
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 from e2e.conftest import (
@@ -145,3 +146,128 @@ def test_a_memory_limit_can_be_lowered(namespace: str) -> None:
     web["spec"]["template"]["spec"]["containers"][0]["resources"] = {"limits": {"memory": "32Mi"}}
     lowered = apply(web)
     assert lowered.returncode == 0, lowered.stderr
+
+
+ROOT_TAGGED = {
+    "containers": [{"name": "web", "image": "nginx:1.27", "securityContext": {"runAsUser": 0}}]
+}
+
+
+def _audit_mode_replica_set(installed: Podgate, name: str, namespace: str) -> dict[str, Any]:
+    """A violating bare ReplicaSet, admitted in audit mode (the feature's use case)."""
+    audit = copy.deepcopy(E2E_CONFIG)
+    audit["enforcement"] = "audit"
+    installed.reconfigure(audit)
+    try:
+        rs = deployment(name, namespace, ROOT_TAGGED, 0)
+        rs["kind"] = "ReplicaSet"
+        assert apply(rs).returncode == 0
+    finally:
+        installed.reconfigure(E2E_CONFIG)
+    found: dict[str, Any] = kubectl_json("get", "replicaset", name, "-n", namespace)
+    return found
+
+
+def _forged_pod(name: str, namespace: str, refs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": namespace, "ownerReferences": refs},
+        "spec": copy.deepcopy(ROOT_TAGGED),
+    }
+
+
+def test_a_deployment_claiming_a_controller_does_not_get_its_pods_past_enforce(
+    installed: Podgate, namespace: str
+) -> None:
+    """A workload with a controller ownerReference is left to that controller
+    (matchConditions, the engine), whatever it is: its template was never
+    judged, so its Pods inherit nothing from it."""
+    sa = kubectl_json("get", "serviceaccount", "default", "-n", namespace)
+    sneaky = deployment("sneaky", namespace, ROOT_TAGGED, 2)
+    sneaky["metadata"]["ownerReferences"] = [
+        {
+            "apiVersion": "v1",
+            "kind": "ServiceAccount",
+            "name": "default",
+            "uid": sa["metadata"]["uid"],
+            "controller": True,
+        }
+    ]
+    created = apply(sneaky)
+    # either the Deployment or its Pods must be refused in enforce mode
+    if created.returncode == 0:
+        eventually(lambda: _items("pods", namespace) or _failed_creates(namespace), timeout=60)
+        time.sleep(3)
+        pods = [p["metadata"]["name"] for p in _items("pods", namespace)]
+        assert not pods, f"root, tagged Pods admitted in enforce mode: {pods}"
+
+
+def test_a_pod_of_another_namespace_cannot_borrow_a_cached_template(
+    installed: Podgate, namespace: str
+) -> None:
+    """A Pod of namespace B naming (any name) the uid of a ReplicaSet of
+    namespace A, whose answer is cached, is not judged against A's template."""
+    victim = _audit_mode_replica_set(installed, "legacy", namespace)
+    uid = victim["metadata"]["uid"]
+    other = new_namespace("borrower")
+    try:
+        sa = kubectl_json("get", "serviceaccount", "default", "-n", other)
+        kubectl_ok("scale", "replicaset", "legacy", "-n", namespace, "--replicas=1")
+        eventually(lambda: _items("pods", namespace), timeout=30)  # the entry is now cached
+        forged = _forged_pod(
+            "borrowed",
+            other,
+            [
+                {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "nope",
+                 "uid": uid, "controller": True},
+                # a live owner: the garbage collector drops the dangling one, keeps the Pod
+                {"apiVersion": "v1", "kind": "ServiceAccount", "name": "default",
+                 "uid": sa["metadata"]["uid"]},
+            ],
+        )  # fmt: skip
+        proc = apply(forged)
+        assert proc.returncode != 0, f"admitted: {proc.stdout} {proc.stderr}"
+    finally:
+        kubectl("delete", "namespace", other, "--wait=false")
+
+
+def test_a_forged_reference_does_not_stop_another_namespace_scaling(
+    installed: Podgate, namespace: str
+) -> None:
+    """A forged Pod naming a victim's uid must not cache 'no owner' for the
+    victim: its ReplicaSet must still make Pods."""
+    victim = _audit_mode_replica_set(installed, "legacy", namespace)
+    uid = victim["metadata"]["uid"]
+    other = new_namespace("poisoner")
+    try:
+        decoy = deployment("decoy", other, {"containers": [container()]}, 0)
+        decoy["kind"] = "ReplicaSet"
+        assert apply(decoy).returncode == 0
+        forged = _forged_pod(
+            "poison",
+            other,
+            [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "decoy",
+              "uid": uid, "controller": True}],
+        )  # fmt: skip
+        assert apply(forged, "--dry-run=server").returncode != 0  # refused, as it should be
+        kubectl_ok("scale", "replicaset", "legacy", "-n", namespace, "--replicas=1")
+        eventually(lambda: _items("pods", namespace) or _failed_creates(namespace), timeout=30)
+        assert not _failed_creates(namespace), _failed_creates(namespace)
+    finally:
+        kubectl("delete", "namespace", other, "--wait=false")
+
+
+def test_require_network_policy_deny_still_refuses_a_controllers_pods(
+    installed: Podgate, namespace: str
+) -> None:
+    """The template was admitted with a NetworkPolicy; deleted since, its new
+    Pods are refused as a bare Pod is, not admitted 'as in the template'."""
+    web = deployment("web", namespace, {"containers": [container()]}, 1)
+    assert apply(web).returncode == 0
+    eventually(lambda: _items("pods", namespace), timeout=30)
+    kubectl_ok("delete", "networkpolicy", "allow-all", "-n", namespace)
+    time.sleep(2)  # podgate's watch sees it
+    kubectl_ok("scale", "deployment", "web", "-n", namespace, "--replicas=3")
+    eventually(lambda: len(_items("pods", namespace)) == 3 or _failed_creates(namespace), 60)
+    assert len(_items("pods", namespace)) == 1, "Pods admitted with no NetworkPolicy (deny)"
