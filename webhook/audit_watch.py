@@ -686,8 +686,14 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
             metrics.AUDIT_ERRORS.labels("event").inc()
             log.warning("could not audit an object: %s", exc)
 
+    # a short timeout, and a beat per kind: an API server that does not answer
+    # must not hold the start (and /healthz) for eight 60 s lists
+    probe = KubeClusterReader(api_client, request_timeout=5.0)
     for kind in AUDITED:
-        if _forbidden(KubeClusterReader(api_client), kind):
+        heartbeat.beat()
+        if stop.is_set():
+            break  # a signal: kopf starts only to pass it on and stop
+        if _forbidden(probe, kind):
             # kopf would retry a forbidden watch for a minute, then stop the
             # whole operator: a crash loop over one missing RBAC rule
             log.error("may not list %s: not watched (each full pass says so again)", kind.plural)

@@ -202,6 +202,7 @@ def worker_main(settings: WorkerSettings, sock: socket.socket, slots: Slots, ind
     """Entry point of a spawned worker process."""
     from webhook import logs
     from webhook.server import Worker
+    from webhook.shutdown import leave
 
     logs.configure(os.environ.get("PODGATE_LOG_LEVEL", "info"))
     # Ctrl+C reaches the whole process group; the supervisor decides what it means.
@@ -209,6 +210,9 @@ def worker_main(settings: WorkerSettings, sock: socket.socket, slots: Slots, ind
     # The supervisor already waited --shutdown-delay before it sends SIGTERM.
     settings = dataclasses.replace(settings, shutdown_delay_s=0.0)
     Worker(settings, slots=slots, index=index, api_client=_api_client(settings)).run(sock)
+    # multiprocessing would end the process with sys.exit, whose finalization
+    # the worker's daemon threads can spoil (see webhook.shutdown)
+    leave(0)
 
 
 class Supervisor:
@@ -286,6 +290,9 @@ class Supervisor:
                           extra={"fields": {"pid": proc.pid}})  # fmt: skip
                 proc.kill()
                 proc.join(1.0)
+            elif proc.exitcode:  # a crash at exit (negative: the signal) is worth a line
+                log.warning("worker exited with %s", proc.exitcode,
+                            extra={"fields": {"pid": proc.pid}})  # fmt: skip
             metrics.mark_process_dead(proc.pid)
         self.sock.close()
         directory = metrics.multiprocess_dir()

@@ -146,6 +146,7 @@ def test_two_workers_share_the_port_and_aggregate_metrics(tmp_path: Path) -> Non
         assert proc.side_get("/readyz").status_code == 200
         proc.proc.send_signal(signal.SIGTERM)
         assert proc.proc.wait(15) == 0, proc.log()
+        assert "worker exited with" not in proc.log()  # each worker ended cleanly too
     finally:
         proc.stop()
 
