@@ -13,9 +13,9 @@ import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 from policies.config import Config, ConfigError, load_config
 from policies.model import Mode
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from webhook.check import Report
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
+N = TypeVar("N", int, float)
 
 
 def _load(path: str | None) -> Config:
@@ -55,26 +56,26 @@ def namespace_name(value: str) -> str:
     return value
 
 
+def _number(value: str, parse: Callable[[str], N], what: str, low: N, high: N, span: str) -> N:
+    """`value` as a number from `low` to `high` (NaN and infinity are not), or
+    argparse's usage error naming what was expected."""
+    try:
+        number = parse(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not {what}") from None
+    if not low <= number <= high:
+        raise argparse.ArgumentTypeError(f"{value} is not between {span}")
+    return number
+
+
 def page_size(value: str) -> int:
     """A list page: 1 to 10,000 (0 would ask the API server for everything at once)."""
-    try:
-        size = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
-    if not 1 <= size <= 10_000:
-        raise argparse.ArgumentTypeError(f"{size} is not between 1 and 10000")
-    return size
+    return _number(value, int, "a whole number", 1, 10_000, "1 and 10000")
 
 
 def seconds_between_passes(value: str) -> float:
-    """At least a second: 0 would run full passes back to back."""
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a number of seconds") from None
-    if not 1 <= seconds <= 86_400:  # NaN and infinity too
-        raise argparse.ArgumentTypeError(f"{value} is not between 1 second and a day")
-    return seconds
+    """A second to a day: 0 would run full passes back to back."""
+    return _number(value, float, "a number of seconds", 1.0, 86_400.0, "1 second and a day")
 
 
 def colour_enabled(stream: object, disabled: bool) -> bool:
