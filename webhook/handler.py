@@ -203,7 +203,9 @@ class Admitter:
             mutate=webhook == "mutate",
             ephemeral_only=ephemeral,
             default_namespace=req.namespace or "default",
-            guard=self.guard,
+            # a dry run starts no cool-down: anyone may send one, and a policy
+            # suspended by it would be decided by its failure action for all
+            guard=None if req.dry_run else self.guard,
             # what the object was: a denial it had already is a warning on update
             old=old if webhook == "validate" and isinstance(old, dict) else None,
             old_is=old_is,

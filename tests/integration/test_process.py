@@ -59,6 +59,23 @@ def test_sigterm_readiness_off_in_flight_finishes_exit_0(tmp_path: Path) -> None
         proc.stop()
 
 
+def test_a_dry_run_starts_no_cool_down(tmp_path: Path) -> None:
+    """A dry run (anyone may send one, and kubectl diff does) that runs a
+    policy past the deadline does not suspend it for everyone else."""
+    proc = start_process(tmp_path, "--deadline", "0.5")
+    try:
+        stuck = rv.deployment("web", "shop", annotations={"test.podgate.dev/spin": "1"})
+        with proc.client() as client:
+            review = rv.review(stuck, uid="dry", dry_run=True)
+            dry = client.post("/validate", json=review).json()["response"]
+            assert dry["warnings"][0].endswith("(spin was running); admitted unchecked"), dry
+            # the next request runs spin again (and, not a dry run, suspends it)
+            real = client.post("/validate", json=rv.review(stuck, uid="real")).json()["response"]
+            assert "(spin was running; suspended for a cool-down)" in real["warnings"][0], real
+    finally:
+        proc.stop()
+
+
 @pytest.mark.parametrize(
     "annotation", [{"test.podgate.dev/sleep": "30"}, {"test.podgate.dev/spin": "1"}]
 )
