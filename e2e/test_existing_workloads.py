@@ -271,3 +271,26 @@ def test_require_network_policy_deny_still_refuses_a_controllers_pods(
     kubectl_ok("scale", "deployment", "web", "-n", namespace, "--replicas=3")
     eventually(lambda: len(_items("pods", namespace)) == 3 or _failed_creates(namespace), 60)
     assert len(_items("pods", namespace)) == 1, "Pods admitted with no NetworkPolicy (deny)"
+
+
+def test_an_orphaning_delete_of_a_deployment_from_audit_mode_finishes(
+    installed: Podgate, namespace: str
+) -> None:
+    """The garbage collector removes the ReplicaSet's ownerReference; the
+    ReplicaSet, judged alone for the first time, must not be refused for what
+    its Deployment was admitted with, or the delete never ends."""
+    audit = copy.deepcopy(E2E_CONFIG)
+    audit["enforcement"] = "audit"
+    installed.reconfigure(audit)
+    try:
+        assert apply(deployment("old", namespace, TAGGED, 1)).returncode == 0
+        eventually(lambda: _items("replicasets", namespace))
+    finally:
+        installed.reconfigure(E2E_CONFIG)
+    kubectl_ok("delete", "deployment", "old", "-n", namespace, "--cascade=orphan", "--wait=false")
+    gone = eventually(
+        lambda: kubectl("get", "deployment", "old", "-n", namespace).returncode != 0, timeout=30
+    )
+    assert gone, installed.tail(5)
+    (replica_set,) = _items("replicasets", namespace)
+    assert not replica_set["metadata"].get("ownerReferences")

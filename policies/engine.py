@@ -338,7 +338,7 @@ def evaluate(
     policies that concern ephemeral containers run, and nothing is mutated.
     `old` is what the object was admitted as: the object before an UPDATE,
     or for a Pod its controller made, the template it was made from
-    (`workloads.template_as_pod`). With `allow_existing_violations`, a denial
+    (`workloads.with_template_of`). With `allow_existing_violations`, a denial
     `old` had already is a warning, its violations marked `(old_is)` (see
     `_as_before`). `cluster_as_old=False` leaves out the policies that read
     the cluster: today's cluster says nothing of the one a template was

@@ -78,17 +78,27 @@ def pod_template(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return node if isinstance(node, Mapping) else None
 
 
-def template_as_pod(owner: Mapping[str, Any], pod: Mapping[str, Any]) -> dict[str, Any] | None:
-    """`pod` with the spec of `owner`'s template: the Pod as its controller's
-    template has it.
+def with_template_of(owner: Mapping[str, Any], obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """`obj` with the pod spec of `owner`'s template: the object as the
+    template podgate judged has it (a Pod, or a workload's own template).
 
-    Evaluated like `pod`, its violations read the same (same containers,
-    same fields), so the pod's own can be told from its template's. The
-    metadata stays the pod's: the labels a controller adds to its Pods
-    (a StatefulSet's pod name, a DaemonSet's revision) are not the pod's
+    Evaluated like `obj`, its violations read the same (same containers,
+    same fields), so the object's own can be told from the template's. The
+    metadata stays `obj`'s: the labels a controller adds to its Pods (a
+    StatefulSet's pod name, a DaemonSet's revision) are not the pod's
     doing, and a NetworkPolicy selects the pod by them.
     """
-    template = pod_template(owner)
-    if template is None:
+    template, kind = pod_template(owner), workload_kind(obj)
+    if template is None or kind is None:
         return None
-    return {**pod, "spec": template.get("spec")}
+    return _replaced(obj, (*kind.template_path, "spec"), template.get("spec"))
+
+
+def _replaced(node: Mapping[str, Any], path: tuple[str, ...], value: object) -> dict[str, Any]:
+    """A copy of `node` with the value at `path` replaced; only the mappings on
+    the path are copied."""
+    head, *rest = path
+    inner = node.get(head)
+    if rest:
+        value = _replaced(inner if isinstance(inner, Mapping) else {}, tuple(rest), value)
+    return {**node, head: value}

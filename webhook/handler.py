@@ -23,7 +23,7 @@ from typing import Any, Literal, NamedTuple
 from policies.engine import BudgetGuard, evaluate, interrupted_policy
 from policies.model import Action, Context, Decision, Outcome
 from policies.views import as_mapping, controller_reference
-from policies.workloads import pod_template, template_as_pod
+from policies.workloads import pod_template, with_template_of
 from webhook import metrics
 from webhook.admission import (
     AdmissionRequest,
@@ -81,8 +81,9 @@ _JUDGED_THROUGH = {"ReplicaSet": "Deployment", "Job": "CronJob"}
 def judged_template(
     owners: OwnerLookup, namespace: str, pod: Mapping[str, Any]
 ) -> tuple[Mapping[str, Any], str] | None:
-    """The workload whose template made `pod` and that podgate judged (or that
-    predates podgate), and its name; None when there is none.
+    """The workload whose template made `pod` (or any object its controller
+    made) and that podgate judged (or that predates podgate), and its name;
+    None when there is none.
 
     That is the Pod's owner when it has no controller of its own; for a
     Deployment's ReplicaSet (a CronJob's Job), the Deployment (CronJob):
@@ -188,11 +189,12 @@ class Admitter:
     ) -> Decision | str:
         """The decision, or the reason there is none (deadline passed, engine bug).
 
-        `made_from`: the Pod its controller's template makes, and how to say so.
+        `made_from`: the object as the template podgate judged has it, and how
+        to say so; it stands for what the object was (else `oldObject`).
         """
         ephemeral = req.sub_resource == "ephemeralcontainers"
         old, old_is = made_from or (None, "as before this update")
-        if req.operation == "UPDATE":
+        if made_from is None and req.operation == "UPDATE":
             old = req.old_object
         call = functools.partial(
             evaluate,
@@ -291,8 +293,9 @@ class Admitter:
         answer = self._precheck(webhook, req)
         if answer is None:
             outcome = await self._evaluate(webhook, req, started)
-            if isinstance(outcome, Decision) and self._made_by_a_controller(webhook, req, outcome):
-                outcome = await self._as_its_template(webhook, req, started, outcome)
+            made_of = self._made_by(webhook, req, outcome)
+            if made_of is not None and isinstance(outcome, Decision):
+                outcome = await self._as_its_template(webhook, req, started, outcome, made_of)
             if isinstance(outcome, str):
                 answer = self._failed(req.uid, outcome)
                 answer = Answer(answer.response, answer.decision, note=outcome)
@@ -301,36 +304,58 @@ class Admitter:
         self._record(webhook, req, answer, time.perf_counter() - started)
         return answer.response
 
-    def _made_by_a_controller(
-        self, webhook: Webhook, req: AdmissionRequest, decision: Decision
-    ) -> bool:
-        return (
-            webhook == "validate"
-            and req.operation == "CREATE"
-            and not decision.allowed
-            and self.owners is not None
-            and req.kind.kind == "Pod"
-            and isinstance(req.object, dict)
-            and self.config.current.raw.allow_existing_violations
-            and made_by_its_controller(
-                req.user_info.username, (controller_reference(req.object) or {}).get("kind")
-            )
-        )
+    def _made_by(
+        self, webhook: Webhook, req: AdmissionRequest, outcome: Decision | str
+    ) -> Mapping[str, Any] | None:
+        """The object whose controller made what a refusal is about, or None.
+
+        A Pod its controller creates (`made_by_its_controller`); or a workload
+        a controller made and let go (an orphaning delete: the garbage
+        collector removes the ownerReference, and the workload, skipped
+        while it had a controller, is judged alone for the first time).
+        """
+        if (
+            webhook != "validate"
+            or not isinstance(outcome, Decision)
+            or outcome.allowed
+            or self.owners is None
+            or not isinstance(req.object, dict)
+            or not self.config.current.raw.allow_existing_violations
+        ):
+            return None
+        if req.operation == "CREATE" and req.kind.kind == "Pod":
+            kind = (controller_reference(req.object) or {}).get("kind")
+            return req.object if made_by_its_controller(req.user_info.username, kind) else None
+        old = req.old_object
+        if (
+            req.operation == "UPDATE"
+            and isinstance(old, dict)
+            and controller_reference(old) is not None
+            and controller_reference(req.object) is None
+            and pod_template(req.object) == pod_template(old)
+        ):
+            return old
+        return None
 
     async def _as_its_template(
-        self, webhook: Webhook, req: AdmissionRequest, started: float, decision: Decision
+        self,
+        webhook: Webhook,
+        req: AdmissionRequest,
+        started: float,
+        decision: Decision,
+        made_of: Mapping[str, Any],
     ) -> Decision | str:
-        """A controller's Pod refused only for what its template had is admitted,
-        with those violations as warnings.
+        """What a controller made, refused only for what its template had, is
+        admitted with those violations as warnings.
 
         The template was admitted with them (before podgate, in audit mode,
         while a policy only warned); refusing its Pods would stop the workload
-        scaling, rolling out, or replacing a lost Pod, and fix nothing. Only
-        the owner's controller gets this (`made_by_its_controller`), only a
-        template podgate judged counts (`judged_template`, read from the API
-        server, uids matching the references), and a violation that depends
-        on the cluster (a NetworkPolicy deleted since) is not inherited.
-        Without an answer in time, the first decision stands.
+        scaling, rolling out, or replacing a lost Pod (refusing an orphaned
+        workload, its orphaning delete), and fix nothing. Only a template
+        podgate judged counts (`judged_template`, read from the API server,
+        uids matching the references), and a violation that depends on the
+        cluster (a NetworkPolicy deleted since) is not inherited. Without an
+        answer in time, the first decision stands.
         """
         if self.owners is None or not isinstance(req.object, dict):
             return decision
@@ -338,12 +363,12 @@ class Admitter:
         remaining = self.deadline_s - (time.perf_counter() - started)
         try:
             found = await asyncio.wait_for(
-                asyncio.to_thread(judged_template, self.owners, namespace, req.object),
+                asyncio.to_thread(judged_template, self.owners, namespace, made_of),
                 max(remaining, 0.001),
             )
         except TimeoutError:
             return decision
-        made = template_as_pod(found[0], req.object) if found is not None else None
+        made = with_template_of(found[0], req.object) if found is not None else None
         if found is None or made is None:
             return decision
         made_from = (made, f"as in the template of {found[1]}")

@@ -319,6 +319,33 @@ def test_only_a_template_podgate_judged_counts(
     assert resp["allowed"] is False
 
 
+def test_an_orphaned_workload_is_judged_against_its_former_controllers_template(
+    server: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`kubectl delete deployment --cascade=orphan`: the garbage collector
+    removes the ReplicaSet's ownerReference; skipped until then, the
+    ReplicaSet must not be refused for what its Deployment was admitted with,
+    or the delete never finishes. Its own template counts for nothing."""
+    web = rv.deployment("web", "shop", BAD)
+    web["metadata"]["uid"] = "web-uid"
+    owned = _made_by(_replica_set("web-1", "web-1-uid", BAD), "Deployment", "web", "web-uid")
+    monkeypatch.setattr(server.worker.admitter, "owners", Owners(web))
+    orphan = json.loads(json.dumps(owned))
+    del orphan["metadata"]["ownerReferences"]
+    resp = server.review("/validate", rv.review(orphan, operation="UPDATE", old=owned))
+    assert resp["allowed"] is True, resp
+    assert any("(as in the template of Deployment web)" in w for w in resp["warnings"])
+
+    # edited while it was skipped: its template is not the one podgate judged
+    edited = json.loads(json.dumps(owned))
+    edited["spec"]["template"]["spec"]["containers"].append({**BAD, "name": "extra"})
+    orphan = json.loads(json.dumps(edited))
+    del orphan["metadata"]["ownerReferences"]
+    resp = server.review("/validate", rv.review(orphan, operation="UPDATE", old=edited))
+    assert resp["allowed"] is False
+    assert 'container "extra"' in resp["status"]["message"]
+
+
 def test_a_missing_network_policy_is_not_inherited_from_a_template(
     server: Server, monkeypatch: pytest.MonkeyPatch
 ) -> None:
