@@ -138,7 +138,10 @@ def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int
             for error in decision.mutation_errors:
                 print(f"{said} {doc.where}: {decision.resource}: mutation {error}; "
                       "its changes are left out", file=sys.stderr)  # fmt: skip
-    fixed = fixed_texts(texts, report.checked)  # each file parsed and dumped once
+    problems: list[str] = []
+    fixed = fixed_texts(texts, report.checked, problems)  # each file parsed and dumped once
+    for problem in problems:
+        print(f"{said} {problem}", file=sys.stderr)
     changed = {file: text for file, text in fixed.items() if text != texts[file]}
     if args.write:
         for file, text in changed.items():

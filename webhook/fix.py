@@ -9,6 +9,7 @@ reads as it would have read the inputs.
 
 from __future__ import annotations
 
+import copy
 import io
 import itertools
 import json
@@ -20,7 +21,7 @@ from ruamel.yaml import YAML
 
 from policies.patch import apply_patch
 from webhook.check import Checked
-from webhook.manifests import is_separator, split_documents
+from webhook.manifests import JsonValue, is_separator, json_stream, load_yaml, split_documents
 
 
 def _patches(checked: Sequence[Checked], file: str) -> dict[int, list[dict[str, Any]]]:
@@ -58,35 +59,78 @@ def _round_trip(text: str) -> YAML:
     return yaml
 
 
-def fixed_text(text: str, checked: Sequence[Checked], file: str) -> str:
-    """The file's text with every patch applied; unchanged documents verbatim."""
+def fixed_text(
+    text: str, checked: Sequence[Checked], file: str, problems: list[str] | None = None
+) -> str:
+    """The file's text with every patch applied; unchanged documents verbatim.
+
+    A document whose fix would not read back as its patched self (YAML
+    anchors and merge keys share nodes: a default written into one would
+    reach another container) is left as written, and said in `problems`.
+    """
     patches = _patches(checked, file)
     if not patches:
         return text
     if "\r\n" in text:
         # ruamel reads a CRLF file's comments with their `\r` and writes its
         # own lines with `\n`: fixed on LF text, the file keeps its CRLF.
-        return fixed_text(text.replace("\r\n", "\n"), checked, file).replace("\n", "\r\n")
-    if text.lstrip().startswith(("{", "[")):
-        try:
-            value = json.loads(text)
-        except ValueError:
-            pass
-        else:
-            return json.dumps(apply_patch(value, patches[0]), indent=2) + "\n"
-    yaml = _round_trip(text)
+        lf = fixed_text(text.replace("\r\n", "\n"), checked, file, problems)
+        return lf.replace("\n", "\r\n")
+    values = json_stream(text)
+    if values is not None:
+        return _fixed_json(text, values, patches)
     out: list[str] = []
     for chunk in split_documents(text):
         ops = patches.get(chunk.index)
-        body = chunk.text
-        if ops:
-            node = yaml.load(chunk.text)
-            node = apply_patch(node, ops)
-            buffer = io.StringIO()
-            yaml.dump(node, buffer)
-            body = _keep_leading_comments(chunk.text, buffer.getvalue())
+        fixed = _fixed_document(chunk.text, ops) if ops else chunk.text
+        body = chunk.text if fixed is None else fixed
+        if fixed is None and problems is not None:
+            problems.append(
+                f"{file}: document {chunk.index + 1}: its YAML anchors or merge keys "
+                "share what the fix would change, which would reach other fields too; "
+                "left as written (the webhook's patch does not have this problem)"
+            )
         out.append(chunk.separator + body)
     return "".join(out)
+
+
+def _fixed_document(text: str, ops: list[dict[str, Any]]) -> str | None:
+    """One document with its patch, through ruamel; None when the result does
+    not read back as the document with the patch applied."""
+    yaml = _round_trip(text)  # each document with its own list indentation
+    node = apply_patch(yaml.load(text), ops)
+    buffer = io.StringIO()
+    yaml.dump(node, buffer)
+    dumped = _keep_leading_comments(text, buffer.getvalue())
+    expected = apply_patch(load_yaml(text), copy.deepcopy(ops))
+    return dumped if load_yaml(dumped) == expected else None
+
+
+def _fixed_json(text: str, values: list[JsonValue], patches: dict[int, list[Any]]) -> str:
+    """A JSON file (one value or a stream) with its patches applied, keeping
+    what lies between the values, its indentation and its non-ASCII text."""
+    indent = _json_indent(text)
+    out, position = [], 0
+    for index, found in enumerate(values):
+        ops = patches.get(index)
+        out.append(text[position : found.start])
+        if ops:
+            patched = apply_patch(found.value, ops)
+            out.append(json.dumps(patched, indent=indent, ensure_ascii=False))
+        else:
+            out.append(text[found.start : found.end])
+        position = found.end
+    out.append(text[position:])
+    fixed = "".join(out)
+    return fixed if fixed.endswith("\n") else fixed + "\n"
+
+
+def _json_indent(text: str) -> int | None:
+    """The indentation of a JSON file's first nested line; None when compact."""
+    for line in text.splitlines()[1:]:
+        if line.strip():
+            return len(line) - len(line.lstrip(" ")) or None
+    return None
 
 
 def _keep_leading_comments(original: str, dumped: str) -> str:
@@ -98,12 +142,23 @@ def _keep_leading_comments(original: str, dumped: str) -> str:
             break
         head.append(line)
     prefix = "".join(head)
-    return dumped if dumped.startswith(prefix) else prefix + dumped
+    # ruamel may keep the comments but drop a blank line among them
+    kept = "".join(line for line in dumped.splitlines(keepends=True) if line.strip())
+    wanted = "".join(line for line in head if line.strip())
+    return dumped if kept.startswith(wanted) else prefix + dumped
 
 
-def fixed_texts(texts: Mapping[str, str], checked: Sequence[Checked]) -> dict[str, str]:
+def fixed_texts(
+    texts: Mapping[str, str], checked: Sequence[Checked], problems: list[str] | None = None
+) -> dict[str, str]:
     """Every input's text, fixed where a patch applies (the others as they are)."""
-    return {file: fixed_text(text, checked, file) for file, text in texts.items()}
+    by_file: dict[str, list[Checked]] = {}
+    for c in checked:  # each file's own documents: not all of them for every file
+        by_file.setdefault(c.document.file, []).append(c)
+    return {
+        file: fixed_text(text, by_file.get(file, []), file, problems)
+        for file, text in texts.items()
+    }
 
 
 def as_stream(parts: Sequence[str]) -> str:

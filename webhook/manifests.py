@@ -351,17 +351,49 @@ def _expand(file: str, index: int, line: int, value: object) -> Iterator[Documen
     yield Document(file, index, line, value)
 
 
-def parse_text(text: str, file: str) -> Iterator[Document]:
-    """Every document of a YAML stream or a JSON file."""
-    stripped = text.lstrip()
-    if stripped.startswith(("{", "[")):
+@dataclass(frozen=True)
+class JsonValue:
+    """One value of a JSON file: where it starts and ends in the text."""
+
+    start: int
+    end: int
+    value: Any
+
+
+_JSON = json.JSONDecoder()
+_SPACE = re.compile(r"\s*")
+
+
+def _after_space(text: str, position: int) -> int:
+    match = _SPACE.match(text, position)
+    return match.end() if match else position
+
+
+def json_stream(text: str) -> list[JsonValue] | None:
+    """The values of a JSON file, one or several one after another (as kubectl
+    reads `{...}\n{...}`); None when the text is not JSON (flow-style YAML
+    looks like it, and falls through to the YAML reader)."""
+    if not text.lstrip().startswith(("{", "[")):
+        return None
+    values: list[JsonValue] = []
+    position = _after_space(text, 0)
+    while position < len(text):
         try:
-            value = json.loads(text)
+            value, end = _JSON.raw_decode(text, position)
         except ValueError:
-            pass  # JSON-looking YAML (flow style) falls through to the YAML path
-        else:
-            yield from _expand(file, 0, 1, value)
-            return
+            return None
+        values.append(JsonValue(position, end, value))
+        position = _after_space(text, end)
+    return values
+
+
+def parse_text(text: str, file: str) -> Iterator[Document]:
+    """Every document of a YAML stream or of a JSON file (one value or several)."""
+    values = json_stream(text)
+    if values is not None:
+        for index, found in enumerate(values):
+            yield from _expand(file, index, text.count("\n", 0, found.start) + 1, found.value)
+        return
     for chunk in split_documents(text):
         if not chunk.text.strip():
             continue
