@@ -46,6 +46,24 @@ def controller_reference(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     return None
 
 
+def judged_alone(obj: Mapping[str, Any]) -> Mapping[str, Any]:
+    """`obj` as an offline check or the audit must judge it.
+
+    The engine leaves a workload that has a controller to that controller.
+    When the controller is not a kind podgate checks (a Knative Revision's
+    Deployment, an Argo Rollout's ReplicaSet, any custom resource), nothing
+    would judge it: it is given without that reference, to stand alone.
+    """
+    ref = controller_reference(obj)
+    if (
+        ref is None
+        or workload_kind({"apiVersion": ref.get("apiVersion"), "kind": ref.get("kind")}) is not None
+    ):
+        return obj
+    metadata = as_mapping(obj.get("metadata"))
+    return {**obj, "metadata": {k: v for k, v in metadata.items() if k != "ownerReferences"}}
+
+
 def format_path(parts: tuple[str | int, ...]) -> str:
     """('spec', 'containers', 0, 'image') -> 'spec.containers[0].image'."""
     out = ""

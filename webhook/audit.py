@@ -27,7 +27,7 @@ from policies.config import Config, load_config
 from policies.engine import evaluate
 from policies.model import ClusterState, Context, Decision, NetworkPolicyInfo, StaticContext
 from policies.network_policy import network_policy_info
-from policies.views import as_mapping, controller_reference
+from policies.views import as_mapping, controller_reference, judged_alone
 from policies.workloads import workload_kind
 from webhook.check import Checked, Report
 from webhook.manifests import Document, Unreadable
@@ -184,19 +184,9 @@ def cluster_context(
 
 
 def audit_decision(obj: Mapping[str, Any], ctx: Context, config: Config) -> Decision:
-    """The engine's decision on a cluster object, as the audit reports it.
-
-    The engine leaves a workload that has a controller to that controller.
-    When the controller is a kind podgate does not audit (a Knative
-    Revision's Deployment, an Argo Rollout's ReplicaSet), nobody would
-    report it: it is judged as if it stood alone.
-    """
-    ref = controller_reference(obj)
-    if ref is not None and not _audited(ref):
-        metadata = as_mapping(obj.get("metadata"))
-        alone = {k: v for k, v in metadata.items() if k != "ownerReferences"}
-        obj = {**obj, "metadata": alone}
-    return evaluate(obj, ctx, config, mutate=False)
+    """The engine's decision on a cluster object, as the audit reports it: a
+    workload under a controller podgate does not check stands alone."""
+    return evaluate(judged_alone(obj), ctx, config, mutate=False)
 
 
 OnDecision = Callable[[Mapping[str, Any], Decision], None]
