@@ -38,7 +38,7 @@ def require_non_root(pod: PodView, params: RequireNonRoot) -> Iterator[Violation
         non_root = pod.effective(container, "runAsNonRoot")
         user = pod.effective(container, "runAsUser")
         if non_root is not True:
-            wrong = "is not set" if non_root is None else f"is {non_root!r}"
+            wrong = "is not set" if non_root is None else f"is {_as_yaml(non_root)}"
             yield Violation(
                 f"{container.label}: runAsNonRoot {wrong}",
                 container=container.name,
@@ -69,3 +69,10 @@ def require_non_root(pod: PodView, params: RequireNonRoot) -> Iterator[Violation
 def _example_uid(min_user_id: int) -> int:
     """10001, a common non-root UID, unless the config asks for higher ones."""
     return max(min_user_id, 10001)
+
+
+def _as_yaml(value: object) -> str:
+    """A value as the manifest wrote it: `false`, not Python's `False`."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 from xml.etree import ElementTree as ET
@@ -175,14 +176,26 @@ def to_sarif(report: Report, config: Config) -> str:
     for checked, result in report.rows():
         if not result.failed:
             continue
+        # a document that could not be read has no resource: its place names it
+        subject = checked.resource if checked.resource is not None else checked.document.where
         results.append(
             {
                 "ruleId": result.policy,
                 "level": _SARIF_LEVEL.get(result.effective_action, "none"),
-                "message": {"text": f"{resource_of(checked)}: {result.message}"},
+                "message": {"text": f"{subject}: {result.message}"},
                 "locations": [_sarif_location(checked)],
             }
         )
+    # an input that could not be read at all (exit 2) is no result of a rule:
+    # the run says it did not succeed, so that a code-scanning UI shows it
+    notifications = [
+        {
+            "level": "error",
+            "message": {"text": f"{unreadable.file}: cannot read: {unreadable.reason}"},
+            "locations": [{"physicalLocation": {"artifactLocation": {"uri": unreadable.file}}}],
+        }
+        for unreadable in report.unreadable
+    ]
     sarif = {
         "$schema": "https://json.schemastore.org/sarif-2.1.0.json",
         "version": "2.1.0",
@@ -196,6 +209,12 @@ def to_sarif(report: Report, config: Config) -> str:
                     }
                 },
                 "results": results,
+                "invocations": [
+                    {
+                        "executionSuccessful": not notifications,
+                        "toolExecutionNotifications": notifications,
+                    }
+                ],
             }
         ],
     }
@@ -236,7 +255,21 @@ def to_junit(report: Report, config: Config) -> str:
         suite.set("errors", str(sum(1 for c in cases if c.find("error") is not None)))
         suite.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
     ET.indent(suites)
-    return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+    return ET.tostring(xml_safe(suites), encoding="unicode", xml_declaration=True)
+
+
+# Characters XML 1.0 does not allow, even escaped (a name can hold them)
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def xml_safe(root: ET.Element) -> ET.Element:
+    """`root` with every character XML cannot carry replaced by U+FFFD."""
+    for element in root.iter():
+        for key, value in element.attrib.items():
+            element.set(key, _NOT_XML.sub("\ufffd", value))
+        if element.text:
+            element.text = _NOT_XML.sub("\ufffd", element.text)
+    return root
 
 
 def render(

@@ -54,6 +54,7 @@ from policies.plugins import PluginError, load_registry
 from policies.registry import Registry
 from webhook.check import offline_context
 from webhook.manifests import Document, parse_text
+from webhook.report import xml_safe
 
 SUITE_FILE = "podgate-test.yaml"
 EXPECTED = ("pass", "fail", "skip", "error")
@@ -486,7 +487,7 @@ def _render(results: list[CaseResult], output: str) -> str:
             suite.set("tests", str(len(suite)))
             suite.set("failures", str(sum(1 for c in suite if c.find("failure") is not None)))
         ET.indent(suites)
-        return ET.tostring(suites, encoding="unicode", xml_declaration=True)
+        return ET.tostring(xml_safe(suites), encoding="unicode", xml_declaration=True)
     lines = []
     for r in results:
         lines.append(f"{'PASS' if r.ok else 'FAIL'}  {r.case.name}  ({r.case.suite})")

@@ -1,0 +1,135 @@
+"""`podgate check` on shapes found in real manifests (a run over the 3,400
+manifests of the Kubernetes source): each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import yaml
+
+from tests.cli.conftest import Runner
+
+POD = """apiVersion: v1
+kind: Pod
+metadata:
+  name: {name}
+spec:
+  containers:
+  - name: a
+    image: nginx
+"""
+
+
+def test_json_stream_is_read_as_kubectl_reads_it(podgate: Runner, tmp_path: Path) -> None:
+    # k8s hack/testdata/multi-resource-json.json: `kubectl apply -f` creates both.
+    svc = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "s"}, "spec": {}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+           "spec": {"containers": [{"name": "a", "image": "nginx"}]}}  # fmt: skip
+    path = tmp_path / "stream.json"
+    path.write_text(json.dumps(svc, indent=2) + "\n" + json.dumps(pod, indent=2) + "\n")
+    run = podgate("check", "-o", "json", str(path))
+    data = run.json()
+    assert data["summary"]["documents"] == 2
+    assert not [r for r in data["results"] if r["policy"] == "invalid-manifest"]
+    assert {r["resource"]["name"] for r in data["results"]} == {"p"}
+
+
+def test_fix_keeps_a_comment_after_a_blank_line_once(podgate: Runner, tmp_path: Path) -> None:
+    # helm testcharts/object-order/templates/01-a.yml: `---`, blank line, `# 4 ...`
+    path = tmp_path / "a.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n\n# the pod\n"
+                    + POD.format(name="p"))  # fmt: skip
+    run = podgate("check", "--fix", str(path))
+    assert run.out.count("# the pod") == 1, run.out
+
+
+def test_fix_does_not_reindent_another_documents_style(podgate: Runner, tmp_path: Path) -> None:
+    # k8s test/fixtures/doc-yaml/user-guide/multi-pod.yaml: first doc indents `- `, second not
+    first = POD.format(name="a").replace("  - name: a\n    image", "    - name: a\n      image")
+    second = POD.format(name="b") + "    args:\n    - x\n"
+    path = tmp_path / "m.yaml"
+    path.write_text(first + "---\n" + second)
+    run = podgate("check", "--fix", str(path))
+    out = run.out.split("---\n")[1]
+    assert "  - name: a\n    image: nginx\n    args:\n    - x\n" in out, out
+
+
+def test_fix_of_json_keeps_non_ascii_text(podgate: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(yaml.safe_load(POD.format(name="café")), ensure_ascii=False))
+    run = podgate("check", "--fix", str(path))
+    assert "café" in run.out, run.out
+
+
+def test_fix_through_a_merge_key_never_sets_run_as_non_root_on_uid_0(
+    podgate: Runner, tmp_path: Path
+) -> None:
+    path = tmp_path / "anchors.yaml"
+    path.write_text(
+        POD.format(name="p")
+        + "    securityContext: &sc\n      readOnlyRootFilesystem: true\n"
+        + "  - name: root\n    image: nginx\n"
+        + "    securityContext:\n      <<: *sc\n      runAsUser: 0\n"
+    )
+    run = podgate("check", "--fix", str(path))
+    assert "its YAML anchors or merge keys share what the fix would change" in run.err
+    root = yaml.safe_load(run.out)["spec"]["containers"][1]["securityContext"]
+    assert root.get("runAsUser") == 0
+    assert "runAsNonRoot" not in root, root  # the mutation never touches a UID-0 container
+
+
+def test_workload_owned_by_a_kind_podgate_does_not_check_is_checked(
+    podgate: Runner, tmp_path: Path
+) -> None:
+    # k8s.io/api testdata/*/apps.v1.Deployment.yaml (ownerReferences kind: kindValue):
+    # "managed by Anything/x, checked there", but nothing checks it: exit 0.
+    path = tmp_path / "d.yaml"
+    path.write_text("""apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  ownerReferences: [{apiVersion: example.com/v1, kind: Anything, name: x, uid: u, controller: true}]
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: web, image: nginx}]}
+""")
+    run = podgate("check", str(path))
+    assert run.code == 1, run.out
+
+
+def test_sarif_reports_an_unreadable_input(podgate: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "bin.yaml"
+    path.write_bytes(b"\xff\xfe junk")
+    run = podgate("check", "-o", "sarif", str(path))
+    assert run.code == 2
+    sarif = run.json()["runs"][0]
+    said = json.dumps(sarif.get("results")) + json.dumps(sarif.get("invocations", []))
+    assert "bin.yaml" in said, "exit 2, yet the SARIF says nothing went wrong"
+
+
+def test_junit_is_well_formed_with_control_characters(podgate: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "ctrl.yaml"
+    path.write_text(POD.format(name="p").replace("- name: a", '- name: "a\\x01b"'))
+    run = podgate("check", "-o", "junit", str(path))
+    ET.fromstring(run.out)
+
+
+def test_sarif_message_of_an_unreadable_document_has_no_blank_resource(
+    podgate: Runner, tmp_path: Path
+) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("metadata: {name: [broken\n")
+    run = podgate("check", "-o", "sarif", str(path))
+    text = run.json()["runs"][0]["results"][0]["message"]["text"]
+    assert not text.startswith(" "), repr(text)
+
+
+def test_non_root_message_speaks_yaml(podgate: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text(POD.format(name="p") + "    securityContext: {runAsNonRoot: false}\n")
+    run = podgate("check", str(path))
+    assert "runAsNonRoot is false" in run.out, run.out
