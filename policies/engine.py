@@ -33,7 +33,7 @@ from policies.model import (
 )
 from policies.patch import diff
 from policies.registry import Metadata, Mutation, Policy
-from policies.views import LIST_KEYS, PodView, as_mapping
+from policies.views import LIST_KEYS, ContainerList, PodView, as_mapping
 
 INVALID_MANIFEST = "invalid-manifest"
 
@@ -330,7 +330,7 @@ def evaluate(
     guard: BudgetGuard | None = None,
     old: Mapping[str, Any] | None = None,
     old_is: str = "as before this update",
-    cluster_as_old: bool = True,
+    old_is_template: bool = False,
 ) -> Decision:
     """Evaluate one object: the validating results and, if asked, the mutation patch.
 
@@ -340,9 +340,13 @@ def evaluate(
     or for a Pod its controller made, the template it was made from
     (`workloads.with_template_of`). With `allow_existing_violations`, a denial
     `old` had already is a warning, its violations marked `(old_is)` (see
-    `_as_before`). `cluster_as_old=False` leaves out the policies that read
-    the cluster: today's cluster says nothing of the one a template was
-    admitted in (a NetworkPolicy deleted since would be "inherited").
+    `_as_before`). A container whose image an UPDATE changes inherits
+    nothing: new software is judged anew (a root container must not become
+    any image at all). `old_is_template=True` (`old` is a template, not what
+    this object was) leaves out the policies that read the cluster instead:
+    today's cluster says nothing of the one the template was admitted in (a
+    NetworkPolicy deleted since would be "inherited"); images stay those of
+    the template, unless another webhook rewrote them.
     """
     try:
         decision = _evaluate(
@@ -352,12 +356,15 @@ def evaluate(
             return decision
         before = _evaluate(old, ctx, config, True, False, ephemeral_only, default_namespace, guard)
         had = before.results
-        if not cluster_as_old:
+        renewed: frozenset[str] = frozenset()
+        if old_is_template:
             reads_cluster = {
                 p for p, pol in config.registry.policies.items() if pol.meta.requires_cluster
             }
             had = tuple(r for r in had if r.policy not in reads_cluster)
-        return decision._replace(results=_as_before(decision.results, had, old_is))
+        else:
+            renewed = _new_images(obj, old, default_namespace)
+        return decision._replace(results=_as_before(decision.results, had, old_is, renewed))
     except RecursionError:
         # Python's stack ran out, not podgate's patience: no workload nests
         # anywhere near a thousand levels deep, so such an object is refused
@@ -369,8 +376,24 @@ def evaluate(
         return Decision(_plain_ref(obj, default_namespace), mode, results=(invalid,))
 
 
+def _new_images(
+    obj: Mapping[str, Any], old: Mapping[str, Any], default_namespace: str
+) -> frozenset[str]:
+    """The containers of `obj` whose image differs from `old`'s (new ones too)."""
+
+    def images(of: Mapping[str, Any]) -> dict[str, object]:
+        pod = PodView.from_object(of, default_namespace=default_namespace)
+        return {c.name: c.image for c in pod.containers(*ContainerList)} if pod else {}
+
+    before = images(old)
+    return frozenset(name for name, image in images(obj).items() if before.get(name) != image)
+
+
 def _as_before(
-    results: tuple[PolicyResult, ...], before: tuple[PolicyResult, ...], note: str
+    results: tuple[PolicyResult, ...],
+    before: tuple[PolicyResult, ...],
+    note: str,
+    renewed: frozenset[str] = frozenset(),
 ) -> tuple[PolicyResult, ...]:
     """Denials whose every violation the object had before, as warnings.
 
@@ -380,7 +403,7 @@ def _as_before(
     violations as warnings; one that adds a violation to a policy is refused.
     The same holds for a Pod made from a template admitted with them.
     Violations are compared by their text, which names the container and
-    the field.
+    the field; one of a container in `renewed` (its image changed) is new.
     """
     had = {r.policy: {str(v) for v in r.violations} for r in before if r.outcome is Outcome.FAIL}
     kept: list[PolicyResult] = []
@@ -390,7 +413,7 @@ def _as_before(
             known
             and result.outcome is Outcome.FAIL
             and result.effective_action is Action.DENY
-            and all(str(v) in known for v in result.violations)
+            and all(str(v) in known and v.container not in renewed for v in result.violations)
         ):
             marked = tuple(v._replace(message=f"{v.message} ({note})") for v in result.violations)
             result = result._replace(effective_action=Action.WARN, violations=marked)

@@ -211,8 +211,7 @@ class Admitter:
             # what the object was: a denial it had already is a warning on update
             old=old if webhook == "validate" and isinstance(old, dict) else None,
             old_is=old_is,
-            # a template was admitted in another cluster than today's
-            cluster_as_old=made_from is None,
+            old_is_template=made_from is not None,
         )
         arrived = time.perf_counter() - started
         remaining = self.deadline_s - arrived

@@ -401,6 +401,24 @@ def test_a_second_evaluation_out_of_time_leaves_the_refusal(
     assert "require-resources" in resp["status"]["message"]
 
 
+def test_an_update_that_changes_a_containers_image_inherits_nothing_for_it(
+    server: Server,
+) -> None:
+    """A root container admitted before enforcement must not become any image
+    at all: new software is judged anew."""
+    old = rv.persisted(rv.deployment("legacy", "shop", BAD))
+    relabelled = json.loads(json.dumps(old))
+    relabelled["metadata"]["labels"]["team"] = "shop"
+    resp = server.review("/validate", rv.review(relabelled, operation="UPDATE", old=old))
+    assert resp["allowed"] is True, resp  # the same image: as before
+    swapped = json.loads(json.dumps(old))
+    swapped["spec"]["template"]["spec"]["containers"][0]["image"] = "miner.example.com/x:1"
+    resp = server.review("/validate", rv.review(swapped, operation="UPDATE", old=old))
+    assert resp["allowed"] is False
+    denied = resp["status"]["message"].splitlines()[1:]
+    assert 'require-non-root: container "web": runAsNonRoot is not set' in "\n".join(denied)
+
+
 def test_update_of_an_object_being_deleted_is_allowed(server: Server) -> None:
     obj = rv.persisted(rv.pod("web", "shop", BAD))
     obj["metadata"]["deletionTimestamp"] = "2026-11-28T11:00:00Z"
