@@ -79,30 +79,62 @@ _JUDGED_THROUGH = {"ReplicaSet": "Deployment", "Job": "CronJob"}
 
 
 def judged_template(
-    owners: OwnerLookup, namespace: str, pod: Mapping[str, Any]
+    owners: OwnerLookup, namespace: str, made: Mapping[str, Any]
 ) -> tuple[Mapping[str, Any], str] | None:
-    """The workload whose template made `pod` (or any object its controller
-    made) and that podgate judged (or that predates podgate), and its name;
-    None when there is none.
+    """The workload whose template made `made` (a Pod, or a workload its
+    controller made) and that podgate judged (or that predates podgate),
+    and its name; None when there is none.
 
-    That is the Pod's owner when it has no controller of its own; for a
-    Deployment's ReplicaSet (a CronJob's Job), the Deployment (CronJob):
-    a ReplicaSet's own template is never checked, and anyone who may edit
-    it could otherwise pass violations on to its Pods. Blocking: API reads.
+    That is the owner when it has no controller of its own; for a
+    Deployment's ReplicaSet (a CronJob's Job), the Deployment (CronJob).
+    A workload skipped because it has a controller was never judged itself:
+    anyone may create one naming a legacy Deployment, or edit one, so it
+    passes nothing on unless its pod spec is its controller's, exactly.
+    Blocking: API reads.
     """
-    ref = controller_reference(pod)
+    if pod_template(made) is not None:  # a workload: the hop to its controller too
+        return _through(owners, namespace, made)
+    ref = controller_reference(made)
     owner = owners(namespace, ref) if ref is not None else None
     if owner is None:
         return None
-    above = controller_reference(owner)
-    if above is None:
-        return owner, f"{owner.get('kind')} {as_mapping(owner.get('metadata')).get('name')}"
-    if above.get("kind") != _JUDGED_THROUGH.get(str(owner.get("kind"))):
+    if controller_reference(owner) is None:
+        return owner, _named(owner)
+    return _through(owners, namespace, owner)
+
+
+def _through(
+    owners: OwnerLookup, namespace: str, workload: Mapping[str, Any]
+) -> tuple[Mapping[str, Any], str] | None:
+    """`workload`'s controller, when podgate judged it (it has no controller
+    itself, and is the kind that makes `workload`'s kind) and `workload`'s
+    pod spec is the controller's."""
+    above = controller_reference(workload)
+    if above is None or above.get("kind") != _JUDGED_THROUGH.get(str(workload.get("kind"))):
         return None
     top = owners(namespace, above)
-    if top is None or controller_reference(top) is not None:
+    if top is None or controller_reference(top) is not None or not _same_spec(workload, top):
         return None
-    return top, f"{top.get('kind')} {as_mapping(top.get('metadata')).get('name')}"
+    return top, _named(top)
+
+
+def _same_spec(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
+    """Whether two workloads' pod templates have the same spec (the labels a
+    controller adds to its ReplicaSet's or Job's template aside)."""
+    left, right = pod_template(a), pod_template(b)
+    return left is not None and right is not None and left.get("spec") == right.get("spec")
+
+
+def _named(obj: Mapping[str, Any]) -> str:
+    return f"{obj.get('kind')} {as_mapping(obj.get('metadata')).get('name')}"
+
+
+# Who lets a workload go: the garbage collector (an orphaning delete), or its
+# controller (a ReplicaSet whose labels no longer match its Deployment).
+_RELEASERS = frozenset(
+    f"system:serviceaccount:kube-system:{name}"
+    for name in ("generic-garbage-collector", "deployment-controller", "cronjob-controller")
+) | {"system:kube-controller-manager"}
 
 
 def made_by_its_controller(username: str, owner_kind: object) -> bool:
@@ -328,7 +360,9 @@ class Admitter:
         old = req.old_object
         if (
             req.operation == "UPDATE"
+            and req.user_info.username in _RELEASERS
             and isinstance(old, dict)
+            and pod_template(old) is not None  # a workload, never a Pod
             and controller_reference(old) is not None
             and controller_reference(req.object) is None
             and pod_template(req.object) == pod_template(old)

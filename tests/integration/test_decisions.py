@@ -234,6 +234,7 @@ def _made_by(obj: dict[str, Any], kind: str, name: str, uid: str) -> dict[str, A
 
 
 RS_CONTROLLER = "system:serviceaccount:kube-system:replicaset-controller"
+GC = "system:serviceaccount:kube-system:generic-garbage-collector"
 
 
 class Owners:
@@ -313,7 +314,15 @@ def test_only_a_template_podgate_judged_counts(
     resp = server.review("/validate", rv.review(_pod_of("cm-1", "b", BAD), user=RS_CONTROLLER))
     assert resp["allowed"] is False
 
-    # the ReplicaSet's own template, edited apart from its Deployment's, counts for nothing
+    # a ReplicaSet whose pod spec is not its Deployment's (created by a user
+    # naming the Deployment, or edited while skipped) passes nothing on, even
+    # when only an image differs
+    swapped = json.loads(json.dumps(by_deployment))
+    swapped["metadata"].update(name="web-2", uid="web-2-uid")
+    swapped["spec"]["template"]["spec"]["containers"][0]["image"] = "miner.example.com/x:1"
+    owners.objects[("ReplicaSet", "web-2")] = swapped
+    miner = _pod_of("web-2", "d", {**BAD, "image": "miner.example.com/x:1"})
+    assert server.review("/validate", rv.review(miner, user=RS_CONTROLLER))["allowed"] is False
     web["spec"]["template"]["spec"] = rv.pod_spec(rv.container("web"))
     resp = server.review("/validate", rv.review(_pod_of("web-1", "c", BAD), user=RS_CONTROLLER))
     assert resp["allowed"] is False
@@ -332,16 +341,19 @@ def test_an_orphaned_workload_is_judged_against_its_former_controllers_template(
     monkeypatch.setattr(server.worker.admitter, "owners", Owners(web))
     orphan = json.loads(json.dumps(owned))
     del orphan["metadata"]["ownerReferences"]
-    resp = server.review("/validate", rv.review(orphan, operation="UPDATE", old=owned))
+    resp = server.review("/validate", rv.review(orphan, operation="UPDATE", old=owned, user=GC))
     assert resp["allowed"] is True, resp
     assert any("(as in the template of Deployment web)" in w for w in resp["warnings"])
+    # a user letting it go is not the garbage collector: nothing is inherited
+    resp = server.review("/validate", rv.review(orphan, operation="UPDATE", old=owned))
+    assert resp["allowed"] is False
 
     # edited while it was skipped: its template is not the one podgate judged
     edited = json.loads(json.dumps(owned))
     edited["spec"]["template"]["spec"]["containers"].append({**BAD, "name": "extra"})
     orphan = json.loads(json.dumps(edited))
     del orphan["metadata"]["ownerReferences"]
-    resp = server.review("/validate", rv.review(orphan, operation="UPDATE", old=edited))
+    resp = server.review("/validate", rv.review(orphan, operation="UPDATE", old=edited, user=GC))
     assert resp["allowed"] is False
     assert 'container "extra"' in resp["status"]["message"]
 
