@@ -408,6 +408,12 @@ def run() -> NoReturn:
     """The `podgate` console script: `main`, then an exit no daemon thread can spoil."""
     from webhook.shutdown import leave
 
+    # a manifest may carry text UTF-8 cannot write (a lone surrogate from a
+    # JSON escape): printed as an escape, never an exception in the report
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if callable(reconfigure):
+            reconfigure(errors="backslashreplace")
     leave(main())
 
 

@@ -102,8 +102,19 @@ def _fixed_document(text: str, ops: list[dict[str, Any]]) -> str | None:
     buffer = io.StringIO()
     yaml.dump(node, buffer)
     dumped = _keep_leading_comments(text, buffer.getvalue())
-    expected = apply_patch(load_yaml(text), copy.deepcopy(ops))
+    # the document as the patch means it, its aliases unshared: a change that
+    # reached a shared node shows as a difference
+    expected = apply_patch(_unshared(load_yaml(text)), copy.deepcopy(ops))
     return dumped if load_yaml(dumped) == expected else None
+
+
+def _unshared(value: Any) -> Any:
+    """A copy of loaded YAML in which no node is shared (aliases copied apart)."""
+    if isinstance(value, dict):
+        return {key: _unshared(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_unshared(item) for item in value]
+    return value
 
 
 def _fixed_json(text: str, values: list[JsonValue], patches: dict[int, list[Any]]) -> str:
@@ -125,11 +136,12 @@ def _fixed_json(text: str, values: list[JsonValue], patches: dict[int, list[Any]
     return fixed if fixed.endswith("\n") else fixed + "\n"
 
 
-def _json_indent(text: str) -> int | None:
-    """The indentation of a JSON file's first nested line; None when compact."""
+def _json_indent(text: str) -> str | None:
+    """The indentation of a JSON file's first nested line (spaces or a tab);
+    None when compact."""
     for line in text.splitlines()[1:]:
         if line.strip():
-            return len(line) - len(line.lstrip(" ")) or None
+            return line[: len(line) - len(line.lstrip(" \t"))] or None
     return None
 
 
@@ -142,10 +154,12 @@ def _keep_leading_comments(original: str, dumped: str) -> str:
             break
         head.append(line)
     prefix = "".join(head)
+    if dumped.startswith(prefix):
+        return dumped
     # ruamel may keep the comments but drop a blank line among them
     kept = "".join(line for line in dumped.splitlines(keepends=True) if line.strip())
     wanted = "".join(line for line in head if line.strip())
-    return dumped if kept.startswith(wanted) else prefix + dumped
+    return dumped if wanted and kept.startswith(wanted) else prefix + dumped.lstrip("\n")
 
 
 def fixed_texts(

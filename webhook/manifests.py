@@ -361,7 +361,7 @@ class JsonValue:
 
 
 _JSON = json.JSONDecoder()
-_SPACE = re.compile(r"\s*")
+_SPACE = re.compile(r"[ \t\r\n]*")  # JSON's whitespace, as kubectl reads it
 
 
 def _after_space(text: str, position: int) -> int:
@@ -391,8 +391,11 @@ def parse_text(text: str, file: str) -> Iterator[Document]:
     """Every document of a YAML stream or of a JSON file (one value or several)."""
     values = json_stream(text)
     if values is not None:
+        line, counted = 1, 0
         for index, found in enumerate(values):
-            yield from _expand(file, index, text.count("\n", 0, found.start) + 1, found.value)
+            line += text.count("\n", counted, found.start)
+            counted = found.start
+            yield from _expand(file, index, line, found.value)
         return
     for chunk in split_documents(text):
         if not chunk.text.strip():

@@ -259,7 +259,7 @@ def to_junit(report: Report, config: Config) -> str:
 
 
 # Characters XML 1.0 does not allow, even escaped (a name can hold them)
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def xml_safe(root: ET.Element) -> ET.Element:

@@ -106,9 +106,10 @@ def test_sarif_reports_an_unreadable_input(podgate: Runner, tmp_path: Path) -> N
     path.write_bytes(b"\xff\xfe junk")
     run = podgate("check", "-o", "sarif", str(path))
     assert run.code == 2
-    sarif = run.json()["runs"][0]
-    said = json.dumps(sarif.get("results")) + json.dumps(sarif.get("invocations", []))
-    assert "bin.yaml" in said, "exit 2, yet the SARIF says nothing went wrong"
+    (invocation,) = run.json()["runs"][0]["invocations"]
+    assert invocation["executionSuccessful"] is False, "exit 2, yet SARIF says all went well"
+    (notification,) = invocation["toolExecutionNotifications"]
+    assert notification["message"]["text"].startswith(f"{path}: cannot read: ")
 
 
 def test_junit_is_well_formed_with_control_characters(podgate: Runner, tmp_path: Path) -> None:
@@ -133,3 +134,60 @@ def test_non_root_message_speaks_yaml(podgate: Runner, tmp_path: Path) -> None:
     path.write_text(POD.format(name="p") + "    securityContext: {runAsNonRoot: false}\n")
     run = podgate("check", str(path))
     assert "runAsNonRoot is false" in run.out, run.out
+
+
+def test_fix_through_a_plain_alias_leaves_the_document_alone(
+    podgate: Runner, tmp_path: Path
+) -> None:
+    # the pod's securityContext is also the container's: a default for the
+    # container would land in the pod's too (not even a pod field)
+    path = tmp_path / "alias.yaml"
+    path.write_text(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n"
+        "  securityContext: &sc\n    runAsUser: 1000\n"
+        "  containers:\n  - name: a\n    image: nginx\n    securityContext: *sc\n"
+    )
+    run = podgate("check", "--fix", str(path))
+    assert "its YAML anchors or merge keys share what the fix would change" in run.err
+    assert run.out == path.read_text()
+
+
+def test_fix_of_json_keeps_tab_indentation(podgate: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(yaml.safe_load(POD.format(name="p")), indent="\t") + "\n")
+    run = podgate("check", "--fix", str(path))
+    assert run.out.splitlines()[1].startswith('\t"'), run.out
+
+
+def test_json_values_apart_only_by_json_whitespace_are_a_stream(
+    podgate: Runner, tmp_path: Path
+) -> None:
+    pod = json.dumps(yaml.safe_load(POD.format(name="p")))
+    path = tmp_path / "nbsp.json"
+    path.write_text(pod + "\u00a0" + pod)  # kubectl refuses it: not two objects
+    run = podgate("check", "-o", "json", str(path))
+    assert [r["policy"] for r in run.json()["results"]] == ["invalid-manifest"]
+
+
+def test_fix_keeps_a_documents_leading_blank_lines(podgate: Runner, tmp_path: Path) -> None:
+    path = tmp_path / "b.yaml"
+    path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n---\n\n\n"
+                    + POD.format(name="p"))  # fmt: skip
+    run = podgate("check", "--fix", str(path))
+    assert "---\n\n\napiVersion: v1\nkind: Pod" in run.out, run.out
+
+
+def test_a_lone_surrogate_neither_breaks_junit_nor_the_text_report(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(yaml.safe_load(POD.format(name="p"))).replace('"a"', '"a\\ud800"'))
+    for output in ("junit", "text", "sarif"):
+        run = subprocess.run(
+            [sys.executable, "-m", "webhook.cli", "check", "-o", output, str(path)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert run.returncode == 1, (output, run.stderr)
+        if output == "junit":
+            ET.fromstring(run.stdout)

@@ -17,7 +17,7 @@ def test_a_huge_reference_is_refused_at_once(shape: str) -> None:
     start = time.perf_counter()
     with pytest.raises(InvalidImage, match="characters long") as caught:
         parse_image(reference)
-    assert time.perf_counter() - start < 0.05
+    assert time.perf_counter() - start < 1.0  # refused unparsed, not after a second
     assert len(str(caught.value)) < 200  # the message does not carry the reference
 
 
