@@ -12,7 +12,7 @@ import marshal
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import orjson
@@ -57,14 +57,22 @@ class BudgetGuard:
     clock: Callable[[], float] = time.monotonic
     _until: dict[str, float] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    starts_cool_downs: bool = True
 
     def suspended(self, policy_id: str) -> bool:
         until = self._until.get(policy_id)
         return until is not None and self.clock() < until
 
     def overran(self, policy_id: str) -> None:
+        if not self.starts_cool_downs:
+            return
         with self._lock:
             self._until[policy_id] = self.clock() + self.cooldown_s
+
+    def honoured_only(self) -> BudgetGuard:
+        """The same cool-downs, honoured, but none started by who uses this one
+        (a dry run: anyone may send one)."""
+        return replace(self, starts_cool_downs=False)
 
 
 def resource_ref(obj: Mapping[str, Any], default_namespace: str | None = None) -> ResourceRef:

@@ -451,27 +451,26 @@ class KubeOwners:
         now = self._clock()
         with self._lock:
             hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self.ttl_s:
-            found = hit[1]
-        else:
-            try:
-                resp = read(
-                    name, namespace, _preload_content=False, _request_timeout=self.timeout_s
+        if hit is not None and now - hit[0] < self.ttl_s and as_uid(hit[1]) == uid:
+            return hit[1]
+        # not kept, or kept as another object (a Job deleted and created again
+        # under its name): read it now
+        try:
+            resp = read(name, namespace, _preload_content=False, _request_timeout=self.timeout_s)
+            found: dict[str, Any] | None = json.loads(resp.data)
+        except Exception as exc:  # no answer is no exception to the rules: nothing is lost
+            if _status(exc) != 404:
+                owner = f"{kind} {namespace}/{name}"
+                log.warning(
+                    "could not read a Pod's owner",
+                    extra={"fields": {"owner": owner, "error": str(exc)[:300]}},
                 )
-                found = json.loads(resp.data)
-            except Exception as exc:  # no answer is no exception to the rules: nothing is lost
-                if _status(exc) != 404:
-                    owner = f"{kind} {namespace}/{name}"
-                    log.warning(
-                        "could not read a Pod's owner",
-                        extra={"fields": {"owner": owner, "error": str(exc)[:300]}},
-                    )
-                    return None
-                found = None
-            with self._lock:
-                if len(self._cache) >= self.max_entries:
-                    self._cache.clear()  # a rollout's owners are few: start over, rarely
-                self._cache[key] = (now, found)
+                return None
+            found = None
+        with self._lock:
+            if len(self._cache) >= self.max_entries:
+                self._cache.clear()  # a rollout's owners are few: start over, rarely
+            self._cache[key] = (now, found)
         return found if found is not None and as_uid(found) == uid else None
 
 

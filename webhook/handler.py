@@ -239,7 +239,7 @@ class Admitter:
             default_namespace=req.namespace or "default",
             # a dry run starts no cool-down: anyone may send one, and a policy
             # suspended by it would be decided by its failure action for all
-            guard=None if req.dry_run else self.guard,
+            guard=self.guard.honoured_only() if req.dry_run else self.guard,
             # what the object was: a denial it had already is a warning on update
             old=old if webhook == "validate" and isinstance(old, dict) else None,
             old_is=old_is,

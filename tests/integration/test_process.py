@@ -72,6 +72,12 @@ def test_a_dry_run_starts_no_cool_down(tmp_path: Path) -> None:
             # the next request runs spin again (and, not a dry run, suspends it)
             real = client.post("/validate", json=rv.review(stuck, uid="real")).json()["response"]
             assert "(spin was running; suspended for a cool-down)" in real["warnings"][0], real
+            # a dry run honours the cool-down others started: answered at once
+            started = time.monotonic()
+            review = rv.review(stuck, uid="dry-again", dry_run=True)
+            again = client.post("/validate", json=review).json()["response"]
+            assert time.monotonic() - started < 0.4
+            assert any("spin: suspended for a cool-down" in w for w in again["warnings"]), again
     finally:
         proc.stop()
 

@@ -147,7 +147,8 @@ REF = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "u
 
 def test_an_owner_is_read_once_per_ttl_by_its_name_and_only_with_its_uid() -> None:
     now = [0.0]
-    owners, asked = _owners([RS, RS], now)
+    recreated = {"kind": "ReplicaSet", "metadata": {"name": "web-1", "uid": "u2"}}
+    owners, asked = _owners([RS, RS, recreated], now)
     # a reference with another uid first: the namesake is not the owner named,
     # and what is kept is the object under its name, not the uid claimed
     assert owners.owner("shop", {**REF, "uid": "someone-else"}) is None
@@ -157,6 +158,9 @@ def test_an_owner_is_read_once_per_ttl_by_its_name_and_only_with_its_uid() -> No
     now[0] = 11.0
     assert owners.owner("shop", REF) == RS
     assert len(asked) == 2
+    # deleted and created again under its name within the TTL: read anew
+    assert owners.owner("shop", {**REF, "uid": "u2"}) == recreated
+    assert len(asked) == 3
 
 
 def test_an_owner_that_cannot_be_read_is_none_and_asked_again() -> None:
@@ -168,7 +172,7 @@ def test_an_owner_that_cannot_be_read_is_none_and_asked_again() -> None:
     assert owners.owner("shop", {**REF, "apiVersion": "batch.volcano.sh/v1"}) is None
     assert owners.owner("shop", {"kind": "ReplicaSet", "name": "x"}) is None  # no uid
     assert len(asked) == 2
-    gone, asked = _owners([_NotFound()], [0.0])
+    gone, asked = _owners([_NotFound(), RS], [0.0])
     assert gone.owner("shop", REF) is None
-    assert gone.owner("shop", REF) is None  # "not found" is an answer: kept
-    assert len(asked) == 1
+    assert gone.owner("shop", REF) == RS  # created since: what is kept is not it, read anew
+    assert len(asked) == 2
