@@ -75,6 +75,19 @@ class BudgetGuard:
         return replace(self, starts_cool_downs=False)
 
 
+# A cool-down is for a policy that is slow, not for an object that is huge:
+# past this many containers a policy over its budget is the object's doing
+# (anyone may send one, and the cool-down would decide everyone's requests).
+COOL_DOWN_MAX_CONTAINERS = 64
+
+
+def _guard_for(pod: PodView, guard: BudgetGuard | None) -> BudgetGuard | None:
+    if guard is None or not guard.starts_cool_downs:
+        return guard
+    containers = sum(len(c) for c in (pod.spec.get(k) for k in LIST_KEYS) if isinstance(c, list))
+    return guard if containers <= COOL_DOWN_MAX_CONTAINERS else guard.honoured_only()
+
+
 def resource_ref(obj: Mapping[str, Any], default_namespace: str | None = None) -> ResourceRef:
     metadata = as_mapping(obj.get("metadata"))
     name = metadata.get("name") or metadata.get("generateName")
@@ -348,13 +361,12 @@ def evaluate(
     or for a Pod its controller made, the template it was made from
     (`workloads.with_template_of`). With `allow_existing_violations`, a denial
     `old` had already is a warning, its violations marked `(old_is)` (see
-    `_as_before`). A container whose image an UPDATE changes inherits
+    `_as_before`). A container whose software differs from `old`'s inherits
     nothing: new software is judged anew (a root container must not become
-    any image at all). `old_is_template=True` (`old` is a template, not what
-    this object was) leaves out the policies that read the cluster instead:
-    today's cluster says nothing of the one the template was admitted in (a
-    NetworkPolicy deleted since would be "inherited"); images stay those of
-    the template, unless another webhook rewrote them.
+    any image, or run any other command). `old_is_template=True` (`old` is a
+    template, not what this object was) also leaves out the policies that
+    read the cluster: today's cluster says nothing of the one the template
+    was admitted in (a NetworkPolicy deleted since would be "inherited").
     """
     try:
         decision = _evaluate(
@@ -364,14 +376,14 @@ def evaluate(
             return decision
         before = _evaluate(old, ctx, config, True, False, ephemeral_only, default_namespace, guard)
         had = before.results
-        renewed: frozenset[str] = frozenset()
         if old_is_template:
             reads_cluster = {
                 p for p, pol in config.registry.policies.items() if pol.meta.requires_cluster
             }
             had = tuple(r for r in had if r.policy not in reads_cluster)
-        else:
-            renewed = _new_images(obj, old, default_namespace)
+        # what a Pod runs is its template's, other webhooks' env and mounts aside
+        software = _RUNS if old_is_template else _RUNS_AND_SEES
+        renewed = _renewed(obj, old, default_namespace, software)
         return decision._replace(results=_as_before(decision.results, had, old_is, renewed))
     except RecursionError:
         # Python's stack ran out, not podgate's patience: no workload nests
@@ -384,17 +396,24 @@ def evaluate(
         return Decision(_plain_ref(obj, default_namespace), mode, results=(invalid,))
 
 
-def _new_images(
-    obj: Mapping[str, Any], old: Mapping[str, Any], default_namespace: str
+# What a container runs, and what it runs with: a change of any is new software.
+_RUNS = ("image", "command", "args")
+_RUNS_AND_SEES = (*_RUNS, "env", "envFrom", "volumeMounts", "workingDir", "lifecycle")
+
+
+def _renewed(
+    obj: Mapping[str, Any], old: Mapping[str, Any], default_namespace: str, keys: tuple[str, ...]
 ) -> frozenset[str]:
-    """The containers of `obj` whose image differs from `old`'s (new ones too)."""
+    """The containers of `obj` whose `keys` differ from `old`'s (new ones too)."""
 
-    def images(of: Mapping[str, Any]) -> dict[str, object]:
+    def software(of: Mapping[str, Any]) -> dict[str, tuple[object, ...]]:
         pod = PodView.from_object(of, default_namespace=default_namespace)
-        return {c.name: c.image for c in pod.containers(*ContainerList)} if pod else {}
+        if pod is None:
+            return {}
+        return {c.name: tuple(c.raw.get(k) for k in keys) for c in pod.containers(*ContainerList)}
 
-    before = images(old)
-    return frozenset(name for name, image in images(obj).items() if before.get(name) != image)
+    before = software(old)
+    return frozenset(name for name, runs in software(obj).items() if before.get(name) != runs)
 
 
 def _as_before(
@@ -476,7 +495,7 @@ def _evaluate(
         # that template, and the Deployment controller would create
         # ReplicaSets without end; refusing it would stop its owner scaling.
         return Decision(ref, mode, skipped_reason=f"managed by {controller}, checked there")
-    run = _Run(pod, ctx, config, mode, _exempted_ids(pod, config), guard)
+    run = _Run(pod, ctx, config, mode, _exempted_ids(pod, config), _guard_for(pod, guard))
     if pod.problems:
         invalid = PolicyResult(
             INVALID_MANIFEST,

@@ -83,15 +83,53 @@ def with_template_of(owner: Mapping[str, Any], obj: Mapping[str, Any]) -> dict[s
     template podgate judged has it (a Pod, or a workload's own template).
 
     Evaluated like `obj`, its violations read the same (same containers,
-    same fields), so the object's own can be told from the template's. The
-    metadata stays `obj`'s: the labels a controller adds to its Pods (a
-    StatefulSet's pod name, a DaemonSet's revision) are not the pod's
-    doing, and a NetworkPolicy selects the pod by them.
+    same fields), so the object's own can be told from the template's. Its
+    labels and annotations are the template's too (a policy reading them
+    must see what was judged), plus the labels controllers add to what they
+    make (a StatefulSet's pod name, a ReplicaSet's hash), which are not its
+    doing.
     """
     template, kind = pod_template(owner), workload_kind(obj)
     if template is None or kind is None:
         return None
-    return _replaced(obj, (*kind.template_path, "spec"), template.get("spec"))
+    made = _replaced(obj, (*kind.template_path, "spec"), template.get("spec"))
+    if kind.template_path:
+        return made  # a workload: its own template's metadata is compared as it is
+    judged = template.get("metadata")
+    judged = judged if isinstance(judged, Mapping) else {}
+    meta = obj.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    labels = meta.get("labels")
+    added = {
+        k: v
+        for k, v in (labels.items() if isinstance(labels, Mapping) else ())
+        if k in CONTROLLER_LABELS
+    }
+    judged_labels = judged.get("labels")
+    made["metadata"] = {
+        **meta,
+        "labels": {**(judged_labels if isinstance(judged_labels, Mapping) else {}), **added},
+        "annotations": judged.get("annotations") or {},
+    }
+    return made
+
+
+# The labels kube-controller-manager gives the Pods it makes, on top of their
+# template's (and a ReplicaSet's own pod-template-hash, in its template).
+CONTROLLER_LABELS = frozenset(
+    {
+        "pod-template-hash",
+        "controller-revision-hash",
+        "pod-template-generation",
+        "statefulset.kubernetes.io/pod-name",
+        "apps.kubernetes.io/pod-index",
+        "controller-uid",
+        "job-name",
+        "batch.kubernetes.io/controller-uid",
+        "batch.kubernetes.io/job-name",
+        "batch.kubernetes.io/job-completion-index",
+    }
+)
 
 
 def _replaced(node: Mapping[str, Any], path: tuple[str, ...], value: object) -> dict[str, Any]:

@@ -434,10 +434,13 @@ class KubeOwners:
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
 
-    def owner(self, namespace: str, ref: Mapping[str, Any]) -> dict[str, Any] | None:
+    def owner(
+        self, namespace: str, ref: Mapping[str, Any], *, fresh: bool = False
+    ) -> dict[str, Any] | None:
         """The object `ref` names in `namespace`, if it is of the API group `ref`
         says and has the uid `ref` gives; None otherwise (not found, not
-        readable, or another object than the one referred to)."""
+        readable, or another object than the one referred to). `fresh`: read
+        it now, whatever is kept."""
         kind, name, uid = ref.get("kind"), ref.get("name"), ref.get("uid")
         if not (isinstance(kind, str) and isinstance(name, str) and isinstance(uid, str) and uid):
             return None
@@ -451,7 +454,7 @@ class KubeOwners:
         now = self._clock()
         with self._lock:
             hit = self._cache.get(key)
-        if hit is not None and now - hit[0] < self.ttl_s and as_uid(hit[1]) == uid:
+        if not fresh and hit is not None and now - hit[0] < self.ttl_s and as_uid(hit[1]) == uid:
             return hit[1]
         # not kept, or kept as another object (a Job deleted and created again
         # under its name): read it now

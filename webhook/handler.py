@@ -18,7 +18,7 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any, Literal, NamedTuple
+from typing import Any, Literal, NamedTuple, Protocol
 
 from policies.engine import BudgetGuard, evaluate, interrupted_policy
 from policies.model import Action, Context, Decision, Outcome
@@ -56,8 +56,14 @@ def _skip(uid: str, why: str) -> Answer:
     return Answer(allowed(uid), "skipped", note=why)
 
 
-# The workload that made a Pod, given its namespace and controller ownerReference.
-OwnerLookup = Callable[[str, Mapping[str, Any]], Mapping[str, Any] | None]
+class OwnerLookup(Protocol):
+    """The workload an ownerReference names in a namespace (`fresh`: read now,
+    not an answer kept from earlier)."""
+
+    def __call__(
+        self, namespace: str, ref: Mapping[str, Any], *, fresh: bool = False
+    ) -> Mapping[str, Any] | None: ...
+
 
 # Who creates the Pods of each workload kind: kube-controller-manager, with a
 # service account per controller (--use-service-account-credentials, the
@@ -95,7 +101,9 @@ def judged_template(
     if pod_template(made) is not None:  # a workload: the hop to its controller too
         return _through(owners, namespace, made)
     ref = controller_reference(made)
-    owner = owners(namespace, ref) if ref is not None else None
+    # read now: a ReplicaSet may be edited (unchecked, it has a controller)
+    # between two of its Pods, and a copy kept from the first would still pass
+    owner = owners(namespace, ref, fresh=True) if ref is not None else None
     if owner is None:
         return None
     if controller_reference(owner) is None:
@@ -113,6 +121,8 @@ def _through(
     if above is None or above.get("kind") != _JUDGED_THROUGH.get(str(workload.get("kind"))):
         return None
     top = owners(namespace, above)
+    if top is not None and not _same_spec(workload, top):
+        top = owners(namespace, above, fresh=True)  # the Deployment changed since it was kept?
     if top is None or controller_reference(top) is not None or not _same_spec(workload, top):
         return None
     return top, _named(top)

@@ -243,9 +243,12 @@ class Owners:
     def __init__(self, *objects: dict[str, Any]) -> None:
         self.objects = {(o["kind"], o["metadata"]["name"]): o for o in objects}
         self.asked: list[tuple[str, str, str]] = []
+        self.fresh: list[str] = []  # the names asked to be read now
 
-    def __call__(self, namespace: str, ref: Any) -> dict[str, Any] | None:
+    def __call__(self, namespace: str, ref: Any, *, fresh: bool = False) -> dict[str, Any] | None:
         self.asked.append((namespace, ref["kind"], ref["name"]))
+        if fresh:
+            self.fresh.append(ref["name"])
         found = self.objects.get((ref["kind"], ref["name"]))
         return found if found is not None and found["metadata"]["uid"] == ref["uid"] else None
 
@@ -267,6 +270,8 @@ def test_a_pod_is_judged_against_the_template_its_controller_made_it_from(
     resp = server.review("/validate", rv.review(pod, user=RS_CONTROLLER))
     assert resp["allowed"] is True, resp
     assert owners.asked == [("shop", "ReplicaSet", "legacy-5d9f")]
+    # the direct owner is read now: a copy kept from an earlier Pod may predate an edit
+    assert owners.fresh == ["legacy-5d9f"]
     inherited = (
         'require-resources: container "web" has no cpu request '
         "(as in the template of ReplicaSet legacy-5d9f)"
@@ -375,7 +380,7 @@ def test_a_missing_network_policy_is_not_inherited_from_a_template(
 
 
 def test_a_slow_owner_lookup_leaves_the_decision_as_it_was(server: Server) -> None:
-    def stuck(namespace: str, ref: Any) -> dict[str, Any] | None:
+    def stuck(namespace: str, ref: Any, *, fresh: bool = False) -> dict[str, Any] | None:
         time.sleep(5)
         return _replica_set("legacy-5d9f", "rs-uid", BAD)
 
@@ -405,7 +410,7 @@ def test_a_second_evaluation_out_of_time_leaves_the_refusal(
 
     monkeypatch.setattr(admitter, "_evaluate", second_runs_out)
     monkeypatch.setattr(
-        admitter, "owners", lambda ns, ref: _replica_set("legacy-5d9f", "rs-uid", BAD)
+        admitter, "owners", lambda ns, ref, fresh=False: _replica_set("legacy-5d9f", "rs-uid", BAD)
     )
     pod = _made_by(rv.pod("late", "shop", BAD), "ReplicaSet", "legacy-5d9f", "rs-uid")
     resp = server.review("/validate", rv.review(pod, user=RS_CONTROLLER))
@@ -423,12 +428,13 @@ def test_an_update_that_changes_a_containers_image_inherits_nothing_for_it(
     relabelled["metadata"]["labels"]["team"] = "shop"
     resp = server.review("/validate", rv.review(relabelled, operation="UPDATE", old=old))
     assert resp["allowed"] is True, resp  # the same image: as before
-    swapped = json.loads(json.dumps(old))
-    swapped["spec"]["template"]["spec"]["containers"][0]["image"] = "miner.example.com/x:1"
-    resp = server.review("/validate", rv.review(swapped, operation="UPDATE", old=old))
-    assert resp["allowed"] is False
-    denied = resp["status"]["message"].splitlines()[1:]
-    assert 'require-non-root: container "web": runAsNonRoot is not set' in "\n".join(denied)
+    for key, value in (("image", "miner.example.com/x:1"), ("command", ["sh", "-c", "evil"])):
+        swapped = json.loads(json.dumps(old))
+        swapped["spec"]["template"]["spec"]["containers"][0][key] = value
+        resp = server.review("/validate", rv.review(swapped, operation="UPDATE", old=old))
+        assert resp["allowed"] is False, key
+        denied = resp["status"]["message"].splitlines()[1:]
+        assert 'require-non-root: container "web": runAsNonRoot is not set' in "\n".join(denied)
 
 
 def test_update_of_an_object_being_deleted_is_allowed(server: Server) -> None:

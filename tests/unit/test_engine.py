@@ -361,3 +361,45 @@ def test_an_update_keeping_its_violations_is_a_warning_unless_switched_off() -> 
     )
     strict = config(builtin_registry(), allow_existing_violations=False)
     assert not evaluate(relabelled, OFFLINE, strict, mutate=False, old=old).allowed
+
+
+def test_a_huge_object_over_budget_starts_no_cool_down() -> None:
+    """Anyone may send a Pod with thousands of containers: a policy slow on it
+    must not be suspended for everyone's requests."""
+    from policies.engine import COOL_DOWN_MAX_CONTAINERS, BudgetGuard
+
+    every_policy_late = config(builtin_registry(), budget_ms=0.000001)
+    huge = pod()
+    huge["spec"]["containers"] = [
+        {**huge["spec"]["containers"][0], "name": f"c{i}"}
+        for i in range(COOL_DOWN_MAX_CONTAINERS + 1)
+    ]
+    guard = BudgetGuard()
+    evaluate(huge, StaticContext(), every_policy_late, guard=guard)
+    assert not guard.suspended("require-resources")
+    evaluate(pod(), StaticContext(), every_policy_late, guard=guard)
+    assert guard.suspended("require-resources")  # a normal Pod: the policy is slow
+
+
+def test_a_pod_compared_with_its_template_carries_the_templates_labels() -> None:
+    """A policy reading labels must see what was judged; the labels the
+    controller adds (its hash) are not the Pod's doing."""
+    from policies.workloads import with_template_of
+
+    owner = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "web-1"},
+        "spec": {
+            "template": {
+                "metadata": {"labels": {"app": "web", "team": "shop"}, "annotations": {"a": "1"}},
+                "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]},
+            }
+        },
+    }
+    made_pod = pod(labels={"app": "web", "pod-template-hash": "5d9f", "sneaky": "x"})
+    made = with_template_of(owner, made_pod)
+    assert made is not None
+    assert made["metadata"]["labels"] == {"app": "web", "team": "shop", "pod-template-hash": "5d9f"}
+    assert made["metadata"]["annotations"] == {"a": "1"}
+    assert made["metadata"]["name"] == "web"
