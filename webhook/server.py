@@ -35,8 +35,9 @@ from webhook.cluster import ClusterCache, KubeOwners
 from webhook.deadline import AlarmDeadline, on_main_thread
 from webhook.evaluator import EvaluationPool
 from webhook.events import EventRecorder, EventSink
-from webhook.handler import Admitter, OwnerLookup
+from webhook.handler import Admitter
 from webhook.health import Slots
+from webhook.owners import OwnerLookup
 from webhook.reload import ConfigHolder
 from webhook.tls import ReloadingTLS
 
