@@ -35,7 +35,7 @@ from typing import Any
 import yaml
 
 from policies.config import load_config
-from policies.engine import _json_copy, evaluate
+from policies.engine import deep_copy, evaluate
 from policies.images import parse_image
 from policies.model import NetworkPolicyInfo, StaticContext
 from policies.quantity import parse_quantity
@@ -133,7 +133,7 @@ def floor(obj: dict[str, Any], ctx: StaticContext) -> int:
     """
     template = obj["spec"]["template"] if obj["kind"] == "Deployment" else obj
     spec = template["spec"]
-    copied = _json_copy(spec)
+    copied = deep_copy(spec)
     found = int(copied == spec)
     pod_context = spec.get("securityContext") or {}
     for key in POD_LISTS:

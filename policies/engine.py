@@ -120,8 +120,9 @@ def _exempted_ids(pod: PodView, config: Config) -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
-def _json_copy(value: Any) -> Any:
-    """A deep copy of JSON-shaped data.
+def deep_copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data, in which nothing is shared (the
+    aliases of loaded YAML come apart).
 
     orjson round-trips dicts, lists, strings and numbers in C, twice as fast
     as marshal. JSON cannot carry everything a parsed manifest may hold
@@ -172,10 +173,10 @@ def _copy_for_mutation(obj: Mapping[str, Any], template_path: tuple[str, ...]) -
     for key in template_path:
         child = node.get(key)
         if not isinstance(child, dict):
-            return dict(_json_copy(obj))
+            return dict(deep_copy(obj))
         node[key] = node = dict(child)
     if isinstance(node.get("spec"), dict):
-        node["spec"] = _json_copy(node["spec"])
+        node["spec"] = deep_copy(node["spec"])
     if node is not root:
         _copy_metadata(node)
     return root

@@ -19,6 +19,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
+from policies.engine import deep_copy
 from policies.patch import apply_patch
 from webhook.check import Checked
 from webhook.manifests import JsonValue, is_separator, json_stream, load_yaml, split_documents
@@ -104,17 +105,8 @@ def _fixed_document(text: str, ops: list[dict[str, Any]]) -> str | None:
     dumped = _keep_leading_comments(text, buffer.getvalue())
     # the document as the patch means it, its aliases unshared: a change that
     # reached a shared node shows as a difference
-    expected = apply_patch(_unshared(load_yaml(text)), copy.deepcopy(ops))
+    expected = apply_patch(deep_copy(load_yaml(text)), copy.deepcopy(ops))
     return dumped if load_yaml(dumped) == expected else None
-
-
-def _unshared(value: Any) -> Any:
-    """A copy of loaded YAML in which no node is shared (aliases copied apart)."""
-    if isinstance(value, dict):
-        return {key: _unshared(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_unshared(item) for item in value]
-    return value
 
 
 def _fixed_json(text: str, values: list[JsonValue], patches: dict[int, list[Any]]) -> str:

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policies.config import load_config
-from policies.engine import _json_copy, evaluate
+from policies.engine import deep_copy, evaluate
 from policies.model import OFFLINE
 from policies.patch import apply_patch, diff, escape
 
@@ -170,13 +170,13 @@ copyable = st.recursive(
 def test_json_copy_keeps_every_type_and_shares_no_container(value: Any) -> None:
     """NaN, infinities, tuples, big integers and non-string keys do not
     survive a trip through JSON: the copy must notice and take another way."""
-    copied = _json_copy(value)
+    copied = deep_copy(value)
     assert strict(copied) == strict(value)
     original_ids = {id(n) for n in nodes(value)}
     assert not any(id(n) in original_ids for n in nodes(copied))
 
 
 def test_json_copy_of_nan_keeps_nan() -> None:
-    copied = _json_copy({"a": [float("nan"), float("inf")]})
+    copied = deep_copy({"a": [float("nan"), float("inf")]})
     assert math.isnan(copied["a"][0])
     assert copied["a"][1] == float("inf")
