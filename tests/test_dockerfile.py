@@ -166,7 +166,7 @@ def test_oci_labels() -> None:
     ):
         assert labels.get(f"org.opencontainers.image.{key}"), key
     pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert labels["org.opencontainers.image.licenses"] == pyproject["project"]["license"]["text"]
+    assert labels["org.opencontainers.image.licenses"] == pyproject["project"]["license"]
 
 
 def _build_context_sources() -> list[str]:
