@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.images import image_matches
-from policies.workloads import JOB_OWNER_KINDS, WorkloadKind, workload_kind
+from policies.workloads import JOB_OWNER_KINDS, WorkloadKind, referred_kind, workload_kind
 
 
 class ContainerList(enum.StrEnum):
@@ -55,10 +55,7 @@ def judged_alone(obj: Mapping[str, Any]) -> Mapping[str, Any]:
     would judge it: it is given without that reference, to stand alone.
     """
     ref = controller_reference(obj)
-    if (
-        ref is None
-        or workload_kind({"apiVersion": ref.get("apiVersion"), "kind": ref.get("kind")}) is not None
-    ):
+    if ref is None or referred_kind(ref) is not None:
         return obj
     metadata = as_mapping(obj.get("metadata"))
     return {**obj, "metadata": {k: v for k, v in metadata.items() if k != "ownerReferences"}}

@@ -67,6 +67,12 @@ def workload_kind(obj: Mapping[str, Any]) -> WorkloadKind | None:
     return found
 
 
+def referred_kind(ref: Mapping[str, Any]) -> WorkloadKind | None:
+    """The workload kind an ownerReference names, API group included (a Job
+    of batch.volcano.sh is not a batch/v1 Job); None for any other kind."""
+    return workload_kind({"apiVersion": ref.get("apiVersion"), "kind": ref.get("kind")})
+
+
 def pod_template(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     """The PodTemplateSpec of a workload; None for a Pod or an object without one."""
     kind = workload_kind(obj)

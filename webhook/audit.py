@@ -28,7 +28,7 @@ from policies.engine import evaluate
 from policies.model import ClusterState, Context, Decision, NetworkPolicyInfo, StaticContext
 from policies.network_policy import network_policy_info
 from policies.views import as_mapping, controller_reference, judged_alone
-from policies.workloads import workload_kind
+from policies.workloads import referred_kind
 from webhook.check import Checked, Report
 from webhook.manifests import Document, Unreadable
 
@@ -86,9 +86,7 @@ def owned_by_workload(obj: Mapping[str, Any]) -> bool:
 def _audited(ref: Mapping[str, Any] | None) -> bool:
     """Whether an ownerReference names a kind the audit scans, API group
     included: a Volcano `batch.volcano.sh` Job is not a Job."""
-    if ref is None:
-        return False
-    kind = workload_kind({"apiVersion": ref.get("apiVersion"), "kind": ref.get("kind")})
+    kind = referred_kind(ref) if ref is not None else None
     return kind is not None and kind.kind in _AUDITED_KINDS
 
 

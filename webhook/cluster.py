@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from policies.model import ClusterState, NetworkPolicyInfo
 from policies.network_policy import network_policy_info
-from policies.workloads import workload_kind
+from policies.workloads import referred_kind
 from webhook import metrics
 from webhook.certs import Conflict, NotFound, SecretData
 from webhook.events import ViolationEvent
@@ -412,7 +412,6 @@ class KubeOwners:
         "CronJob": ("BatchV1Api", "read_namespaced_cron_job"),
         "ReplicationController": ("CoreV1Api", "read_namespaced_replication_controller"),
     }
-    KINDS = frozenset(_READS)
 
     def __init__(
         self,
@@ -445,11 +444,8 @@ class KubeOwners:
         if not (isinstance(kind, str) and isinstance(name, str) and isinstance(uid, str) and uid):
             return None
         read = self._reads.get(kind)
-        if (
-            read is None
-            or workload_kind({"apiVersion": ref.get("apiVersion"), "kind": kind}) is None
-        ):
-            return None  # a Job of batch.volcano.sh is not a batch/v1 Job
+        if read is None or referred_kind(ref) is None:
+            return None  # not a kind read here, or of another API group
         key = (namespace, kind, name)
         now = self._clock()
         with self._lock:
