@@ -431,7 +431,7 @@ def _as_before(
     violations as warnings; one that adds a violation to a policy is refused.
     The same holds for a Pod made from a template admitted with them.
     Violations are compared by their text, which names the container and
-    the field; one of a container in `renewed` (its image changed) is new.
+    the field; one of a container in `renewed` (what it runs changed) is new.
     """
     had = {r.policy: {str(v) for v in r.violations} for r in before if r.outcome is Outcome.FAIL}
     kept: list[PolicyResult] = []

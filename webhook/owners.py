@@ -27,9 +27,12 @@ class OwnerLookup(Protocol):
     ) -> Mapping[str, Any] | None: ...
 
 
-# Who creates the Pods of each workload kind: kube-controller-manager, with a
-# service account per controller (--use-service-account-credentials, the
-# kubeadm default) or with its own identity.
+# kube-controller-manager acts with a service account per controller
+# (--use-service-account-credentials, the kubeadm default) or as itself.
+_CONTROLLER_ACCOUNT = "system:serviceaccount:kube-system:{}"
+_CONTROLLER_MANAGER = "system:kube-controller-manager"
+
+# Who creates the Pods of each workload kind.
 _POD_MAKERS = {
     "ReplicaSet": "replicaset-controller",
     "StatefulSet": "statefulset-controller",
@@ -104,9 +107,9 @@ def _named(obj: Mapping[str, Any]) -> str:
 # Who lets a workload go: the garbage collector (an orphaning delete), or its
 # controller (a ReplicaSet whose labels no longer match its Deployment).
 RELEASERS = frozenset(
-    f"system:serviceaccount:kube-system:{name}"
+    _CONTROLLER_ACCOUNT.format(name)
     for name in ("generic-garbage-collector", "deployment-controller", "cronjob-controller")
-) | {"system:kube-controller-manager"}
+) | {_CONTROLLER_MANAGER}
 
 
 def made_by_its_controller(username: str, owner_kind: object) -> bool:
@@ -114,7 +117,6 @@ def made_by_its_controller(username: str, owner_kind: object) -> bool:
     user copying a legacy ReplicaSet's ownerReference (uids are not secret)
     is not its controller, and gets no exception from it."""
     maker = _POD_MAKERS.get(owner_kind) if isinstance(owner_kind, str) else None
-    return maker is not None and username in (
-        f"system:serviceaccount:kube-system:{maker}",
-        "system:kube-controller-manager",
-    )
+    if maker is None:
+        return False
+    return username in (_CONTROLLER_ACCOUNT.format(maker), _CONTROLLER_MANAGER)
