@@ -48,6 +48,7 @@ from webhook.events import EventRecorder, ObjectRef, ViolationEvent, strongest_v
 log = logging.getLogger("podgate.audit")
 
 LEASE_NAME = os.environ.get("PODGATE_AUDIT_LEASE", "podgate-audit")  # the chart sets it
+REPORT_NAME = "podgate-audit"  # each namespace's PolicyReport (the chart's RBAC names it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,9 +61,13 @@ class Finding:
     api_version: str
     uid: str
     failures: tuple[tuple[str, str], ...]  # (policy id, effective action)
-    message: str
     # (policy id, that policy's own lines): a PolicyReport result is per policy
-    messages: tuple[tuple[str, str], ...] = ()
+    messages: tuple[tuple[str, str], ...]
+
+    @property
+    def message(self) -> str:
+        """Every policy's lines: an Event's text."""
+        return "; ".join(text for _, text in self.messages)
 
 
 def finding_of(obj: Mapping[str, Any], decision: Decision) -> Finding | None:
@@ -70,7 +75,6 @@ def finding_of(obj: Mapping[str, Any], decision: Decision) -> Finding | None:
     if not recorded:
         return None
     metadata = as_mapping(obj.get("metadata"))
-    lines = [line for r in recorded for line in r.lines()]
     return Finding(
         namespace=str(metadata.get("namespace") or ""),
         kind=str(obj.get("kind") or ""),
@@ -78,7 +82,6 @@ def finding_of(obj: Mapping[str, Any], decision: Decision) -> Finding | None:
         api_version=str(obj.get("apiVersion") or ""),
         uid=str(metadata.get("uid") or ""),
         failures=tuple(sorted((r.policy, str(r.effective_action)) for r in recorded)),
-        message="; ".join(lines),
         messages=tuple((r.policy, "; ".join(r.lines())) for r in recorded),
     )
 
@@ -352,8 +355,7 @@ class KubeLeaseStore:
 
 
 def _policy_message(finding: Finding, policy: str) -> str:
-    own = dict(finding.messages).get(policy)
-    return (own if own is not None else finding.message)[:1024]
+    return dict(finding.messages).get(policy, "")[:1024]
 
 
 def policy_reports(
@@ -394,7 +396,7 @@ def policy_reports(
             "apiVersion": "wgpolicyk8s.io/v1alpha2",
             "kind": "PolicyReport",
             "metadata": {
-                "name": "podgate-audit",
+                "name": REPORT_NAME,
                 "namespace": namespace,
                 "labels": {"app.kubernetes.io/managed-by": "podgate"},
             },
@@ -436,9 +438,9 @@ def _write_policy_report(api: Any, namespace: str, body: dict[str, Any]) -> None
 
     args = ("wgpolicyk8s.io", "v1alpha2", namespace, "policyreports")
     try:
-        current = api.get_namespaced_custom_object(*args, "podgate-audit")
+        current = api.get_namespaced_custom_object(*args, REPORT_NAME)
         body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        api.replace_namespaced_custom_object(*args, "podgate-audit", body)
+        api.replace_namespaced_custom_object(*args, REPORT_NAME, body)
     except ApiException as exc:
         if exc.status != 404:
             raise
@@ -455,7 +457,7 @@ def existing_policy_reports(api_client: Any) -> set[str]:
     try:
         listed = api.list_cluster_custom_object(
             "wgpolicyk8s.io", "v1alpha2", "policyreports",
-            field_selector="metadata.name=podgate-audit",
+            field_selector=f"metadata.name={REPORT_NAME}",
         )  # fmt: skip
     except Exception as exc:
         metrics.AUDIT_ERRORS.labels("policy_reports").inc()

@@ -166,7 +166,7 @@ def gauge(policy: str, namespace: str, action: str) -> float | None:
 
 
 def finding(uid: str, ns: str, *failures: tuple[str, str]) -> Finding:
-    return Finding(ns, "Pod", uid, "v1", uid, tuple(failures), "msg")
+    return Finding(ns, "Pod", uid, "v1", uid, tuple(failures), (("any", "msg"),))
 
 
 def test_state_keeps_gauges_in_step() -> None:

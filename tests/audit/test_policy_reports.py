@@ -78,8 +78,9 @@ def custom_objects(monkeypatch: pytest.MonkeyPatch) -> type[FakeCustomObjects]:
 
 
 def _finding(namespace: str) -> Finding:
+    failures = (("require-probes", "deny"),)
     return Finding(
-        namespace, "Pod", "p", "v1", f"u-{namespace}", (("require-probes", "deny"),), "m"
+        namespace, "Pod", "p", "v1", f"u-{namespace}", failures, (("require-probes", "m"),)
     )
 
 
