@@ -373,10 +373,10 @@ def json_stream(text: str) -> list[JsonValue] | None:
     """The values of a JSON file, one or several one after another (as kubectl
     reads `{...}\n{...}`); None when the text is not JSON (flow-style YAML
     looks like it, and falls through to the YAML reader)."""
-    if not text.lstrip().startswith(("{", "[")):
+    position = _after_space(text, 0)
+    if not text.startswith(("{", "["), position):
         return None
     values: list[JsonValue] = []
-    position = _after_space(text, 0)
     while position < len(text):
         try:
             value, end = _JSON.raw_decode(text, position)
