@@ -8,37 +8,62 @@
 #     --build-arg VERSION=0.1.0 --build-arg REVISION="$(git rev-parse HEAD)" \
 #     --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" .
 #
-# Runtime base: python:3.11-slim, the same image as the build stage. The
-# virtualenv built there points at /usr/local/bin/python3.11 and its console
-# scripts carry that path in their shebang, so it runs unchanged when copied;
-# distroless/python3 ships Debian's interpreter at another path and patch
-# level, which would mean building against a different Python than the one
-# that runs. Nothing at runtime needs a shell: the entrypoint, the chart's
-# pre-delete hook and its `helm test` pod all run `podgate` or `python` directly.
+# Runtime base: python:3.11-slim-bookworm, the same image as the build stage
+# (BASE_IMAGE). The virtualenv built there points at /usr/local/bin/python3.11
+# and its console scripts carry that path in their shebang, so it runs
+# unchanged when copied; distroless/python3 ships Debian's interpreter at
+# another path and patch level, which would mean building against a different
+# Python than the one that runs. Nothing at runtime needs a shell: the
+# entrypoint, the chart's pre-delete hook and its `helm test` pod all run
+# `podgate` or `python` directly.
+#
+# Reproducible: every Python package comes from requirements.lock, at the
+# version and sha256 it names (pip refuses anything else), and podgate's own
+# wheel is built with the locked setuptools/wheel, without build isolation, so
+# nothing unpinned is fetched. The lock is made from pyproject.toml (a test
+# checks the two agree) with pip-tools:
+#
+#   pip-compile --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
+#     --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+#
+# The base is named by tag. To pin it by digest, where a registry is reachable
+# (skopeo from Debian; `crane digest` prints the same), run from the repository:
+#
+#   d=$(skopeo inspect --format '{{.Digest}}' docker://docker.io/library/python:3.11-slim-bookworm) &&
+#     sed -i "s|^ARG BASE_IMAGE=.*|ARG BASE_IMAGE=python:3.11-slim-bookworm@$d|" Dockerfile
+#
+# The e2e suite builds this file unchanged with `buildah bud`, passing a local
+# stand-in for the base as BASE_IMAGE (e2e/cluster/README.md says how it differs).
 
-FROM python:3.11-slim-bookworm AS build
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
+FROM ${BASE_IMAGE} AS build
 
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
-# Only what the wheel is built from (see .dockerignore).
+# The locked dependencies first: this layer is reused while only podgate changes.
+# The base's pip installs into a venv without a pip of its own (--python).
+COPY requirements.lock ./
+RUN python -m venv --without-pip /opt/podgate \
+    && python -m pip --python /opt/podgate/bin/python install \
+        --require-hashes --no-deps --only-binary :all: -r requirements.lock
+
+# Only what the wheel is built from (see .dockerignore). The build tools are
+# the lock's setuptools and wheel, removed once podgate is installed; pip
+# compiles the .pyc files here, so the read-only runtime never writes them.
 COPY pyproject.toml README.md ./
 COPY policies/ policies/
 COPY webhook/ webhook/
-
-# Wheels for podgate and every dependency, then a virtualenv installed from
-# those wheels alone; pip is removed from it afterwards (nothing installs at
-# runtime). pip compiles the .pyc files here, so the read-only runtime never
-# needs to write them.
-RUN pip wheel --wheel-dir /wheels . \
-    && python -m venv /opt/podgate \
-    && /opt/podgate/bin/pip install --no-index --find-links /wheels podgate \
-    && /opt/podgate/bin/pip uninstall --yes pip \
+RUN python -m pip --python /opt/podgate/bin/python install \
+        --no-deps --no-build-isolation --no-index . \
+    && python -m pip --python /opt/podgate/bin/python uninstall --yes setuptools wheel \
     && /opt/podgate/bin/podgate --help > /dev/null
 
-FROM python:3.11-slim-bookworm AS runtime
+FROM ${BASE_IMAGE} AS runtime
 
+ARG BASE_IMAGE
 ARG VERSION=0.1.0
 ARG REVISION=unknown
 ARG CREATED=unknown
@@ -53,7 +78,7 @@ LABEL org.opencontainers.image.title="podgate" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}" \
-      org.opencontainers.image.base.name="docker.io/library/python:3.11-slim-bookworm"
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 
 # The base image's own pip/setuptools/wheel are not used at runtime either.
 RUN python -m pip uninstall --yes pip setuptools wheel

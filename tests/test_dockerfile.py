@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -95,20 +96,70 @@ def test_hadolint_reports_nothing() -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-def test_multi_stage_with_pinned_bases() -> None:
+def _arg_defaults(instructions: list[Instruction]) -> dict[str, str]:
+    """ARGs declared before the first FROM, which FROM lines may use."""
+    defaults: dict[str, str] = {}
+    for i in instructions:
+        if i.keyword == "FROM":
+            break
+        if i.keyword == "ARG" and "=" in i.args:
+            key, _, value = i.args.partition("=")
+            defaults[key] = value
+    return defaults
+
+
+BASE_NAME = "python:3.11-slim-bookworm"
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}")
+
+
+def _bases(instructions: list[Instruction]) -> list[str]:
+    defaults = _arg_defaults(instructions)
+    return [
+        re.sub(r"\$\{(\w+)\}", lambda m: defaults[m[1]], i.args.split()[0])
+        for i in instructions
+        if i.keyword == "FROM"
+    ]
+
+
+def test_multi_stage_on_one_pinnable_base() -> None:
     froms = [i.args.split() for i in INSTRUCTIONS if i.keyword == "FROM"]
     assert len(froms) >= 2
-    for image, *rest in froms:
-        name, _, tag = image.partition(":")
-        assert tag not in ("", "latest"), f"{image}: pin a tag"
-        assert name in ("python", "gcr.io/distroless/python3") or name.endswith("/python3")
-        assert "AS" in [r.upper() for r in rest], f"{image}: name the stage"
-    build = INSTRUCTIONS[0].args.split()[-1]
+    for _image, *rest in froms:
+        assert "AS" in [r.upper() for r in rest], f"{_image}: name the stage"
+    bases = set(_bases(INSTRUCTIONS))
+    assert len(bases) == 1, f"build and runtime stages share one base: {bases}"
+    (base,) = bases
+    assert DIGEST.sub("", base) == BASE_NAME
+    build = INSTRUCTIONS[[i.keyword for i in INSTRUCTIONS].index("FROM")].args.split()[-1]
     copies = runtime("COPY")
     assert copies
     assert all(f"--from={build}" in c.args for c in copies), (
         "the runtime takes only what the build stage installed"
     )
+
+
+def test_the_documented_pin_command_pins_both_stages() -> None:
+    # The header's sed, applied with a digest of the right shape: it must hit
+    # the one ARG line so that both stages are then pinned.
+    header = DOCKERFILE.read_text(encoding="utf-8")
+    sed = re.search(r'sed -i "s\|(\^ARG BASE_IMAGE=\.\*)\|(ARG BASE_IMAGE=[^|]*)\|"', header)
+    assert sed, "the Dockerfile's header documents the pin command"
+    digest = "sha256:" + "0" * 64
+    pattern, replacement = re.compile(sed[1]), sed[2].replace("$d", digest)
+    lines = header.splitlines()
+    hits = [n for n, line in enumerate(lines) if pattern.match(line)]
+    assert len(hits) == 1
+    lines[hits[0]] = pattern.sub(replacement, lines[hits[0]])
+    pinned = _bases(parse("\n".join(lines)))
+    assert set(pinned) == {f"{BASE_NAME}@{digest}"}
+
+
+def test_dependencies_install_from_the_lock_by_hash() -> None:
+    runs = " ".join(i.args for i in INSTRUCTIONS if i.keyword == "RUN" and i.stage == 0)
+    assert "--require-hashes" in runs
+    assert "-r requirements.lock" in runs
+    assert "--no-build-isolation" in runs, "podgate builds with the locked setuptools"
+    assert "requirements.lock" in _build_context_sources()
 
 
 def test_runs_as_numeric_non_root() -> None:
