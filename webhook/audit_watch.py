@@ -27,7 +27,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from policies.config import Config
 from policies.model import Action, Context, Decision
@@ -713,7 +713,15 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     # start-up that is one per object in the cluster: let them go quickly.
     settings.queueing.idle_timeout = 0.5
     try:
-        kopf.run(registry=registry, settings=settings, standalone=True, clusterwide=True)
+        # kopf would otherwise name itself by getpass.getuser(), which fails for
+        # a UID without a passwd entry: the image's 65532 has none.
+        kopf.run(
+            registry=registry,
+            settings=settings,
+            standalone=True,
+            clusterwide=True,
+            identity=cast(Any, identity),  # a NewType of str that kopf does not export
+        )
     finally:
         stop.set()
         cache.stop()
