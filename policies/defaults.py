@@ -148,8 +148,15 @@ def default_resources(pod: PodView, params: DefaultResources) -> None:
 class DefaultSecurityContext(Params):
     run_as_non_root: bool = Field(
         default=True,
-        description="Set runAsNonRoot: true on containers that leave it unset, do not "
-        "run as UID 0 and are not privileged.",
+        description="Set runAsNonRoot: true where it is unset and the container's "
+        "effective runAsUser is a non-root UID (never on privileged containers).",
+    )
+    assume_images_run_as_non_root: bool = Field(
+        default=False,
+        description="Also set runAsNonRoot: true where runAsUser is unset, trusting "
+        "every image to declare a non-root USER. The kubelet then refuses to start a "
+        "container whose image runs as root (CreateContainerConfigError), after the "
+        "object was admitted; left false, require-non-root refuses it at apply instead.",
     )
     disallow_privilege_escalation: bool = Field(
         default=True,
@@ -160,6 +167,10 @@ class DefaultSecurityContext(Params):
         default=True,
         description="Set the pod's seccompProfile to RuntimeDefault where no profile is set.",
     )
+
+
+def _is_non_root_uid(user: object) -> bool:
+    return isinstance(user, int) and not isinstance(user, bool) and user >= 1
 
 
 def _may_escalate(container: ContainerView) -> bool:
@@ -177,9 +188,10 @@ def _may_escalate(container: ContainerView) -> bool:
     params=DefaultSecurityContext,
 )
 def default_security_context(pod: PodView, params: DefaultSecurityContext) -> None:
-    """Fills only what is missing: `runAsNonRoot: true` (never where the
-    container runs as UID 0, which would stop it from starting, nor on a
-    privileged container: a node agent that nearly always runs as root),
+    """Fills only what is missing: `runAsNonRoot: true` where the container's
+    effective `runAsUser` is a non-root UID (the image's USER decides
+    otherwise, and podgate cannot see it: injected blindly, the assertion
+    would stop a root image from starting; never on a privileged container),
     `allowPrivilegeEscalation: false` (never on privileged containers) and the
     pod's `seccompProfile: RuntimeDefault` (a container's own profile still wins).
     A value the user set is never flipped. Windows pods are left alone."""
@@ -194,7 +206,10 @@ def default_security_context(pod: PodView, params: DefaultSecurityContext) -> No
             non_root = pod.effective(container, "runAsNonRoot")
             user = pod.effective(container, "runAsUser")
             privileged = container.security_context.get("privileged") is True
-            if non_root is None and user != 0 and not privileged:
+            satisfiable = _is_non_root_uid(user) or (
+                user is None and params.assume_images_run_as_non_root
+            )
+            if non_root is None and satisfiable and not privileged:
                 changes["runAsNonRoot"] = True
         if (
             params.disallow_privilege_escalation

@@ -39,11 +39,19 @@ def require_non_root(pod: PodView, params: RequireNonRoot) -> Iterator[Violation
         user = pod.effective(container, "runAsUser")
         if non_root is not True:
             wrong = "is not set" if non_root is None else f"is {_as_yaml(non_root)}"
+            fix = "set securityContext.runAsNonRoot: true (on the pod or the container)"
+            if user is None:
+                # The image's USER decides then, and a root one would not start.
+                fix = (
+                    "set securityContext.runAsNonRoot: true and runAsUser: "
+                    f"{_example_uid(params.min_user_id)} (on the pod or the container): "
+                    "without runAsUser, an image that runs as root would not start"
+                )
             yield Violation(
                 f"{container.label}: runAsNonRoot {wrong}",
                 container=container.name,
                 field=pod.effective_field(container, "runAsNonRoot"),
-                fix="set securityContext.runAsNonRoot: true (on the pod or the container)",
+                fix=fix,
             )
         if user is None:
             continue

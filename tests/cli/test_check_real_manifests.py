@@ -69,7 +69,7 @@ def test_fix_through_a_merge_key_never_sets_run_as_non_root_on_uid_0(
     path = tmp_path / "anchors.yaml"
     path.write_text(
         POD.format(name="p")
-        + "    securityContext: &sc\n      readOnlyRootFilesystem: true\n"
+        + "    securityContext: &sc\n      readOnlyRootFilesystem: true\n      runAsUser: 10001\n"
         + "  - name: root\n    image: nginx\n"
         + "    securityContext:\n      <<: *sc\n      runAsUser: 0\n"
     )
