@@ -118,8 +118,8 @@ class CertManager:
         cert_dir: Path,
         validating: str | None = None,
         mutating: str | None = None,
-        ca_days: int = tls.CA_DAYS,
-        days: int = tls.SERVING_DAYS,
+        ca_days: float = tls.CA_DAYS,
+        days: float = tls.SERVING_DAYS,
     ) -> None:
         self.secrets, self.webhooks = secrets, webhooks
         self.namespace, self.secret_name = namespace, secret_name

@@ -78,6 +78,12 @@ def seconds_between_passes(value: str) -> float:
     return _number(value, float, "a number of seconds", 1.0, 86_400.0, "1 second and a day")
 
 
+def positive_days(value: str) -> float:
+    """A serving certificate's life: from about a minute and a half (for tests
+    of rotation) to ten years, the managed CA's own."""
+    return _number(value, float, "a number of days", 0.001, 3650.0, "0.001 and 3650")
+
+
 def colour_enabled(stream: object, disabled: bool) -> bool:
     isatty = getattr(stream, "isatty", None)
     return not disabled and "NO_COLOR" not in os.environ and callable(isatty) and bool(isatty())
@@ -344,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--cert-sync-seconds", type=float, default=600.0, metavar="SECONDS",
         help="with --manage-certs: how often the Secret and caBundle are re-checked",
+    )  # fmt: skip
+    serve.add_argument(
+        "--cert-days", type=positive_days, default=365.0, metavar="DAYS",
+        help="with --manage-certs: lifetime of the serving certificate, renewed with a "
+        "third of it left (default 365; fractions for tests of rotation)",
     )  # fmt: skip
     serve.set_defaults(func=cmd_serve)
 

@@ -101,6 +101,7 @@ def _certificates(args: argparse.Namespace, api_client: Any) -> tuple[str, str] 
             cert_dir=cert_dir,
             validating=args.validating_webhook,
             mutating=args.mutating_webhook,
+            days=args.cert_days,
         )
         manager.sync()
         manager.start(args.cert_sync_seconds)

@@ -89,7 +89,7 @@ def _load_key(pem: bytes) -> PrivateKey:
     return key
 
 
-def make_ca(common_name: str = "podgate-ca", days: int = CA_DAYS) -> tuple[bytes, bytes]:
+def make_ca(common_name: str = "podgate-ca", days: float = CA_DAYS) -> tuple[bytes, bytes]:
     key = _new_key()
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     now = _now()
@@ -127,7 +127,7 @@ def make_serving_cert(
     ca_key_pem: bytes,
     dns_names: Sequence[str],
     ip_addresses: Sequence[str] = LOOPBACK_IPS,
-    days: int = SERVING_DAYS,
+    days: float = SERVING_DAYS,
 ) -> tuple[bytes, bytes]:
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
     ca_key = _load_key(ca_key_pem)
@@ -156,7 +156,7 @@ def make_serving_cert(
 
 
 def new_bundle(
-    dns_names: Sequence[str], *, ca_days: int = CA_DAYS, days: int = SERVING_DAYS
+    dns_names: Sequence[str], *, ca_days: float = CA_DAYS, days: float = SERVING_DAYS
 ) -> Bundle:
     ca_cert, ca_key = make_ca(days=ca_days)
     cert, key = make_serving_cert(ca_cert, ca_key, dns_names, days=days)

@@ -92,6 +92,19 @@ def test_webhook_command_line_contract() -> None:
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"
 
 
+def test_self_managed_certificate_lifetime_and_sync_reach_serve(tmp_path: Path) -> None:
+    args = flags(container(_webhook_spec())["args"])
+    assert (args["--cert-days"], args["--cert-sync-seconds"]) == ("365", "600")
+    values = tmp_path / "short.yaml"
+    values.write_text("certificates: {selfManaged: {servingCertDays: 0.002, syncSeconds: 3}}\n")
+    args = flags(container(_webhook_spec([values]))["args"])
+    assert (args["--cert-days"], args["--cert-sync-seconds"]) == ("0.002", "3")
+    values.write_text("certificates: {selfManaged: {servingCertDays: 0}}\n")
+    refused = template([values])
+    assert refused.returncode != 0
+    assert "servingCertDays" in refused.stderr
+
+
 def test_probes_hit_the_health_port() -> None:
     webhook = container(_webhook_spec())
     ports = {p["name"]: p["containerPort"] for p in webhook["ports"]}
