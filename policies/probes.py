@@ -33,7 +33,8 @@ class RequireProbes(Params):
     )
     skip_jobs: bool = Field(
         default=True,
-        description="Skip pods of Jobs and CronJobs: they run to completion.",
+        description="Skip what runs to completion: pods of Jobs and CronJobs, and "
+        "bare Pods with restartPolicy Never or OnFailure (a test or a one-off task).",
     )
 
 
@@ -49,9 +50,14 @@ def require_probes(pod: PodView, params: RequireProbes) -> Iterator[Violation]:
     """Regular containers and native sidecars (init containers with
     `restartPolicy: Always`) must define the configured probes. Init containers
     run to completion and ephemeral containers cannot have probes, so neither
-    is checked; nor are pods of Jobs and CronJobs unless `skip_jobs` is false."""
+    is checked; nor, unless `skip_jobs` is false, what runs to completion: pods
+    of Jobs and CronJobs, and bare Pods that are not restarted (probes decide
+    restarts and Service traffic, neither of which such a Pod has)."""
     if params.skip_jobs and pod.runs_to_completion:
         raise Skip("pods of Jobs and CronJobs run to completion")
+    restart = pod.spec.get("restartPolicy")
+    if params.skip_jobs and pod.kind == "Pod" and restart in ("Never", "OnFailure"):
+        raise Skip(f"a Pod with restartPolicy {restart} runs to completion")
     for container in pod.containers(ContainerList.CONTAINERS, ContainerList.INIT):
         if not container.is_long_running:
             continue
