@@ -338,6 +338,14 @@ def test_network_policy_opens_admission_port_and_restricts_metrics() -> None:
     assert peers[-1]["podSelector"]["matchLabels"].items() <= test_labels.items()
     audit = rendered.by_component("NetworkPolicy", "audit")
     assert audit["spec"]["ingress"][0]["from"] == peers[:-1]
+    closed = rendered.by_component("NetworkPolicy", "no-ingress")["spec"]
+    assert (closed["policyTypes"], closed["ingress"]) == (["Ingress"], [])
+    (expression,) = closed["podSelector"]["matchExpressions"]
+    job = next(o for o in _hooks(rendered.objects, "pre-delete") if o["kind"] == "Job")
+    test_pod = next(o for o in _hooks(rendered.objects, "test") if o["kind"] == "Pod")
+    for labels in (job["spec"]["template"]["metadata"]["labels"], test_pod["metadata"]["labels"]):
+        assert closed["podSelector"]["matchLabels"].items() <= labels.items()
+        assert labels[expression["key"]] in expression["values"]
 
 
 def test_service_monitor_scrapes_webhook_and_audit() -> None:
