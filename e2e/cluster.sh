@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# Real Kubernetes control plane for podgate's end-to-end tests, without Docker:
-# etcd + kube-apiserver + kube-controller-manager built from the Go module proxy
-# and run as plain processes on loopback. See e2e/cluster/README.md.
+# Real Kubernetes cluster for podgate's end-to-end tests, without Docker: a
+# control plane (etcd, kube-apiserver, kube-controller-manager) on loopback and
+# a worker node (containerd, kubelet, kube-proxy, kube-scheduler, CoreDNS) on a
+# local bridge, all built from the Go module proxy and Debian's packages and run
+# as plain processes. See e2e/cluster/README.md.
 #
-#   e2e/cluster.sh build   build (or reuse) etcd, kube-apiserver, kube-controller-manager, kubectl, helm
-#   e2e/cluster.sh up      build if needed, generate certs, start everything, wait until ready
+#   e2e/cluster.sh build   build (or reuse) every binary: control plane, node, helm
+#   e2e/cluster.sh up      build if needed, generate certs, start the control plane, wait until ready
+#   e2e/cluster.sh node    add the worker node to the running control plane (root; Debian packages)
+#   e2e/cluster.sh image   build podgate's image from the Dockerfile and import it into the node
 #   e2e/cluster.sh env     print `export KUBECONFIG=...` / `export PATH=...` lines (eval "$(e2e/cluster.sh env)")
 #   e2e/cluster.sh status  show what is running
-#   e2e/cluster.sh down    stop everything `up` started and remove the state dir (idempotent)
+#   e2e/cluster.sh down    stop the node and the control plane, undo every host change,
+#                          remove the state dir (idempotent; exit 1 if the host was left changed)
 #
 # Environment:
 #   PODGATE_CACHE       build cache (binaries, generated go.mod/go.sum)  [~/.cache/podgate]
@@ -16,10 +21,13 @@
 #   PODGATE_E2E_APISERVER_ARGS, PODGATE_E2E_CONTROLLER_MANAGER_ARGS
 #                       extra flags (split on whitespace), e.g. --feature-gates=...
 set -euo pipefail
+# A failure inside $(...) fails the caller too.
+shopt -s inherit_errexit
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
 SRC="$HERE/cluster"
-# shellcheck source=/dev/null # cluster/versions.env: KUBE_VERSION, ETCD_VERSION, HELM_VERSION
+# shellcheck source=/dev/null # cluster/versions.env: KUBE_VERSION, ETCD_VERSION, HELM_VERSION, COREDNS_VERSION
 source "$SRC/versions.env"
 
 CACHE=${PODGATE_CACHE:-$HOME/.cache/podgate}
@@ -28,9 +36,17 @@ TIMEOUT=${PODGATE_E2E_TIMEOUT:-120}
 [[ $CACHE == /* ]] || CACHE="$PWD/$CACHE"
 [[ $STATE == /* ]] || STATE="$PWD/$STATE"
 STATE=${STATE%/}
+# Every process this script starts carries it from fork on: pid_of tells ours
+# from a reused pid by it.
+export PODGATE_E2E_STATE=$STATE
 SERVICE_CIDR=10.0.0.0/24
 FIRST_SERVICE_IP=10.0.0.1
 MARKER=.podgate-e2e-state
+
+# shellcheck source=cluster/node.sh
+source "$SRC/node.sh"
+# shellcheck source=cluster/image.sh
+source "$SRC/image.sh"
 
 log() { printf '[cluster.sh] %s\n' "$*" >&2 || true; }
 die() { printf '[cluster.sh] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -42,11 +58,15 @@ bin_path() { # bin_path NAME -> path of the cached binary
   case $name in
     etcd) ver=$ETCD_VERSION ;;
     helm) ver=$HELM_VERSION ;;
-    kube-apiserver | kube-controller-manager | kubectl) ver=$KUBE_VERSION ;;
+    coredns) ver=$COREDNS_VERSION ;;
+    pause) ver=e2e ;;
+    kube-* | kubectl | kubelet) ver=$KUBE_VERSION ;;
     *) die "unknown binary $name" ;;
   esac
   printf '%s/bin/%s-%s/%s' "$CACHE" "$name" "$ver" "$name"
 }
+
+KUBE_BINARIES=(kube-apiserver kube-controller-manager kubectl kube-scheduler kubelet kube-proxy)
 
 # ---------------------------------------------------------------- build ----
 
@@ -106,16 +126,18 @@ build_kube() {
   mkdir -p "$work"
   # Fast path: nothing to do when every binary is built from the same inputs.
   local all_ok=1
-  for name in kube-apiserver kube-controller-manager kubectl; do
+  for name in "${KUBE_BINARIES[@]}"; do
     stamp="$(go env GOVERSION) $KUBE_VERSION $ldflags $(sha256sum <"$SRC/kube/cmd/$name/main.go" | cut -c1-16)"
     stamp_ok "$(bin_path "$name")" "$stamp" || all_ok=0
   done
   [[ $all_ok == 1 ]] && return 0
 
-  want=$(kube_gomod)
+  # The list of commands is part of what `go mod tidy` must see again.
+  want="$(kube_gomod)
+// commands: ${KUBE_BINARIES[*]}"
   rm -rf "$work/cmd"; cp -r "$SRC/kube/cmd" "$work/cmd"
   prepare_module "$work" "$want"
-  for name in kube-apiserver kube-controller-manager kubectl; do
+  for name in "${KUBE_BINARIES[@]}"; do
     out=$(bin_path "$name")
     stamp="$(go env GOVERSION) $KUBE_VERSION $ldflags $(sha256sum <"$SRC/kube/cmd/$name/main.go" | cut -c1-16)"
     stamp_ok "$out" "$stamp" && continue
@@ -188,10 +210,12 @@ cmd_build() {
   build_etcd
   build_kube
   build_helm
+  build_coredns
+  build_pause
   flock -u 9
   log "binaries ready in $(elapsed "$t0")s"
   local name
-  for name in etcd kube-apiserver kube-controller-manager kubectl helm; do
+  for name in etcd "${KUBE_BINARIES[@]}" helm coredns pause; do
     printf '%s\n' "$(bin_path "$name")"
   done
 }
@@ -206,8 +230,9 @@ pid_of() { # pid_of NAME -> pid if it is alive and ours
   pid=$(cat "$f")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
   kill -0 "$pid" 2>/dev/null || return 1
-  # Guard against pid reuse: our processes carry the state dir in their args.
-  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$STATE/" || return 1
+  # Guard against pid reuse: our processes carry the state dir in their
+  # environment (start_cmd puts it there).
+  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF -- "PODGATE_E2E_STATE=$STATE" || return 1
   printf '%s' "$pid"
 }
 
@@ -236,6 +261,7 @@ stop_one() { # stop_one NAME: TERM the process group, KILL after 15 s
 }
 
 stop_all() {
+  node_down
   local i
   for ((i = ${#COMPONENTS[@]} - 1; i >= 0; i--)); do stop_one "${COMPONENTS[i]}"; done
 }
@@ -288,6 +314,8 @@ extendedKeyUsage=serverAuth
 subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:$FIRST_SERVICE_IP"
     sign ca admin "/O=system:masters/CN=podgate-e2e-admin" "$client"
     sign ca controller-manager "/CN=system:kube-controller-manager" "$client"
+    # What the API server presents to a kubelet (kubectl logs, exec).
+    sign ca apiserver-kubelet-client "/O=system:masters/CN=kube-apiserver-kubelet-client" "$client"
     # Request-header (front proxy) authentication, as kubeadm sets it up: used
     # by aggregated API servers and read by the controller manager's
     # delegated authentication.
@@ -330,11 +358,16 @@ EOF
   )
 }
 
-start() { # start NAME ARGS...: run detached in its own session/process group
+start() { # start NAME ARGS...: run the binary NAME (see bin_path) detached
   local name=$1; shift
-  local bin; bin=$(bin_path "$name")
-  printf '%q ' "$bin" "$@" >"$STATE/logs/$name.cmd"
-  setsid "$bin" "$@" </dev/null >"$STATE/logs/$name.log" 2>&1 &
+  start_cmd "$name" "$(bin_path "$name")" "$@"
+}
+
+start_cmd() { # start_cmd NAME COMMAND ARGS...: run detached in its own session/process group
+  local name=$1; shift
+  mkdir -p "$STATE/logs" "$STATE/pids"
+  printf '%q ' "$@" >"$STATE/logs/$name.cmd"
+  setsid "$@" </dev/null >"$STATE/logs/$name.log" 2>&1 &
   local pid=$!
   printf '%s\n' "$pid" >"$STATE/pids/$name.pid"
   log "started $name (pid $pid, log $STATE/logs/$name.log)"
@@ -423,8 +456,11 @@ cmd_up() {
   start kube-apiserver \
     --bind-address=127.0.0.1 \
     --secure-port="$API_PORT" \
-    --advertise-address=127.0.0.1 \
-    --endpoint-reconciler-type=none \
+    --advertise-address="$NODE_IP" \
+    --endpoint-reconciler-type=lease \
+    --kubelet-preferred-address-types=InternalIP \
+    --kubelet-client-certificate="$c/apiserver-kubelet-client.crt" \
+    --kubelet-client-key="$c/apiserver-kubelet-client.key" \
     --etcd-servers="http://127.0.0.1:$ETCD_PORT" \
     --cert-dir="$STATE/apiserver-certs" \
     --tls-cert-file="$c/apiserver.crt" \
@@ -488,7 +524,8 @@ cmd_env() {
 
 cmd_status() {
   local name pid rc=0
-  for name in "${COMPONENTS[@]}"; do
+  for name in "${COMPONENTS[@]}" "${NODE_COMPONENTS[@]}"; do
+    [[ " ${NODE_COMPONENTS[*]} " == *" $name "* && ! -d $(node_dir) ]] && continue
     if pid=$(pid_of "$name"); then
       printf '%-24s running  pid %-8s rss %s kB\n' "$name" "$pid" "$(awk '/^VmRSS/ { print $2 }' "/proc/$pid/status")"
     else
@@ -496,6 +533,9 @@ cmd_status() {
     fi
   done
   [[ -f $STATE/ports.env ]] && sed 's/^/  /' "$STATE/ports.env"
+  if [[ -f $(node_dir)/ports.env ]]; then sed 's/^/  /' "$(node_dir)/ports.env"; fi
+  local drops; drops=$(guard_drops)
+  if [[ -n $drops ]]; then printf 'network guard: %s packets dropped\n' "$drops"; fi
   return "$rc"
 }
 
@@ -516,18 +556,25 @@ cmd_down() {
       if ss -Hltn "sport = :$p" 2>/dev/null | grep -q .; then log "warning: port $p is still listening"; fi
     done <"$STATE/ports.env"
   fi
-  rm -rf "$STATE"
+  rm -rf --one-file-system "$STATE"
   log "down; removed $STATE"
+  if [[ ${HOST_DIRTY:-0} == 1 ]]; then
+    log "ERROR: the host was left changed (see above)"
+    return 1
+  fi
 }
 
 case ${1:-} in
   build) cmd_build ;;
   up) cmd_up ;;
+  node) cmd_node ;;
+  image) cmd_image ;;
+  guard) guard_drops ;;
   env) cmd_env ;;
   status) cmd_status ;;
   down) cmd_down ;;
   *)
-    sed -n '2,18s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,26s/^# \{0,1\}//p' "$0" >&2
     exit 2
     ;;
 esac
