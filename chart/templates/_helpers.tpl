@@ -234,6 +234,13 @@ or the autoscaler's minReplicas */ -}}
 {{- fail (printf "webhook.podDisruptionBudget.minAvailable (%v of %v replicas (%s), rounded up) leaves no replica to evict: no node could ever be drained" $pdb.minAvailable $fewest $fewestName) -}}
 {{- end -}}
 {{- end -}}
+{{- $pr := .Values.metrics.prometheusRule -}}
+{{- if and $pr.enabled (not $pr.webhookSelector) (not (and $w.deploy .Values.metrics.serviceMonitor.enabled)) -}}
+{{- fail "metrics.prometheusRule needs metrics.prometheusRule.webhookSelector (the labels your Prometheus gives podgate's webhook series) unless the chart's own ServiceMonitor scrapes the in-cluster webhook (metrics.serviceMonitor.enabled, webhook.deploy)" -}}
+{{- end -}}
+{{- if and $pr.enabled .Values.audit.enabled (not $pr.auditSelector) (not .Values.metrics.serviceMonitor.enabled) -}}
+{{- fail "metrics.prometheusRule needs metrics.prometheusRule.auditSelector (the labels your Prometheus gives the audit's series) unless the chart's own ServiceMonitor scrapes it (metrics.serviceMonitor.enabled)" -}}
+{{- end -}}
 {{- if and .Values.plugins.files .Values.plugins.existingConfigMap -}}
 {{- fail "set either plugins.files or plugins.existingConfigMap, not both" -}}
 {{- end -}}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.chart.exported import exported_names
 from tests.chart.helm import NAME, Obj, render, scenario, template
-from webhook import metrics
 
 ON = "webhook.autoscaling.enabled=true"
 
@@ -34,7 +34,10 @@ def test_scales_the_webhook_deployment_on_cpu() -> None:
     assert hpa["spec"]["metrics"] == [
         {
             "type": "Resource",
-            "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}},
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 70},
+            },
         }
     ]
     # a first install (and `helm template`, which cannot look up) starts at `replicas`
@@ -60,7 +63,9 @@ def test_requests_in_flight_target_names_the_gauge_podgate_exports() -> None:
     hpa = _hpa("webhook.autoscaling.requestsInFlightAverageValue=4")
     pods = [m for m in hpa["spec"]["metrics"] if m["type"] == "Pods"]
     assert len(pods) == 1
-    assert pods[0]["pods"]["metric"]["name"] == metrics.IN_FLIGHT._name
+    name = pods[0]["pods"]["metric"]["name"]
+    assert name == "podgate_admission_requests_in_flight"
+    assert name in exported_names()
     assert pods[0]["pods"]["target"] == {"type": "AverageValue", "averageValue": "4"}
     only = _hpa(
         "webhook.autoscaling.requestsInFlightAverageValue=500m",
@@ -89,7 +94,11 @@ REFUSED = [
     (["webhook.autoscaling.minReplicas=1"], "/webhook/autoscaling/minReplicas"),
     (["webhook.autoscaling.maxReplicas=1"], "/webhook/autoscaling/maxReplicas"),
     (
-        ["webhook.autoscaling.minReplicas=4", "webhook.replicas=4", "webhook.autoscaling.maxReplicas=3"],
+        [
+            "webhook.autoscaling.minReplicas=4",
+            "webhook.replicas=4",
+            "webhook.autoscaling.maxReplicas=3",
+        ],
         "maxReplicas (3) must be at least webhook.autoscaling.minReplicas (4)",
     ),
     (["webhook.autoscaling.minReplicas=3"], "webhook.replicas (2) must lie within"),
@@ -113,9 +122,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("sets", "message"), REFUSED, ids=[" ".join(s) for s, _ in REFUSED]
-)
+@pytest.mark.parametrize(("sets", "message"), REFUSED, ids=[" ".join(s) for s, _ in REFUSED])
 def test_contradictions_are_refused(sets: list[str], message: str) -> None:
     result = template(sets=[ON, *sets])
     assert result.returncode != 0, f"accepted {sets}"
