@@ -107,10 +107,11 @@ def template(
     *,
     namespace: str = NAMESPACE,
     kube_version: str = KUBE_VERSION,
+    release: str = RELEASE,
 ) -> HelmResult:
     return run_helm(
         "template",
-        RELEASE,
+        release,
         str(CHART),
         "--namespace",
         namespace,
@@ -177,18 +178,24 @@ class Rendered:
 
 
 @functools.cache
-def _render_cached(values: tuple[Path, ...], sets: tuple[str, ...], namespace: str) -> Rendered:
-    result = template(values, sets, namespace=namespace)
+def _render_cached(
+    values: tuple[Path, ...], sets: tuple[str, ...], namespace: str, release: str
+) -> Rendered:
+    result = template(values, sets, namespace=namespace, release=release)
     assert result.returncode == 0, f"helm template failed:\n{result.stderr}"
     objects = tuple(d for d in yaml.safe_load_all(result.stdout) if d)
     return Rendered(objects, namespace)
 
 
 def render(
-    values: Sequence[Path] = (), sets: Sequence[str] = (), *, namespace: str = NAMESPACE
+    values: Sequence[Path] = (),
+    sets: Sequence[str] = (),
+    *,
+    namespace: str = NAMESPACE,
+    release: str = RELEASE,
 ) -> Rendered:
     helm_or_skip()
-    return _render_cached(tuple(values), tuple(sets), namespace)
+    return _render_cached(tuple(values), tuple(sets), namespace, release)
 
 
 def scenario(name: str) -> Path:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.helm import NAME, Rendered
+from tests.chart.helm import Rendered
 
 Rules = dict[str, Any]
 
@@ -63,7 +63,7 @@ def promtool(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess
 
 def rule_file(rendered: Rendered) -> Rules:
     """The rendered PrometheusRule's groups, as a Prometheus rule file."""
-    spec: Rules = rendered.get("PrometheusRule", NAME)["spec"]
+    spec: Rules = rendered.get("PrometheusRule")["spec"]
     return {"groups": spec["groups"]}
 
 
