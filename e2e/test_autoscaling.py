@@ -47,6 +47,13 @@ def release(installed: Podgate, tmp_path: Path) -> Iterator[tuple[str, str, Path
     kubectl("delete", "namespace", namespace, "--wait=false")
 
 
+def upgrade(release: tuple[str, str, Path], *sets: str) -> None:
+    name, namespace, values = release
+    args = [f"--set={s}" for s in sets]
+    proc = helm("upgrade", name, str(CHART), "-n", namespace, "-f", str(values), *args)
+    assert proc.returncode == 0, proc.stderr
+
+
 def _replicas(namespace: str, name: str) -> int:
     deployment = kubectl_json("-n", namespace, "get", "deployment", f"{name}-podgate")
     return int(deployment["spec"]["replicas"])
@@ -64,11 +71,7 @@ def test_upgrades_keep_the_autoscaler_s_count(release: tuple[str, str, Path]) ->
 
     # the autoscaler chose 4
     kubectl_ok("-n", namespace, "scale", "deployment", f"{name}-podgate", "--replicas=4")
-    upgrade = helm(
-        "upgrade", name, str(CHART), "-n", namespace, "-f", str(values),
-        "--set", "webhook.validating.timeoutSeconds=7",
-    )  # fmt: skip
-    assert upgrade.returncode == 0, upgrade.stderr
+    upgrade(release, "webhook.validating.timeoutSeconds=7")
     assert _replicas(namespace, name) == 4, "helm upgrade reset the autoscaler's count"
     manifest = helm("get", "manifest", name, "-n", namespace).stdout
     deployment = next(
@@ -79,21 +82,13 @@ def test_upgrades_keep_the_autoscaler_s_count(release: tuple[str, str, Path]) ->
     assert deployment["spec"]["replicas"] == 4, "the release renders the live count"
 
     # a lower ceiling: the count follows, as the autoscaler would make it
-    lowered = helm(
-        "upgrade", name, str(CHART), "-n", namespace, "-f", str(values),
-        "--set", "webhook.autoscaling.maxReplicas=3",
-    )  # fmt: skip
-    assert lowered.returncode == 0, lowered.stderr
+    upgrade(release, "webhook.autoscaling.maxReplicas=3")
     assert _replicas(namespace, name) == 3
     assert (
         kubectl_json("-n", namespace, "get", "hpa", f"{name}-podgate")["spec"]["maxReplicas"] == 3
     )
 
     # turned off: the fixed `replicas` again, and no autoscaler left behind
-    off = helm(
-        "upgrade", name, str(CHART), "-n", namespace, "-f", str(values),
-        "--set", "webhook.autoscaling.enabled=false",
-    )  # fmt: skip
-    assert off.returncode == 0, off.stderr
+    upgrade(release, "webhook.autoscaling.enabled=false")
     assert _replicas(namespace, name) == 2
     assert kubectl("-n", namespace, "get", "hpa", f"{name}-podgate").returncode != 0

@@ -9,36 +9,20 @@ it (see .ci/run).
 from __future__ import annotations
 
 import functools
-import os
-import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.chart.helm import Rendered
+from tests.chart.helm import Rendered, find_tool
 
 Rules = dict[str, Any]
 
 
-def _version_key(path: Path) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", path.parent.name))
-
-
 @functools.cache
 def find_promtool() -> str | None:
-    explicit = os.environ.get("PODGATE_PROMTOOL")
-    if explicit:
-        if not os.access(explicit, os.X_OK):
-            raise RuntimeError(f"PODGATE_PROMTOOL={explicit} is not an executable file")
-        return explicit
-    cache = Path(os.environ.get("PODGATE_CACHE") or Path.home() / ".cache" / "podgate")
-    for candidate in sorted(cache.glob("bin/promtool-*/promtool"), key=_version_key, reverse=True):
-        if os.access(candidate, os.X_OK):
-            return str(candidate)
-    return shutil.which("promtool")
+    return find_tool("promtool", "PODGATE_PROMTOOL")
 
 
 def promtool_or_skip() -> str:

@@ -20,6 +20,7 @@ SHELL = frozenset({"sh", "bash", "shell", "console"})
 _MARKER = re.compile(r"^\s*<!--\s*(e2e|needs|rule):\s*(.+?)\s*-->\s*$")
 _FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
+_LINK = re.compile(r"\]\(([^)\s]*)\)")
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,18 @@ def section(path: Path, heading: str) -> str:
             end += 1
         return "\n".join(lines[number + 1 : end])
     raise AssertionError(f"{path.name} has no heading {heading!r}")
+
+
+def broken_links(path: Path) -> list[str]:
+    """Relative links of a page to a missing file, or to a heading its page lacks."""
+    broken: list[str] = []
+    for target in _LINK.findall(path.read_text(encoding="utf-8")):
+        if target.startswith(("http://", "https://")):
+            continue
+        page, _, fragment = target.partition("#")
+        linked = (path.parent / page).resolve() if page else path
+        if not linked.exists() or (
+            fragment and linked.suffix == ".md" and fragment not in map(slug, headings(linked))
+        ):
+            broken.append(target)
+    return broken

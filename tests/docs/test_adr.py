@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import re
-
-from tests.docs.blocks import REPO, headings, slug
+from tests.docs.blocks import REPO, broken_links, headings
 
 ADR = REPO / "docs" / "adr"
-_LINK = re.compile(r"\]\(([^)\s]*)\)")
 
 
 def _records() -> list[str]:
@@ -41,11 +38,4 @@ def test_every_record_has_status_context_decision_consequences() -> None:
 
 def test_links_land() -> None:
     for path in [ADR / "README.md", *(ADR / n for n in _records())]:
-        for target in _LINK.findall(path.read_text(encoding="utf-8")):
-            if target.startswith(("http://", "https://")):
-                continue
-            page, _, fragment = target.partition("#")
-            linked = (path.parent / page).resolve() if page else path
-            assert linked.exists(), f"{path.name}: link to missing {target}"
-            if fragment:
-                assert fragment in {slug(h) for h in headings(linked)}, f"{path.name}: {target}"
+        assert broken_links(path) == [], path.name

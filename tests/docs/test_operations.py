@@ -5,7 +5,6 @@ valid for promtool, and those given as the chart's rules are the rules."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,17 @@ import yaml
 
 from tests.chart.helm import render
 from tests.chart.promtool import Rules, alerts, promtool, recordings, rule_file
-from tests.docs.blocks import OPERATIONS_DOCS, REPO, SHELL, Block, blocks, headings, section, slug
+from tests.docs.blocks import (
+    OPERATIONS_DOCS,
+    REPO,
+    SHELL,
+    Block,
+    blocks,
+    broken_links,
+    headings,
+    section,
+    slug,
+)
 
 RUNBOOK = OPERATIONS_DOCS[0]
 SLO = REPO / "docs" / "slo.md"
@@ -21,7 +30,6 @@ DOCS = (*OPERATIONS_DOCS, SLO)
 # the runbook's release: `podgate` in `podgate-system`, scraped by the chart's
 # ServiceMonitor, every optional group of rules on
 RUNBOOK_VALUES = ["metrics.prometheusRule.enabled=true", "metrics.serviceMonitor.enabled=true"]
-_LINK = re.compile(r"\]\(([^)\s]*)\)")
 
 
 def _runbook_rules() -> Rules:
@@ -71,15 +79,7 @@ def test_every_alert_has_its_runbook_section() -> None:
 
 def test_links_between_the_pages_land_on_headings() -> None:
     for doc in DOCS:
-        for target in _LINK.findall(doc.read_text(encoding="utf-8")):
-            if target.startswith(("http://", "https://")):
-                continue
-            page, _, fragment = target.partition("#")
-            path = (doc.parent / page).resolve() if page else doc
-            assert path.exists(), f"{doc.name}: link to missing {target}"
-            if fragment and path.suffix == ".md":
-                anchors = {slug(h) for h in headings(path)}
-                assert fragment in anchors, f"{doc.name}: link to missing heading {target}"
+        assert broken_links(doc) == [], doc.name
 
 
 def test_promql_labelled_as_a_rule_is_that_rule() -> None:
