@@ -201,16 +201,45 @@ read-only ConfigMap volume. */}}
 {{- fail "certificates.mode=provided needs certificates.provided.caBundle (base64 PEM of the CA that signed the Secret's certificate)" -}}
 {{- end -}}
 {{- end -}}
-{{- $pdb := $w.podDisruptionBudget -}}
-{{- if and $w.deploy $pdb.enabled (gt (int $w.replicas) 1) (not (kindIs "string" $pdb.minAvailable)) (ge (int $pdb.minAvailable) (int $w.replicas)) -}}
-{{- fail (printf "webhook.podDisruptionBudget.minAvailable (%v) must be below webhook.replicas (%v), or no node could ever be drained" $pdb.minAvailable $w.replicas) -}}
+{{- $as := $w.autoscaling -}}
+{{- if $as.enabled -}}
+{{- if not $w.deploy -}}
+{{- fail "webhook.autoscaling.enabled needs webhook.deploy=true: there is no webhook Deployment to scale" -}}
 {{- end -}}
-{{- if and $w.deploy $pdb.enabled (gt (int $w.replicas) 1) (kindIs "string" $pdb.minAvailable) -}}
+{{- if lt (int $as.maxReplicas) (int $as.minReplicas) -}}
+{{- fail (printf "webhook.autoscaling.maxReplicas (%v) must be at least webhook.autoscaling.minReplicas (%v)" $as.maxReplicas $as.minReplicas) -}}
+{{- end -}}
+{{- if or (lt (int $w.replicas) (int $as.minReplicas)) (gt (int $w.replicas) (int $as.maxReplicas)) -}}
+{{- fail (printf "webhook.replicas (%v) must lie within webhook.autoscaling.minReplicas..maxReplicas (%v..%v): it is the count a first install starts with, and the autoscaler would change it at once" $w.replicas $as.minReplicas $as.maxReplicas) -}}
+{{- end -}}
+{{- if not (or $as.targetCPUUtilizationPercentage $as.requestsInFlightAverageValue) -}}
+{{- fail "webhook.autoscaling needs a target: targetCPUUtilizationPercentage above 0 or requestsInFlightAverageValue" -}}
+{{- end -}}
+{{- if and $as.targetCPUUtilizationPercentage (not (dig "requests" "cpu" "" $w.resources)) -}}
+{{- fail "webhook.autoscaling.targetCPUUtilizationPercentage is a percentage of webhook.resources.requests.cpu, which is not set" -}}
+{{- end -}}
+{{- end -}}
+{{- /* the PDB is checked against the fewest replicas there will be: replicas,
+or the autoscaler's minReplicas */ -}}
+{{- $fewest := int (include "podgate.fewestReplicas" .) -}}
+{{- $fewestName := ternary "webhook.autoscaling.minReplicas" "webhook.replicas" (and $as.enabled true) -}}
+{{- $pdb := $w.podDisruptionBudget -}}
+{{- if and $w.deploy $pdb.enabled (gt $fewest 1) (not (kindIs "string" $pdb.minAvailable)) (ge (int $pdb.minAvailable) $fewest) -}}
+{{- fail (printf "webhook.podDisruptionBudget.minAvailable (%v) must be below %s (%v), or no node could ever be drained" $pdb.minAvailable $fewestName $fewest) -}}
+{{- end -}}
+{{- if and $w.deploy $pdb.enabled (gt $fewest 1) (kindIs "string" $pdb.minAvailable) -}}
 {{- /* a percentage rounds up: it must leave at least one replica free to evict */ -}}
 {{- $percent := int (trimSuffix "%" $pdb.minAvailable) -}}
-{{- if ge (div (add (mul $percent (int $w.replicas)) 99) 100) (int $w.replicas) -}}
-{{- fail (printf "webhook.podDisruptionBudget.minAvailable (%v of %v replicas, rounded up) leaves no replica to evict: no node could ever be drained" $pdb.minAvailable $w.replicas) -}}
+{{- if ge (div (add (mul $percent $fewest) 99) 100) $fewest -}}
+{{- fail (printf "webhook.podDisruptionBudget.minAvailable (%v of %v replicas (%s), rounded up) leaves no replica to evict: no node could ever be drained" $pdb.minAvailable $fewest $fewestName) -}}
 {{- end -}}
+{{- end -}}
+{{- $pr := .Values.metrics.prometheusRule -}}
+{{- if and $pr.enabled (not $pr.webhookSelector) (not (and $w.deploy .Values.metrics.serviceMonitor.enabled)) -}}
+{{- fail "metrics.prometheusRule needs metrics.prometheusRule.webhookSelector (the labels your Prometheus gives podgate's webhook series) unless the chart's own ServiceMonitor scrapes the in-cluster webhook (metrics.serviceMonitor.enabled, webhook.deploy)" -}}
+{{- end -}}
+{{- if and $pr.enabled .Values.audit.enabled (not $pr.auditSelector) (not .Values.metrics.serviceMonitor.enabled) -}}
+{{- fail "metrics.prometheusRule needs metrics.prometheusRule.auditSelector (the labels your Prometheus gives the audit's series) unless the chart's own ServiceMonitor scrapes it (metrics.serviceMonitor.enabled)" -}}
 {{- end -}}
 {{- if and .Values.plugins.files .Values.plugins.existingConfigMap -}}
 {{- fail "set either plugins.files or plugins.existingConfigMap, not both" -}}
@@ -223,4 +252,33 @@ read-only ConfigMap volume. */}}
 {{- fail (printf "plugin file %q must end in .py (podgate loads *.py from /etc/podgate/plugins)" .) -}}
 {{- end -}}
 {{- end -}}
+{{- end -}}
+
+{{/* The fewest webhook replicas there will be: what the PodDisruptionBudget
+is checked against. */}}
+{{- define "podgate.fewestReplicas" -}}
+{{- if .Values.webhook.autoscaling.enabled -}}
+{{- .Values.webhook.autoscaling.minReplicas -}}
+{{- else -}}
+{{- .Values.webhook.replicas -}}
+{{- end -}}
+{{- end -}}
+
+{{/* The Deployment's replicas. Under the autoscaler, the count it chose, read
+back from the live Deployment (as the caBundle is) and kept within
+minReplicas..maxReplicas: leaving the field out would make `helm upgrade`
+delete it from a release that had it, and the Deployment fall to one pod
+until the autoscaler acts. A first install (and `helm template`) starts with
+`replicas`. */}}
+{{- define "podgate.replicas" -}}
+{{- $w := .Values.webhook -}}
+{{- $replicas := int $w.replicas -}}
+{{- if $w.autoscaling.enabled -}}
+{{- $live := lookup "apps/v1" "Deployment" .Release.Namespace (include "podgate.base" .) -}}
+{{- if and $live $live.spec (hasKey $live.spec "replicas") -}}
+{{- $replicas = int $live.spec.replicas -}}
+{{- end -}}
+{{- $replicas = max (int $w.autoscaling.minReplicas) $replicas | min (int $w.autoscaling.maxReplicas) -}}
+{{- end -}}
+{{- $replicas -}}
 {{- end -}}

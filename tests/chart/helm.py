@@ -1,8 +1,8 @@
 """Run helm against chart/ and hand the rendered objects back as parsed YAML.
 
 helm is found through `PODGATE_HELM`, then the shared build cache
-(`~/.cache/podgate/bin/helm-*/helm`, newest first), then PATH. The tests skip
-only when none exists; CI builds it (see .ci/run).
+(`$PODGATE_CACHE/bin/helm-*/helm`, default `~/.cache/podgate`, newest first),
+then PATH. The tests skip only when none exists; CI builds it (see .ci/run).
 """
 
 from __future__ import annotations
@@ -40,22 +40,25 @@ def _version_key(path: Path) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", path.parent.name))
 
 
-@functools.cache
-def find_helm() -> str | None:
-    explicit = os.environ.get("PODGATE_HELM")
+def find_tool(name: str, variable: str) -> str | None:
+    """`$variable`, else the newest `$PODGATE_CACHE/bin/<name>-<version>/<name>` (where
+    e2e/cluster.sh and e2e/tools/ build them), else `name` on PATH."""
+    explicit = os.environ.get(variable)
     if explicit:
         if not os.access(explicit, os.X_OK):
-            raise RuntimeError(f"PODGATE_HELM={explicit} is not an executable file")
+            raise RuntimeError(f"{variable}={explicit} is not an executable file")
         return explicit
-    cached = sorted(
-        (Path.home() / ".cache" / "podgate" / "bin").glob("helm-*/helm"),
-        key=_version_key,
-        reverse=True,
-    )
-    for candidate in cached:
+    cache = Path(os.environ.get("PODGATE_CACHE") or Path.home() / ".cache" / "podgate")
+    built = sorted(cache.glob(f"bin/{name}-*/{name}"), key=_version_key, reverse=True)
+    for candidate in built:
         if os.access(candidate, os.X_OK):
             return str(candidate)
-    return shutil.which("helm")
+    return shutil.which(name)
+
+
+@functools.cache
+def find_helm() -> str | None:
+    return find_tool("helm", "PODGATE_HELM")
 
 
 def helm_or_skip() -> str:
@@ -107,10 +110,11 @@ def template(
     *,
     namespace: str = NAMESPACE,
     kube_version: str = KUBE_VERSION,
+    release: str = RELEASE,
 ) -> HelmResult:
     return run_helm(
         "template",
-        RELEASE,
+        release,
         str(CHART),
         "--namespace",
         namespace,
@@ -177,18 +181,24 @@ class Rendered:
 
 
 @functools.cache
-def _render_cached(values: tuple[Path, ...], sets: tuple[str, ...], namespace: str) -> Rendered:
-    result = template(values, sets, namespace=namespace)
+def _render_cached(
+    values: tuple[Path, ...], sets: tuple[str, ...], namespace: str, release: str
+) -> Rendered:
+    result = template(values, sets, namespace=namespace, release=release)
     assert result.returncode == 0, f"helm template failed:\n{result.stderr}"
     objects = tuple(d for d in yaml.safe_load_all(result.stdout) if d)
     return Rendered(objects, namespace)
 
 
 def render(
-    values: Sequence[Path] = (), sets: Sequence[str] = (), *, namespace: str = NAMESPACE
+    values: Sequence[Path] = (),
+    sets: Sequence[str] = (),
+    *,
+    namespace: str = NAMESPACE,
+    release: str = RELEASE,
 ) -> Rendered:
     helm_or_skip()
-    return _render_cached(tuple(values), tuple(sets), namespace)
+    return _render_cached(tuple(values), tuple(sets), namespace, release)
 
 
 def scenario(name: str) -> Path:

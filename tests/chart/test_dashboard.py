@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 from typing import Any
 
-import pytest
-
+from tests.chart.exported import exported_names
 from tests.chart.helm import render, scenario
 
 _METRIC = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{")  # every query selects by namespace
-_SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
 
 
 def _dashboard() -> dict[str, Any]:
@@ -58,40 +55,6 @@ def test_dashboard_has_the_panels_operators_need() -> None:
     assert "podgate_cluster_cache_synced" in exprs["Cluster cache synced"]
 
 
-def _exported_names() -> set[str]:
-    """Sample names the webhook's and audit's collectors expose."""
-    from prometheus_client import REGISTRY, CollectorRegistry
-
-    names: set[str] = set()
-    registries = [REGISTRY]
-    for module_name in ("webhook.metrics", "webhook.audit"):
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError:
-            continue
-        registries += [v for v in vars(module).values() if isinstance(v, CollectorRegistry)]
-    for registry in registries:
-        for family in registry.collect():
-            base = family.name
-            names.add(base)
-            names.update(base + suffix for suffix in _SUFFIXES)
-    return names
-
-
-def _importable(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
-
-
 def test_dashboard_metrics_exist_in_podgate() -> None:
-    if not _importable("webhook.metrics"):
-        pytest.skip("webhook.metrics is not importable")
-    exported = _exported_names()
     used = {n for exprs in _exprs(_dashboard()).values() for e in exprs for n in _metrics(e)}
-    if not _importable("webhook.audit"):
-        # The audit's gauges are defined with the audit; checked once it exists.
-        used = {n for n in used if not n.startswith("podgate_audit_")}
-    assert used - exported == set(), "the dashboard queries metrics podgate does not export"
+    assert used - exported_names() == set(), "the dashboard queries metrics podgate does not export"

@@ -115,7 +115,13 @@ def test_schema_covers_every_value_in_values_yaml() -> None:
 
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w.-]*):(?: |$)")
 # Values that are a Kubernetes object or a free-form map, documented as a whole.
-_DOCUMENTED_AS_A_WHOLE = {"resources", "podSecurityContext", "securityContext", "labels"}
+_DOCUMENTED_AS_A_WHOLE = {
+    "resources",
+    "podSecurityContext",
+    "securityContext",
+    "labels",
+    "behavior",
+}
 
 
 def test_every_value_is_documented() -> None:
