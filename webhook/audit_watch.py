@@ -63,6 +63,9 @@ class Finding:
     failures: tuple[tuple[str, str], ...]  # (policy id, effective action)
     # (policy id, that policy's own lines): a PolicyReport result is per policy
     messages: tuple[tuple[str, str], ...]
+    # the failed policies configured to deny: what enforcement would refuse,
+    # even where the namespace's audit mode only warned
+    required: frozenset[str] = frozenset()
 
     @property
     def message(self) -> str:
@@ -83,6 +86,7 @@ def finding_of(obj: Mapping[str, Any], decision: Decision) -> Finding | None:
         uid=str(metadata.get("uid") or ""),
         failures=tuple(sorted((r.policy, str(r.effective_action)) for r in recorded)),
         messages=tuple((r.policy, "; ".join(r.lines())) for r in recorded),
+        required=frozenset(r.policy for r in recorded if r.action == Action.DENY),
     )
 
 
@@ -375,7 +379,9 @@ def policy_reports(
             {
                 "source": "podgate",
                 "policy": policy,
-                "result": "fail" if action == "deny" else "warn",
+                # fail: the object does not meet a policy podgate enforces (or
+                # would, out of audit mode); warn: one it only advises
+                "result": "fail" if policy in f.required else "warn",
                 "severity": severities.get(policy, "medium"),
                 "message": _policy_message(f, policy),
                 "resources": [
@@ -390,7 +396,7 @@ def policy_reports(
                 "timestamp": {"seconds": int(time.time()), "nanos": 0},
             }
             for f in items
-            for policy, action in f.failures
+            for policy, _ in f.failures
         ]
         reports[namespace] = {
             "apiVersion": "wgpolicyk8s.io/v1alpha2",

@@ -166,7 +166,9 @@ def gauge(policy: str, namespace: str, action: str) -> float | None:
 
 
 def finding(uid: str, ns: str, *failures: tuple[str, str]) -> Finding:
-    return Finding(ns, "Pod", uid, "v1", uid, tuple(failures), (("any", "msg"),))
+    """A finding outside audit mode: what is denied is what is configured to deny."""
+    required = frozenset(policy for policy, action in failures if action == "deny")
+    return Finding(ns, "Pod", uid, "v1", uid, tuple(failures), (("any", "msg"),), required)
 
 
 def test_state_keeps_gauges_in_step() -> None:

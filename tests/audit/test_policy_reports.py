@@ -34,6 +34,23 @@ def test_a_result_carries_its_own_policys_message() -> None:
     assert "uses tag" in digest["message"]
 
 
+def test_what_enforcement_would_refuse_is_a_failure_even_in_audit_mode(tmp_path: Any) -> None:
+    # In audit mode a deny policy only warns, yet its report result says the
+    # object fails it: the report shows what switching to enforce would refuse.
+    config_file = tmp_path / "audit.yaml"
+    config_file.write_text(
+        "enforcement: audit\npolicies: {require-network-policy: {action: warn}}\n"
+    )
+    web = {**deployment("web", good=False), "apiVersion": "apps/v1", "kind": "Deployment"}
+    context = cluster_context(cluster(), 100)
+    found = finding_of(web, evaluate(web, context, load_config(config_file), mutate=False))
+    assert found is not None
+    assert all(action != "deny" for _, action in found.failures)
+    results = {r["policy"]: r["result"] for r in policy_reports([found], {})["shop"]["results"]}
+    assert results["require-probes"] == "fail"
+    assert results["require-image-digest"] == "fail"
+
+
 class FakeCustomObjects:
     store: ClassVar[dict[str, dict[str, Any]]] = {}
     refuse: ClassVar[set[str]] = set()
@@ -80,8 +97,9 @@ def custom_objects(monkeypatch: pytest.MonkeyPatch) -> type[FakeCustomObjects]:
 def _finding(namespace: str) -> Finding:
     failures = (("require-probes", "deny"),)
     return Finding(
-        namespace, "Pod", "p", "v1", f"u-{namespace}", failures, (("require-probes", "m"),)
-    )
+        namespace, "Pod", "p", "v1", f"u-{namespace}", failures, (("require-probes", "m"),),
+        frozenset({"require-probes"}),
+    )  # fmt: skip
 
 
 def test_the_report_of_a_namespace_that_became_clean_is_emptied(
