@@ -138,11 +138,18 @@ class CertManager:
             return "ca"
         if (
             tls.remaining_fraction(bundle.cert, now) < ROTATE_BELOW
+            or self._outlives_its_lifetime(bundle.cert, now)
             or not set(self.dns_names) <= tls.dns_names_of(bundle.cert)
             or not tls._issued_by(bundle.cert, bundle.ca_cert)
         ):
             return "cert"
         return None
+
+    def _outlives_its_lifetime(self, cert_pem: bytes, now: dt.datetime) -> bool:
+        """Valid for longer than a new one would be: the lifetime was lowered,
+        and it takes effect now rather than when the old one runs out."""
+        end = x509.load_pem_x509_certificate(cert_pem).not_valid_after_utc
+        return end - now > dt.timedelta(days=self.days) * 1.01 + dt.timedelta(minutes=1)
 
     def _renew(self, old: tls.Bundle | None, what: str) -> tls.Bundle:
         now = dt.datetime.now(dt.UTC)

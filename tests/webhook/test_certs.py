@@ -121,6 +121,22 @@ def test_rotates_the_serving_cert_when_a_third_of_its_life_is_left(tmp_path: Pat
     assert (tmp_path / "tls.crt").read_bytes() == rotated.cert
 
 
+def test_a_lowered_lifetime_renews_a_certificate_that_outlives_it(tmp_path: Path) -> None:
+    secrets, hooks = FakeSecrets(), FakeWebhooks()
+    long_lived = _manager(secrets, hooks, tmp_path).sync()  # 365 days
+    manager = CertManager(
+        secrets, hooks, namespace="podgate-system", secret_name="podgate-tls",
+        dns_names=NAMES, cert_dir=tmp_path, validating="podgate", mutating="podgate",
+        days=30,
+    )  # fmt: skip
+    renewed = manager.sync()
+    assert renewed.cert != long_lived.cert
+    assert renewed.ca_bundle == long_lived.ca_bundle
+    end = x509.load_pem_x509_certificate(renewed.cert).not_valid_after_utc
+    assert end - dt.datetime.now(dt.UTC) < dt.timedelta(days=30, minutes=1)
+    assert manager.sync().cert == renewed.cert  # and kept from then on
+
+
 def test_concurrent_rotation_uses_the_winner(tmp_path: Path) -> None:
     secrets, hooks = FakeSecrets(), FakeWebhooks()
     manager = _manager(secrets, hooks, tmp_path)
