@@ -219,6 +219,38 @@ def cmd_webhooks_remove(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from webhook.cleanup import Cleanup, Plan
+    from webhook.cluster import KubeLeftovers, KubeWebhookConfigs, connect
+
+    if not args.namespace:
+        print("podgate cleanup: --namespace (or POD_NAMESPACE) is needed", file=sys.stderr)
+        return EXIT_USAGE
+    plan = Plan(
+        validating=args.validating_webhook,
+        mutating=args.mutating_webhook,
+        namespace=args.namespace,
+        stop=args.stop_deployment,
+        secret=args.cert_secret,
+        lease=args.lease,
+        policy_reports=args.policy_reports,
+        timeout_s=args.timeout,
+    )
+    cleanup: Cleanup | None = None
+    try:
+        api = connect(args.kubeconfig, fallback_default=True)
+        cleanup = Cleanup(KubeWebhookConfigs(api), KubeLeftovers(api))
+        cleanup.run(plan)
+    except Exception as exc:
+        for line in cleanup.done if cleanup else []:
+            print(line)
+        print(f"podgate cleanup: {exc}", file=sys.stderr)
+        return EXIT_DENIED
+    for line in cleanup.done:
+        print(line)
+    return EXIT_OK
+
+
 def cmd_audit(args: argparse.Namespace) -> int:
     from webhook.audit import run
 
@@ -369,6 +401,30 @@ def build_parser() -> argparse.ArgumentParser:
         "--kubeconfig", metavar="FILE", help="cluster access (else in-cluster, else default)"
     )
     remove.set_defaults(func=cmd_webhooks_remove)
+
+    cleanup = sub.add_parser(
+        "cleanup",
+        help="remove what podgate made in the cluster (the chart's pre-delete hook): "
+        "webhook configurations first, then its Secret, Lease and PolicyReports",
+    )
+    cleanup.add_argument("--validating-webhook", metavar="NAME")
+    cleanup.add_argument("--mutating-webhook", metavar="NAME")
+    cleanup.add_argument("--namespace", metavar="NS", default=os.environ.get("POD_NAMESPACE"))
+    cleanup.add_argument(
+        "--stop-deployment", action="append", default=[], metavar="NAME",
+        help="scale to zero and wait for its pods before deleting the rest (repeatable)",
+    )  # fmt: skip
+    cleanup.add_argument("--cert-secret", metavar="NAME", help="the managed certificate Secret")
+    cleanup.add_argument("--lease", metavar="NAME", help="the audit's Lease")
+    cleanup.add_argument(
+        "--policy-reports", metavar="NAME", help="PolicyReports of this name, in every namespace"
+    )
+    cleanup.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                         help="how long to wait for the stopped pods (default 60)")  # fmt: skip
+    cleanup.add_argument(
+        "--kubeconfig", metavar="FILE", help="cluster access (else in-cluster, else default)"
+    )
+    cleanup.set_defaults(func=cmd_cleanup)
 
     audit = sub.add_parser("audit", help="audit what already runs in a cluster")
     _add_config(audit)

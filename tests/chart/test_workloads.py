@@ -241,41 +241,58 @@ def _hooks(rendered_objects: tuple[Obj, ...], hook: str) -> list[Obj]:
     ]
 
 
-def test_pre_delete_hook_removes_exactly_our_webhook_configurations() -> None:
-    rendered = render()
+def test_pre_delete_hook_removes_exactly_what_podgate_made() -> None:
+    rendered = render(sets=["audit.policyReports=true"])
     hooks = _hooks(rendered.objects, "pre-delete")
     assert {o["kind"] for o in hooks} == {
-        "ServiceAccount",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "Job",
-    }
+        "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Job",
+    }  # fmt: skip
     for obj in hooks:
         policy = obj["metadata"]["annotations"]["helm.sh/hook-delete-policy"].split(",")
         assert {"before-hook-creation", "hook-succeeded"} <= set(policy)
     weights = {o["kind"]: int(o["metadata"]["annotations"]["helm.sh/hook-weight"]) for o in hooks}
-    assert weights["ClusterRole"] < weights["Job"]
-    assert weights["ServiceAccount"] < weights["Job"]
+    assert max(weights[k] for k in weights if k != "Job") < weights["Job"]
     job = next(o for o in hooks if o["kind"] == "Job")
     ctr = container(job["spec"]["template"]["spec"])
     assert ctr["command"] == ["podgate"]
-    assert ctr["args"][:2] == ["webhooks", "remove"]
+    assert ctr["args"][0] == "cleanup"
     args = flags(ctr["args"])
     validating = rendered.get("ValidatingWebhookConfiguration")["metadata"]["name"]
     mutating = rendered.get("MutatingWebhookConfiguration")["metadata"]["name"]
     assert (args["--validating-webhook"], args["--mutating-webhook"]) == (validating, mutating)
-    (rule,) = next(o for o in hooks if o["kind"] == "ClusterRole")["rules"]
-    assert set(rule["resources"]) == {
+    deployments = [d["metadata"]["name"] for d in rendered.of_kind("Deployment")]
+    stopped = [a for i, a in enumerate(ctr["args"]) if ctr["args"][i - 1] == "--stop-deployment"]
+    assert sorted(stopped) == sorted(deployments)
+    assert args["--cert-secret"] == f"{NAME}-tls"
+    assert args["--lease"] == args["--policy-reports"] == "podgate-audit"
+    # Every right is by name, but listing what the names cannot narrow.
+    cluster_rules = next(o for o in hooks if o["kind"] == "ClusterRole")["rules"]
+    role_rules = next(o for o in hooks if o["kind"] == "Role")["rules"]
+    for rule in cluster_rules + role_rules:
+        if rule["verbs"] != ["list"]:
+            assert rule["resourceNames"], rule
+    hooks_rule = cluster_rules[0]
+    assert set(hooks_rule["resources"]) == {
         "validatingwebhookconfigurations",
         "mutatingwebhookconfigurations",
     }
-    assert rule["resourceNames"] == [validating]
-    assert set(rule["verbs"]) <= {"get", "delete"}
+    assert hooks_rule["resourceNames"] == [validating]
+    assert set(hooks_rule["verbs"]) <= {"get", "delete"}
+    scale = next(r for r in role_rules if r["resources"] == ["deployments/scale"])
+    assert sorted(scale["resourceNames"]) == sorted(deployments)
     assert (
         job["spec"]["template"]["spec"]["serviceAccountName"]
         == next(o for o in hooks if o["kind"] == "ServiceAccount")["metadata"]["name"]
     )
     assert not _hooks(render(sets=["preDeleteHook.enabled=false"]).objects, "pre-delete")
+
+
+def test_pre_delete_hook_never_deletes_a_secret_it_did_not_make() -> None:
+    rendered = render([scenario("provided-certs")])
+    job = next(o for o in _hooks(rendered.objects, "pre-delete") if o["kind"] == "Job")
+    assert "--cert-secret" not in container(job["spec"]["template"]["spec"])["args"]
+    role = next(o for o in _hooks(rendered.objects, "pre-delete") if o["kind"] == "Role")
+    assert all("secrets" not in r["resources"] for r in role["rules"])
 
 
 def test_helm_test_pod_calls_readyz_through_the_service() -> None:
