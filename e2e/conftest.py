@@ -129,6 +129,9 @@ def container(name: str = "web", **overrides: Any) -> dict[str, Any]:
         "resources": {"limits": {"memory": "64Mi"}},
         "livenessProbe": {"tcpSocket": {"port": 8080}},
         "readinessProbe": {"tcpSocket": {"port": 8080}},
+        # a non-root UID: podgate then adds runAsNonRoot (not on its own, as
+        # only the image knows its user)
+        "securityContext": {"runAsUser": 10001},
     }
     c.update(overrides)
     return c

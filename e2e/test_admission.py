@@ -92,7 +92,11 @@ def test_good_deployment_pods_carry_the_injected_defaults(namespace: str) -> Non
         assert pod["metadata"]["ownerReferences"][0]["kind"] == "ReplicaSet"
         c = pod["spec"]["containers"][0]
         assert c["resources"]["requests"] == {"cpu": "100m", "memory": "64Mi"}
-        assert c["securityContext"] == {"runAsNonRoot": True, "allowPrivilegeEscalation": False}
+        assert c["securityContext"] == {
+            "runAsUser": 10001,
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+        }
         assert pod["spec"]["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
 
 
@@ -141,7 +145,11 @@ def test_mutation_is_stored_and_idempotent(namespace: str) -> None:
         "limits": {"memory": "64Mi"},
         "requests": {"cpu": "100m", "memory": "64Mi"},
     }
-    assert c["securityContext"] == {"runAsNonRoot": True, "allowPrivilegeEscalation": False}
+    assert c["securityContext"] == {
+        "runAsUser": 10001,
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+    }
     again = apply(pod)
     assert again.returncode == 0, again.stderr
     assert "pod/mutated unchanged" in again.stdout

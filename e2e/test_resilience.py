@@ -55,7 +55,8 @@ def test_podgate_down_fail_refuses_and_ignore_admits(restore: Podgate, namespace
         "-o",
         "jsonpath={.spec.containers[0].securityContext}",
     )
-    assert stored.stdout == "", "Ignore admitted it without podgate's defaults"
+    # only what the manifest had: podgate's runAsNonRoot was never added
+    assert stored.stdout == '{"runAsUser":10001}', "Ignore admitted it without podgate's defaults"
 
 
 def test_slow_podgate_hits_the_timeout(restore: Podgate, namespace: str) -> None:
