@@ -241,6 +241,7 @@ stop_one() { # stop_one NAME: TERM the process group, KILL after 15 s
   pid=$(pid_of "$name") || { rm -f "$STATE/pids/$name.pid"; return 0; }
   local t0; t0=$(now)
   log "stopping $name (pid $pid)"
+  # The group of a live leader is ours: it carries our state dir (pid_of).
   kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
   for ((i = 0; i < 150; i++)); do
     kill -0 "$pid" 2>/dev/null || break
@@ -254,8 +255,14 @@ stop_one() { # stop_one NAME: TERM the process group, KILL after 15 s
       sleep 0.1
     done
   fi
-  # Anything left in its process group goes too.
-  kill -KILL -- "-$pid" 2>/dev/null || true
+  # Anything left in its process group goes too: only what carries our state
+  # dir, since the group's id may be a reused pid by now.
+  local member
+  for member in $(ps -eo pid=,pgid= | awk -v g="$pid" '$2 == g { print $1 }'); do
+    if tr '\0' '\n' <"/proc/$member/environ" 2>/dev/null | grep -qxF -- "PODGATE_E2E_STATE=$STATE"; then
+      kill -KILL "$member" 2>/dev/null || true
+    fi
+  done
   rm -f "$STATE/pids/$name.pid"
   log "stopped $name in $(elapsed "$t0")s"
 }

@@ -32,7 +32,7 @@ NODE_SYSCTLS=(net.ipv4.ip_forward net.ipv4.conf.all.forwarding net.ipv4.conf.all
   net.bridge.bridge-nf-call-iptables net.bridge.bridge-nf-call-ip6tables
   vm.overcommit_memory vm.panic_on_oom kernel.panic kernel.panic_on_oops
   kernel.keys.root_maxkeys kernel.keys.root_maxbytes)
-NODE_PACKAGES=(containerd runc containernetworking-plugins iptables socat buildah mmdebstrap)
+NODE_PACKAGES=(containerd runc containernetworking-plugins iptables conntrack socat buildah mmdebstrap)
 
 node_dir() { printf '%s/node' "$STATE"; }
 
