@@ -423,6 +423,12 @@ cmd_node() {
   missing=$(node_packages_missing)
   [[ -z $missing ]] || die "missing Debian packages for the node: $(echo $missing) (apt-get install them)"
   cmd_build >/dev/null
+  # One node per host: the bridge, the guard chain and the cgroup are
+  # host-wide, and taking this one down must never touch another's.
+  if ip link show "$NODE_BRIDGE" >/dev/null 2>&1 || [[ -d /sys/fs/cgroup/cpu/$NODE_CGROUP_ROOT ]] ||
+    iptables -w -t mangle -n -L "$GUARD_CHAIN" >/dev/null 2>&1; then
+    die "a node is already up on this host (bridge $NODE_BRIDGE); take it down with its own PODGATE_E2E_DIR first"
+  fi
   local t0; t0=$(now)
   # shellcheck source=/dev/null
   source "$STATE/ports.env"
