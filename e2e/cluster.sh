@@ -170,8 +170,7 @@ build_etcd() {
 }
 
 build_helm() {
-  local out stamp gomod k8s ldflags t0 gobin
-  out=$(bin_path helm)
+  local gomod k8s ldflags
   gomod=$(cd "$CACHE" && go mod download -json "helm.sh/helm/v3@$HELM_VERSION" |
     sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",\{0,1\}$/\1/p')
   [[ -f $gomod ]] || die "could not download the go.mod of helm.sh/helm/v3@$HELM_VERSION"
@@ -186,17 +185,25 @@ build_helm() {
       ldflags+=" -X helm.sh/helm/v3/$p.k8sVersionMajor=$maj -X helm.sh/helm/v3/$p.k8sVersionMinor=$min"
     done
   fi
-  stamp="$(go env GOVERSION) $HELM_VERSION $ldflags"
+  go_install_cached helm "helm.sh/helm/v3/cmd/helm" "$HELM_VERSION" "$ldflags"
+}
+
+# go_install_cached NAME PACKAGE VERSION LDFLAGS: `go install PACKAGE@VERSION`
+# into NAME's cache folder, unless the binary there was built from the same.
+go_install_cached() {
+  local name=$1 package=$2 version=$3 ldflags=$4 out stamp t0 gobin
+  out=$(bin_path "$name")
+  stamp="$(go env GOVERSION) $version $ldflags"
   stamp_ok "$out" "$stamp" && return 0
-  log "building helm $HELM_VERSION"
+  log "building $name $version"
   t0=$(now)
   gobin="$(dirname "$out")"
   mkdir -p "$gobin"
   rm -f "$out"
-  (cd "$CACHE" && GOBIN=$gobin go install -ldflags "$ldflags" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION") ||
-    die "building helm failed"
+  (cd "$CACHE" && GOBIN=$gobin go install -ldflags "$ldflags" "$package@$version") ||
+    die "building $name failed"
   printf '%s\n' "$stamp" >"$out.stamp"
-  log "built helm in $(elapsed "$t0")s"
+  log "built $name in $(elapsed "$t0")s"
 }
 
 cmd_build() {

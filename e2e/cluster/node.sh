@@ -39,19 +39,7 @@ node_dir() { printf '%s/node' "$STATE"; }
 # ---------------------------------------------------------------- build ----
 
 build_coredns() {
-  local out stamp t0 gobin
-  out=$(bin_path coredns)
-  stamp="$(go env GOVERSION) $COREDNS_VERSION -s -w"
-  stamp_ok "$out" "$stamp" && return 0
-  log "building coredns $COREDNS_VERSION"
-  t0=$(now)
-  gobin="$(dirname "$out")"
-  mkdir -p "$gobin"
-  rm -f "$out"
-  (cd "$CACHE" && GOBIN=$gobin go install -ldflags "-s -w" "github.com/coredns/coredns@$COREDNS_VERSION") ||
-    die "building coredns failed"
-  printf '%s\n' "$stamp" >"$out.stamp"
-  log "built coredns in $(elapsed "$t0")s"
+  go_install_cached coredns "github.com/coredns/coredns" "$COREDNS_VERSION" "-s -w"
 }
 
 build_pause() {

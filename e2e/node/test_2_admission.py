@@ -13,7 +13,15 @@ from typing import Any
 import pytest
 import yaml
 
-from e2e.conftest import ROOT, allow_all_network_policy, apply, eventually, kubectl, kubectl_json
+from e2e.conftest import (
+    ROOT,
+    allow_all_network_policy,
+    apply,
+    deployment,
+    eventually,
+    kubectl,
+    kubectl_json,
+)
 from e2e.node.release import (
     NodeRelease,
     create_namespace,
@@ -50,17 +58,9 @@ def http_server(image: str, **security: Any) -> dict[str, Any]:
     return container
 
 
-def deployment(name: str, namespace: str, pod_spec: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": {"app": name}},
-            "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec},
-        },
-    }
+def one(name: str, namespace: str, pod_spec: dict[str, Any]) -> dict[str, Any]:
+    """A Deployment of one replica."""
+    return deployment(name, namespace, pod_spec, replicas=1)
 
 
 def _podgate(*args: str, stdin: str) -> str:
@@ -87,7 +87,7 @@ def deny_lines_of_check(manifest: dict[str, Any]) -> list[str]:
 def test_a_bad_deployment_is_refused_through_the_service_line_by_line(
     release: NodeRelease, namespace: str
 ) -> None:
-    bad = deployment("bad", namespace, {"containers": [{"name": "nginx", "image": "nginx:1.27"}]})
+    bad = one("bad", namespace, {"containers": [{"name": "nginx", "image": "nginx:1.27"}]})
     proc = apply(bad)
     assert proc.returncode != 0
     expected = deny_lines_of_check(bad)
@@ -127,7 +127,7 @@ def test_a_good_deployment_gets_its_defaults_and_its_pods_run(
         "securityContext": {"runAsUser": 10001},
         "containers": [http_server(release.images.pinned)],
     }
-    proc = apply(deployment("good", namespace, spec))
+    proc = apply(one("good", namespace, spec))
     assert proc.returncode == 0, proc.stderr
     wait_rolled_out("deployment/good", namespace)
     (pod,) = _running(namespace, "good")
@@ -144,7 +144,7 @@ def test_a_root_image_is_refused_at_apply_not_left_to_fail_on_the_node(
     release: NodeRelease, namespace: str
 ) -> None:
     root_image = release.images.root_image
-    proc = apply(deployment("root", namespace, {"containers": [http_server(root_image)]}))
+    proc = apply(one("root", namespace, {"containers": [http_server(root_image)]}))
     assert proc.returncode != 0
     assert (
         'require-non-root: container "web": runAsNonRoot is not set; set '
@@ -152,7 +152,7 @@ def test_a_root_image_is_refused_at_apply_not_left_to_fail_on_the_node(
     ) in proc.stderr, proc.stderr
     # Following the message: the same image runs, as UID 10001.
     spec = {"containers": [http_server(root_image, runAsUser=10001)]}
-    proc = apply(deployment("root", namespace, spec))
+    proc = apply(one("root", namespace, spec))
     assert proc.returncode == 0, proc.stderr
     wait_rolled_out("deployment/root", namespace)
     (pod,) = _running(namespace, "root")
@@ -171,7 +171,7 @@ def test_injecting_run_as_non_root_blindly_leaves_pods_that_never_start(
     release.upgrade(_assume_non_root(True))
     try:
         # The pods see a new ConfigMap when the kubelet refreshes their volume.
-        manifest = deployment("blind", namespace, root_spec)
+        manifest = one("blind", namespace, root_spec)
         eventually(lambda: apply(manifest).returncode == 0, timeout=90)
 
         def refused() -> str | None:
@@ -187,7 +187,7 @@ def test_injecting_run_as_non_root_blindly_leaves_pods_that_never_start(
     finally:
         release.upgrade(_assume_non_root(False))
         # No later test may meet the option still on.
-        probe = deployment("probe", namespace, root_spec)
+        probe = one("probe", namespace, root_spec)
         eventually(
             lambda: "runAsNonRoot is not set" in apply(probe, "--dry-run=server").stderr,
             timeout=90,

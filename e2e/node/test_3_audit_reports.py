@@ -13,6 +13,7 @@ import pytest
 from e2e.conftest import (
     allow_all_network_policy,
     apply,
+    deployment,
     eventually,
     kubectl,
     kubectl_json,
@@ -33,19 +34,9 @@ def audited(release: NodeRelease) -> Iterator[str]:
     namespace = f"e2e-audited-{uuid.uuid4().hex[:6]}"
     create_namespace(namespace, {"podgate.dev/mode": "audit"})
     apply(allow_all_network_policy(namespace))
-    legacy = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "legacy", "namespace": namespace},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": "legacy"}},
-            "template": {
-                "metadata": {"labels": {"app": "legacy"}},
-                "spec": {"containers": [{"name": "app", "image": "legacy:1"}]},
-            },
-        },
-    }
+    legacy = deployment(
+        "legacy", namespace, {"containers": [{"name": "app", "image": "legacy:1"}]}, 0
+    )
     proc = apply(legacy)
     assert proc.returncode == 0, proc.stderr
     assert "[audit mode, would be denied]" in proc.stderr

@@ -20,7 +20,14 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from e2e.conftest import allow_all_network_policy, apply, eventually, kubectl, kubectl_json
+from e2e.conftest import (
+    allow_all_network_policy,
+    apply,
+    deployment,
+    eventually,
+    kubectl,
+    kubectl_json,
+)
 from e2e.node.release import (
     NAMESPACE,
     RELEASE,
@@ -44,18 +51,8 @@ def target(release: NodeRelease) -> Iterator[tuple[str, str]]:
     namespace = f"e2e-stream-{uuid.uuid4().hex[:6]}"
     create_namespace(namespace)
     apply(allow_all_network_policy(namespace))
-    template = {"metadata": {"labels": {"app": "target"}}, "spec": GOOD_POD["spec"]}
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": "target", "namespace": namespace},
-        "spec": {
-            "replicas": 0,
-            "selector": {"matchLabels": {"app": "target"}},
-            "template": template,
-        },
-    }
-    proc = apply(deployment)
+    target = deployment("target", namespace, GOOD_POD["spec"], replicas=0)
+    proc = apply(target)
     assert proc.returncode == 0, proc.stderr
     yield namespace, "target"
     delete_namespace(namespace)
