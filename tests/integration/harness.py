@@ -158,6 +158,7 @@ def start_server(
         grace_s=5.0,
         config_poll_s=0.1,
         cert_check_s=0.05,
+        event_burst=1000,  # a module's tests share one server: never rate-limit its Events
     )
     worker_settings = dataclasses.replace(base, **settings)
     slots = Slots(1)
