@@ -65,6 +65,25 @@ BudgetMs = Annotated[
 ]
 
 
+# kube-controller-manager acts with a service account per controller
+# (--use-service-account-credentials, kubeadm's default) or as itself.
+KUBE_CONTROLLERS = (
+    "system:kube-controller-manager",
+    *(
+        f"system:serviceaccount:kube-system:{name}"
+        for name in (
+            "replicaset-controller",
+            "replication-controller",
+            "statefulset-controller",
+            "daemon-set-controller",
+            "job-controller",
+            "deployment-controller",
+            "cronjob-controller",
+        )
+    ),
+)
+
+
 class CommonSettings(_Strict):
     """Keys every policy section accepts besides its own parameters."""
 
@@ -106,10 +125,19 @@ class ConfigFile(_Strict):
     )
     allow_existing_violations: bool = Field(
         default=True,
-        description="On an UPDATE, a denial the object already had before it is a warning: "
-        "objects admitted before podgate (or in audit mode) can still be scaled, relabelled "
-        "and fixed; an update that adds a violation is refused. Likewise for a Pod its "
-        "controller makes, a denial its owner's template has too.",
+        description="On an UPDATE that changes the pod template, a denial the object had "
+        "already is a warning: objects admitted before podgate (or in audit mode) can still "
+        "be changed and fixed one rule at a time; an update that adds a violation is refused. "
+        "What one of `controllers` writes for its workload is judged at most as warnings. "
+        "`false`: both are judged in full.",
+    )
+    controllers: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: list(KUBE_CONTROLLERS),
+        description="The users that write Pods, ReplicaSets and Jobs for their workloads. "
+        "What one of them creates or changes under a controller ownerReference naming a "
+        "workload kind is judged at most as warnings (policies reading the cluster aside): "
+        "that workload's template was judged. kube-controller-manager's identities by "
+        "default; a control plane that runs its controllers under other names needs them here.",
     )
 
 
@@ -139,6 +167,10 @@ class Config:
     unsynced_action: Action = Action.WARN
     source: str = "<built-in defaults>"
     raw: ConfigFile = field(default_factory=ConfigFile)
+
+    @functools.cached_property
+    def controllers(self) -> frozenset[str]:
+        return frozenset(self.raw.controllers)
 
     @functools.cached_property
     def exempt_images(self) -> frozenset[str]:
