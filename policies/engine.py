@@ -33,6 +33,7 @@ from policies.model import (
 )
 from policies.patch import diff
 from policies.registry import Metadata, Mutation, Policy
+from policies.subject import Subject, Write, subject_of
 from policies.views import LIST_KEYS, ContainerList, PodView, as_mapping
 
 INVALID_MANIFEST = "invalid-manifest"
@@ -341,7 +342,7 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
 
 
 def evaluate(
-    obj: Mapping[str, Any],
+    subject: Subject | Mapping[str, Any],
     ctx: Context,
     config: Config,
     *,
@@ -350,42 +351,34 @@ def evaluate(
     ephemeral_only: bool = False,
     default_namespace: str = "default",
     guard: BudgetGuard | None = None,
-    old: Mapping[str, Any] | None = None,
-    old_is: str = "as before this update",
-    old_is_template: bool = False,
 ) -> Decision:
-    """Evaluate one object: the validating results and, if asked, the mutation patch.
+    """Evaluate one subject: the validating results and, if asked, the mutation patch.
 
-    `ephemeral_only` is for the `pods/ephemeralcontainers` subresource: only
-    policies that concern ephemeral containers run, and nothing is mutated.
-    `old` is what the object was admitted as: the object before an UPDATE,
-    or for a Pod its controller made, the template it was made from
-    (`workloads.with_template_of`). With `allow_existing_violations`, a denial
-    `old` had already is a warning, its violations marked `(old_is)` (see
-    `_as_before`). A container whose software differs from `old`'s inherits
-    nothing: new software is judged anew (a root container must not become
-    any image, or run any other command). `old_is_template=True` (`old` is a
-    template, not what this object was) also leaves out the policies that
-    read the cluster: today's cluster says nothing of the one the template
-    was admitted in (a NetworkPolicy deleted since would be "inherited").
+    A plain object is a manifest's: `subject_of(Write(obj))` says how it is
+    judged. `ephemeral_only` is for the `pods/ephemeralcontainers`
+    subresource: only policies that concern ephemeral containers run, and
+    nothing is mutated.
     """
+    if not isinstance(subject, Subject):
+        subject = subject_of(Write(subject), config)
+    obj = subject.obj
     try:
+        if subject.skipped:
+            ref = resource_ref(obj, default_namespace)
+            return Decision(ref, config.enforcement, skipped_reason=subject.skipped)
+        mutate = mutate and subject.mutable
         decision = _evaluate(
             obj, ctx, config, validate, mutate, ephemeral_only, default_namespace, guard
         )
-        if old is None or not config.raw.allow_existing_violations or decision.allowed:
+        if subject.made_by:
+            decision = _made_by(decision, subject.made_by, config)
+        if subject.before is None or decision.allowed:
             return decision
-        before = _evaluate(old, ctx, config, True, False, ephemeral_only, default_namespace, guard)
-        had = before.results
-        if old_is_template:
-            reads_cluster = {
-                p for p, pol in config.registry.policies.items() if pol.meta.requires_cluster
-            }
-            had = tuple(r for r in had if r.policy not in reads_cluster)
-        # what a Pod runs is its template's, other webhooks' env and mounts aside
-        software = _RUNS if old_is_template else _RUNS_AND_SEES
-        renewed = _renewed(obj, old, default_namespace, software)
-        return decision._replace(results=_as_before(decision.results, had, old_is, renewed))
+        before = _evaluate(
+            subject.before, ctx, config, True, False, ephemeral_only, default_namespace, guard
+        )
+        renewed = _renewed(obj, subject.before, default_namespace)
+        return decision._replace(results=_as_before(decision.results, before.results, renewed))
     except RecursionError:
         # Python's stack ran out, not podgate's patience: no workload nests
         # anywhere near a thousand levels deep, so such an object is refused
@@ -397,21 +390,48 @@ def evaluate(
         return Decision(_plain_ref(obj, default_namespace), mode, results=(invalid,))
 
 
+def _made_by(decision: Decision, controller: str, config: Config) -> Decision:
+    """Denials as warnings, marked `(as in the template of <controller>)`: what
+    a controller writes is its workload's template, judged when it was written.
+    A policy reading the cluster judges today's cluster, not that template's."""
+    policies = config.registry.policies
+    note = f"as in the template of {controller}"
+    results = []
+    for result in decision.results:
+        policy = policies.get(result.policy)
+        if result.effective_action is Action.DENY and not (
+            policy is not None and policy.meta.requires_cluster
+        ):
+            result = _noted(result._replace(effective_action=Action.WARN), note)
+        results.append(result)
+    return decision._replace(results=tuple(results))
+
+
+def _noted(result: PolicyResult, note: str) -> PolicyResult:
+    if not result.violations:
+        return result._replace(reason=f"{result.reason} ({note})")
+    marked = tuple(v._replace(message=f"{v.message} ({note})") for v in result.violations)
+    return result._replace(violations=marked)
+
+
 # What a container runs, and what it runs with: a change of any is new software.
-_RUNS = ("image", "command", "args")
-_RUNS_AND_SEES = (*_RUNS, "env", "envFrom", "volumeMounts", "workingDir", "lifecycle")
+_SOFTWARE = (
+    "image", "command", "args", "env", "envFrom", "volumeMounts", "workingDir", "lifecycle",
+)  # fmt: skip
 
 
 def _renewed(
-    obj: Mapping[str, Any], old: Mapping[str, Any], default_namespace: str, keys: tuple[str, ...]
+    obj: Mapping[str, Any], old: Mapping[str, Any], default_namespace: str
 ) -> frozenset[str]:
-    """The containers of `obj` whose `keys` differ from `old`'s (new ones too)."""
+    """The containers of `obj` whose software differs from `old`'s (new ones too)."""
 
     def software(of: Mapping[str, Any]) -> dict[str, tuple[object, ...]]:
         pod = PodView.from_object(of, default_namespace=default_namespace)
         if pod is None:
             return {}
-        return {c.name: tuple(c.raw.get(k) for k in keys) for c in pod.containers(*ContainerList)}
+        return {
+            c.name: tuple(c.raw.get(k) for k in _SOFTWARE) for c in pod.containers(*ContainerList)
+        }
 
     before = software(old)
     return frozenset(name for name, runs in software(obj).items() if before.get(name) != runs)
@@ -420,18 +440,15 @@ def _renewed(
 def _as_before(
     results: tuple[PolicyResult, ...],
     before: tuple[PolicyResult, ...],
-    note: str,
-    renewed: frozenset[str] = frozenset(),
+    renewed: frozenset[str],
 ) -> tuple[PolicyResult, ...]:
     """Denials whose every violation the object had before, as warnings.
 
-    An update that leaves a policy's violations as they were (scaling a
-    Deployment admitted before podgate, a label change, the fix of another
-    rule) does not make anything worse, so it is let through with the
-    violations as warnings; one that adds a violation to a policy is refused.
-    The same holds for a Pod made from a template admitted with them.
-    Violations are compared by their text, which names the container and
-    the field; one of a container in `renewed` (what it runs changed) is new.
+    An update that leaves a policy's violations as they were (a rollout
+    restart, the fix of another rule) makes nothing worse, so it is let
+    through with the violations as warnings; one that adds a violation to a
+    policy is refused. Violations are compared by their text, which names the
+    container and the field; one of a container in `renewed` is new.
     """
     had = {r.policy: {str(v) for v in r.violations} for r in before if r.outcome is Outcome.FAIL}
     kept: list[PolicyResult] = []
@@ -443,8 +460,7 @@ def _as_before(
             and result.effective_action is Action.DENY
             and all(str(v) in known and v.container not in renewed for v in result.violations)
         ):
-            marked = tuple(v._replace(message=f"{v.message} ({note})") for v in result.violations)
-            result = result._replace(effective_action=Action.WARN, violations=marked)
+            result = _noted(result._replace(effective_action=Action.WARN), "as before this update")
         kept.append(result)
     return tuple(kept)
 
@@ -489,13 +505,6 @@ def _evaluate(
     mode = _mode(pod, ctx, config)
     if mode is Mode.OFF:
         return Decision(ref, mode, skipped_reason=f"{MODE_LABEL}=off on namespace {pod.namespace}")
-    controller = pod.controller if pod.kind != "Pod" else None
-    if controller is not None:
-        # A ReplicaSet of a Deployment, a Job of a CronJob: its template is
-        # its owner's, checked there. Mutating it would make it differ from
-        # that template, and the Deployment controller would create
-        # ReplicaSets without end; refusing it would stop its owner scaling.
-        return Decision(ref, mode, skipped_reason=f"managed by {controller}, checked there")
     run = _Run(pod, ctx, config, mode, _exempted_ids(pod, config), _guard_for(pod, guard))
     if pod.problems:
         invalid = PolicyResult(

@@ -27,8 +27,8 @@ from policies.config import Config, load_config
 from policies.engine import evaluate
 from policies.model import ClusterState, Context, Decision, NetworkPolicyInfo, StaticContext
 from policies.network_policy import network_policy_info
-from policies.views import as_mapping, controller_reference, judged_alone
-from policies.workloads import referred_kind
+from policies.subject import Write, controlling_workload, subject_of
+from policies.views import as_mapping
 from webhook.check import Checked, Report
 from webhook.manifests import Document, Unreadable
 
@@ -70,7 +70,6 @@ CONTEXT_KINDS = (
                 "list_network_policy_for_all_namespaces", "list_namespaced_network_policy"),
     AuditedKind("Namespace", "v1", "namespaces", "CoreV1Api", "list_namespace", "list_namespace"),
 )  # fmt: skip
-_AUDITED_KINDS = frozenset(k.kind for k in AUDITED)
 
 
 def owned_by_workload(obj: Mapping[str, Any]) -> bool:
@@ -80,14 +79,7 @@ def owned_by_workload(obj: Mapping[str, Any]) -> bool:
     and so is the ReplicaSet, so the finding lands on the Deployment. An
     object controlled by something else (a custom resource) is reported.
     """
-    return _audited(controller_reference(obj))
-
-
-def _audited(ref: Mapping[str, Any] | None) -> bool:
-    """Whether an ownerReference names a kind the audit scans, API group
-    included: a Volcano `batch.volcano.sh` Job is not a Job."""
-    kind = referred_kind(ref) if ref is not None else None
-    return kind is not None and kind.kind in _AUDITED_KINDS
+    return controlling_workload(obj) is not None
 
 
 class ClusterReader(Protocol):
@@ -182,9 +174,8 @@ def cluster_context(
 
 
 def audit_decision(obj: Mapping[str, Any], ctx: Context, config: Config) -> Decision:
-    """The engine's decision on a cluster object, as the audit reports it: a
-    workload under a controller podgate does not check stands alone."""
-    return evaluate(judged_alone(obj), ctx, config, mutate=False)
+    """The engine's decision on a cluster object, judged as written."""
+    return evaluate(subject_of(Write(obj), config), ctx, config, mutate=False)
 
 
 OnDecision = Callable[[Mapping[str, Any], Decision], None]

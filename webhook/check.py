@@ -26,7 +26,8 @@ from policies.model import (
     StaticContext,
 )
 from policies.network_policy import network_policy_info
-from policies.views import as_mapping, judged_alone
+from policies.subject import Write, subject_of
+from policies.views import as_mapping
 from policies.workloads import api_group, workload_kind
 from webhook.manifests import Document, Unreadable
 
@@ -108,9 +109,10 @@ def check_documents(
         if doc.obj is None:
             checked.append(Checked(doc, None, None))
             continue
-        # a workload under a controller podgate does not check stands alone
-        obj = judged_alone(doc.obj)
-        decision = evaluate(obj, ctx, config, mutate=fix, default_namespace=namespace, guard=guard)
+        subject = subject_of(Write(doc.obj), config)
+        decision = evaluate(
+            subject, ctx, config, mutate=fix, default_namespace=namespace, guard=guard
+        )
         checked.append(Checked(doc, decision.resource, decision))
     return checked
 

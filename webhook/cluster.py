@@ -3,9 +3,7 @@ the kubernetes-client adapters behind the small protocols of events.py and
 certs.py.
 
 The caches are kept by list+watch in background threads and are only read on
-the request path: admission must not make an API call per request. The one
-exception is `KubeOwners`, asked only about a controller's Pod that would
-be refused, and cached by owner. The watch
+the request path: admission makes no API call. The watch
 resumes from the last resourceVersion, relists when the API server says the
 version is gone (410), and reconnects with exponential backoff and jitter
 after any other failure. While a cache has not synced, or its watch has been
@@ -28,7 +26,6 @@ from typing import Any, Protocol
 
 from policies.model import ClusterState, NetworkPolicyInfo
 from policies.network_policy import network_policy_info
-from policies.workloads import referred_kind
 from webhook import metrics
 from webhook.certs import Conflict, NotFound, SecretData
 from webhook.events import ViolationEvent
@@ -390,93 +387,6 @@ class KubeListWatch:
                 resp.release_conn()
 
         return events()
-
-
-class KubeOwners:
-    """The workloads that made a Pod, read from the API server (raw JSON).
-
-    Asked when a controller's Pod would be refused, to tell the Pod's own
-    violations from those of the template it was made from. A scale-up asks
-    once per owner: answers are kept `ttl_s` by namespace, kind and name
-    (never by the uid a request claims, which anyone can write), the least
-    that the next Pods of a rollout share, and short enough that a template
-    fixed since is seen.
-    """
-
-    _READS = {
-        "ReplicaSet": ("AppsV1Api", "read_namespaced_replica_set"),
-        "StatefulSet": ("AppsV1Api", "read_namespaced_stateful_set"),
-        "DaemonSet": ("AppsV1Api", "read_namespaced_daemon_set"),
-        "Deployment": ("AppsV1Api", "read_namespaced_deployment"),
-        "Job": ("BatchV1Api", "read_namespaced_job"),
-        "CronJob": ("BatchV1Api", "read_namespaced_cron_job"),
-        "ReplicationController": ("CoreV1Api", "read_namespaced_replication_controller"),
-    }
-
-    def __init__(
-        self,
-        api_client: Any,
-        *,
-        ttl_s: float = 10.0,
-        timeout_s: float = 2.0,
-        max_entries: int = 1024,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        from kubernetes import client
-
-        self._reads = {
-            kind: getattr(getattr(client, api)(api_client), func)
-            for kind, (api, func) in self._READS.items()
-        }
-        self.ttl_s, self.timeout_s, self.max_entries = ttl_s, timeout_s, max_entries
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._cache: dict[tuple[str, str, str], tuple[float, dict[str, Any] | None]] = {}
-
-    def owner(
-        self, namespace: str, ref: Mapping[str, Any], *, fresh: bool = False
-    ) -> dict[str, Any] | None:
-        """The object `ref` names in `namespace`, if it is of the API group `ref`
-        says and has the uid `ref` gives; None otherwise (not found, not
-        readable, or another object than the one referred to). `fresh`: read
-        it now, whatever is kept."""
-        kind, name, uid = ref.get("kind"), ref.get("name"), ref.get("uid")
-        if not (isinstance(kind, str) and isinstance(name, str) and isinstance(uid, str) and uid):
-            return None
-        read = self._reads.get(kind)
-        if read is None or referred_kind(ref) is None:
-            return None  # not a kind read here, or of another API group
-        key = (namespace, kind, name)
-        now = self._clock()
-        with self._lock:
-            hit = self._cache.get(key)
-        if not fresh and hit is not None and now - hit[0] < self.ttl_s and as_uid(hit[1]) == uid:
-            return hit[1]
-        # not kept, or kept as another object (a Job deleted and created again
-        # under its name): read it now
-        try:
-            resp = read(name, namespace, _preload_content=False, _request_timeout=self.timeout_s)
-            found: dict[str, Any] | None = json.loads(resp.data)
-        except Exception as exc:  # no answer is no exception to the rules: nothing is lost
-            if _status(exc) != 404:
-                owner = f"{kind} {namespace}/{name}"
-                log.warning(
-                    "could not read a Pod's owner",
-                    extra={"fields": {"owner": owner, "error": str(exc)[:300]}},
-                )
-                return None
-            found = None
-        with self._lock:
-            if len(self._cache) >= self.max_entries:
-                self._cache.clear()  # a rollout's owners are few: start over, rarely
-            self._cache[key] = (now, found)
-        return found if found is not None and as_uid(found) == uid else None
-
-
-def as_uid(obj: object) -> str | None:
-    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
-    uid = meta.get("uid") if isinstance(meta, Mapping) else None
-    return uid if isinstance(uid, str) else None
 
 
 def cluster_cache(api_client: Any, *, stale_after_s: float) -> ClusterCache:

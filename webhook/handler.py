@@ -17,13 +17,12 @@ import asyncio
 import functools
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 from policies.engine import BudgetGuard, evaluate, interrupted_policy
 from policies.model import Action, Context, Decision, Outcome
-from policies.views import controller_reference
-from policies.workloads import pod_template, with_template_of
+from policies.subject import Write, subject_of
 from webhook import metrics
 from webhook.admission import (
     AdmissionRequest,
@@ -39,7 +38,6 @@ from webhook.deadline import AlarmDeadline, DeadlineExceeded
 from webhook.evaluator import EvaluationPool
 from webhook.events import EventRecorder, events_for
 from webhook.logs import ADMISSION_LOGGER, log_line
-from webhook.owners import RELEASERS, OwnerLookup, judged_template, made_by_its_controller
 from webhook.reload import ConfigHolder
 
 Webhook = Literal["validate", "mutate"]
@@ -57,11 +55,6 @@ def _skip(uid: str, why: str) -> Answer:
     return Answer(allowed(uid), "skipped", note=why)
 
 
-def _deleting(obj: Mapping[str, Any]) -> bool:
-    meta = obj.get("metadata")
-    return isinstance(meta, Mapping) and bool(meta.get("deletionTimestamp"))
-
-
 class Admitter:
     def __init__(
         self,
@@ -73,7 +66,6 @@ class Admitter:
         guard: BudgetGuard | None = None,
         deadline_s: float = 2.5,
         alarm: AlarmDeadline | None = None,
-        owners: OwnerLookup | None = None,
     ) -> None:
         self.config = config
         self.context = context
@@ -82,7 +74,6 @@ class Admitter:
         self.guard = guard if guard is not None else BudgetGuard()
         self.deadline_s = deadline_s
         self.alarm = alarm  # set: evaluate inline, on the main thread
-        self.owners = owners  # the workload that made a Pod (cluster.KubeOwners.owner)
         # True while the server drains before it stops: answers close their connection.
         self.draining: Callable[[], bool] = lambda: False
 
@@ -100,48 +91,26 @@ class Admitter:
                 f"request.object must be a JSON object for {req.operation}, "
                 f"got {type(req.object).__name__ if req.object is not None else 'null'}"
             )
-        if req.operation == "UPDATE" and _deleting(req.object):
-            # finalizer removal on an object being deleted must never be blocked
-            return _skip(req.uid, "object is being deleted")
         if webhook == "mutate" and (
             ephemeral or (req.operation == "UPDATE" and req.object.get("kind") == "Pod")
         ):
             # a running Pod's spec is immutable: a patch would make the update fail
             return _skip(req.uid, "pods are only mutated on CREATE")
-        if (
-            webhook == "mutate"
-            and req.operation == "UPDATE"
-            and isinstance(req.old_object, dict)
-            and pod_template(req.object) == pod_template(req.old_object)
-        ):
-            # A change that leaves the pod template alone (a label, suspend, the
-            # controller's revision annotation) must not rewrite it: that would
-            # roll out a workload from before podgate, and a Job's template is
-            # immutable, so the API server would refuse the update.
-            return _skip(req.uid, "the pod template is unchanged")
         return None
 
     async def _evaluate(
-        self,
-        webhook: Webhook,
-        req: AdmissionRequest,
-        started: float,
-        made_from: tuple[Mapping[str, Any], str] | None = None,
+        self, webhook: Webhook, req: AdmissionRequest, started: float
     ) -> Decision | str:
-        """The decision, or the reason there is none (deadline passed, engine bug).
-
-        `made_from`: the object as the template podgate judged has it, and how
-        to say so; it stands for what the object was (else `oldObject`).
-        """
+        """The decision, or the reason there is none (deadline passed, engine bug)."""
         ephemeral = req.sub_resource == "ephemeralcontainers"
-        old, old_is = made_from or (None, "as before this update")
-        if made_from is None and req.operation == "UPDATE":
-            old = req.old_object
+        config = self.config.current
+        old = req.old_object if req.operation == "UPDATE" else None
+        write = Write(req.object, old if isinstance(old, dict) else None, req.user_info.username)
         call = functools.partial(
             evaluate,
-            req.object,
+            subject_of(write, config),
             self.context,
-            self.config.current,
+            config,
             validate=webhook == "validate",
             mutate=webhook == "mutate",
             ephemeral_only=ephemeral,
@@ -149,10 +118,6 @@ class Admitter:
             # a dry run starts no cool-down: anyone may send one, and a policy
             # suspended by it would be decided by its failure action for all
             guard=self.guard.honoured_only() if req.dry_run else self.guard,
-            # what the object was: a denial it had already is a warning on update
-            old=old if webhook == "validate" and isinstance(old, dict) else None,
-            old_is=old_is,
-            old_is_template=made_from is not None,
         )
         arrived = time.perf_counter() - started
         remaining = self.deadline_s - arrived
@@ -233,9 +198,6 @@ class Admitter:
         answer = self._precheck(webhook, req)
         if answer is None:
             outcome = await self._evaluate(webhook, req, started)
-            made_of = self._made_by(webhook, req, outcome)
-            if made_of is not None and isinstance(outcome, Decision):
-                outcome = await self._as_its_template(webhook, req, started, outcome, made_of)
             if isinstance(outcome, str):
                 answer = self._failed(req.uid, outcome)
                 answer = Answer(answer.response, answer.decision, note=outcome)
@@ -243,80 +205,6 @@ class Admitter:
                 answer = self._answer(webhook, req.uid, outcome)
         self._record(webhook, req, answer, time.perf_counter() - started)
         return answer.response
-
-    def _made_by(
-        self, webhook: Webhook, req: AdmissionRequest, outcome: Decision | str
-    ) -> Mapping[str, Any] | None:
-        """The object whose controller made what a refusal is about, or None.
-
-        A Pod its controller creates (`made_by_its_controller`); or a workload
-        a controller made and let go (an orphaning delete: the garbage
-        collector removes the ownerReference, and the workload, skipped
-        while it had a controller, is judged alone for the first time).
-        """
-        if (
-            webhook != "validate"
-            or not isinstance(outcome, Decision)
-            or outcome.allowed
-            or self.owners is None
-            or not isinstance(req.object, dict)
-            or not self.config.current.raw.allow_existing_violations
-        ):
-            return None
-        if req.operation == "CREATE" and req.kind.kind == "Pod":
-            kind = (controller_reference(req.object) or {}).get("kind")
-            return req.object if made_by_its_controller(req.user_info.username, kind) else None
-        old = req.old_object
-        if (
-            req.operation == "UPDATE"
-            and req.user_info.username in RELEASERS
-            and isinstance(old, dict)
-            and pod_template(old) is not None  # a workload, never a Pod
-            and controller_reference(old) is not None
-            and controller_reference(req.object) is None
-            and pod_template(req.object) == pod_template(old)
-        ):
-            return old
-        return None
-
-    async def _as_its_template(
-        self,
-        webhook: Webhook,
-        req: AdmissionRequest,
-        started: float,
-        decision: Decision,
-        made_of: Mapping[str, Any],
-    ) -> Decision | str:
-        """What a controller made, refused only for what its template had, is
-        admitted with those violations as warnings.
-
-        The template was admitted with them (before podgate, in audit mode,
-        while a policy only warned); refusing its Pods would stop the workload
-        scaling, rolling out, or replacing a lost Pod (refusing an orphaned
-        workload, its orphaning delete), and fix nothing. Only a template
-        podgate judged counts (`judged_template`, read from the API server,
-        uids matching the references), and a violation that depends on the
-        cluster (a NetworkPolicy deleted since) is not inherited. Without an
-        answer in time, the first decision stands.
-        """
-        if self.owners is None:  # `_made_by` says so already; for the type checker
-            return decision
-        namespace = req.namespace or decision.resource.namespace or "default"
-        remaining = self.deadline_s - (time.perf_counter() - started)
-        try:
-            found = await asyncio.wait_for(
-                asyncio.to_thread(judged_template, self.owners, namespace, made_of),
-                max(remaining, 0.001),
-            )
-        except TimeoutError:
-            return decision
-        made = with_template_of(found[0], req.object) if found is not None else None
-        if found is None or made is None:
-            return decision
-        made_from = (made, f"as in the template of {found[1]}")
-        judged = await self._evaluate(webhook, req, started, made_from=made_from)
-        # out of time now: the refusal stands, never the failure action's admission
-        return judged if isinstance(judged, Decision) else decision
 
     # --- recording --------------------------------------------------------------
     def _record(self, webhook: Webhook, req: AdmissionRequest, answer: Answer, took: float) -> None:

@@ -31,22 +31,16 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from policies.model import OFFLINE, Context
 from webhook import metrics
 from webhook.app import MAX_BODY, create_app
-from webhook.cluster import ClusterCache, KubeOwners
+from webhook.cluster import ClusterCache
 from webhook.deadline import AlarmDeadline, on_main_thread
 from webhook.evaluator import EvaluationPool
 from webhook.events import EventRecorder, EventSink
 from webhook.handler import Admitter
 from webhook.health import Slots
-from webhook.owners import OwnerLookup
 from webhook.reload import ConfigHolder
 from webhook.tls import ReloadingTLS
 
 log = logging.getLogger("podgate.server")
-
-
-def _owners(api_client: Any) -> OwnerLookup | None:
-    """Who made a Pod, asked of the API server; None without a cluster."""
-    return KubeOwners(api_client).owner if api_client is not None else None
 
 
 @dataclass(frozen=True)
@@ -198,7 +192,6 @@ class Worker:
             pool=self.pool,
             recorder=self.recorder,
             deadline_s=settings.deadline_s,
-            owners=_owners(api_client),
         )
         self.admitter.draining = lambda: bool(self.slots.draining.value)
         self.app = create_app(self.admitter, max_body=settings.max_body)

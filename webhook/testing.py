@@ -52,6 +52,7 @@ from policies.model import Action, ClusterState, StaticContext
 from policies.patch import diff
 from policies.plugins import PluginError, load_registry
 from policies.registry import Registry
+from policies.subject import Write, subject_of
 from webhook.check import offline_context
 from webhook.manifests import Document, parse_text
 from webhook.report import xml_safe
@@ -142,7 +143,8 @@ def run_case(case: Case) -> CaseResult:
     patched = list(case.patched or ())
     for index, obj in enumerate(workloads):
         ctx = _context(case, "default")
-        decision = evaluate(obj, ctx, case.config, mutate=case.mutation is not None)
+        subject = subject_of(Write(obj), case.config)
+        decision = evaluate(subject, ctx, case.config, mutate=case.mutation is not None)
         where = _key(obj, True)
         if case.policy is not None:
             found = [r for r in decision.results if r.policy == case.policy]

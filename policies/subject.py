@@ -1,0 +1,93 @@
+"""What is judged for a write, and how strictly: one rule for every entry point.
+
+The webhook, `podgate check`, `podgate test` and the audit all call
+`subject_of` with what they know of a write: the object, the object an UPDATE
+replaces, and who writes it. It reads nothing else, and never the cluster
+(docs/adr/0001-existing-workloads.md says why each part is as it is).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+from policies.config import Config
+from policies.views import as_list, as_mapping
+from policies.workloads import pod_template, referred_kind
+
+
+class Write(NamedTuple):
+    """An object being written, as the request (or the manifest) says it."""
+
+    obj: Mapping[str, Any]
+    old: Mapping[str, Any] | None = None  # the object an UPDATE replaces
+    user: str = ""  # who writes it; "" for a manifest or an object read from a cluster
+
+
+class Subject(NamedTuple):
+    """What the engine judges, and how strictly."""
+
+    obj: Mapping[str, Any]
+    # the object this UPDATE replaces: denials it had already are warnings
+    before: Mapping[str, Any] | None = None
+    # "ReplicaSet web-7d9f": its controller wrote it from a template podgate
+    # judged; its denials are warnings, but for the policies that read the cluster
+    made_by: str = ""
+    # why it is not judged at all (its pod template is unchanged...)
+    skipped: str = ""
+    # False for a workload under a controller: its template is the controller's to write
+    mutable: bool = True
+
+
+def controller_reference(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The object's ownerReference with `controller: true` (Kubernetes allows one)."""
+    for ref in as_list(as_mapping(obj.get("metadata")).get("ownerReferences")):
+        if isinstance(ref, dict) and ref.get("controller") is True:
+            return ref
+    return None
+
+
+def controlling_workload(obj: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The controller ownerReference when it names a workload kind podgate judges
+    (API group included: a Volcano `batch.volcano.sh` Job is no Job)."""
+    ref = controller_reference(obj)
+    return ref if ref is not None and referred_kind(ref) is not None else None
+
+
+def _what_runs(obj: Mapping[str, Any]) -> object:
+    """The part of an object that decides what runs: a workload's pod template;
+    a Pod's spec, labels and annotations (a Pod is its own template)."""
+    template = pod_template(obj)
+    if template is not None:
+        return template
+    metadata = as_mapping(obj.get("metadata"))
+    return metadata.get("labels"), metadata.get("annotations"), obj.get("spec")
+
+
+def _being_deleted(obj: Mapping[str, Any]) -> bool:
+    return bool(as_mapping(obj.get("metadata")).get("deletionTimestamp"))
+
+
+def subject_of(write: Write, config: Config) -> Subject:
+    """The one rule: an UPDATE that leaves what runs alone is not judged; one that
+    changes it is compared with what it replaces; what a configured controller
+    writes under a controller reference to a workload is judged at most as
+    warnings, since that workload's template was judged. Anyone else's
+    ownerReferences count for nothing: the object is judged as written.
+    """
+    obj, old = write.obj, write.old
+    if old is not None and _being_deleted(obj):
+        # finalizers are removed from an object being deleted: never block that
+        return Subject(obj, skipped="the object is being deleted")
+    if old is not None and _what_runs(obj) == _what_runs(old):
+        # scaling, relabelling, orphaning, suspending: nothing new runs
+        return Subject(obj, skipped="the pod template is unchanged")
+    controller = controller_reference(obj)
+    mutable = controller is None or obj.get("kind") == "Pod"
+    if not config.raw.allow_existing_violations:
+        return Subject(obj, mutable=mutable)
+    made_by = ""
+    workload = controlling_workload(obj)
+    if workload is not None and write.user in config.controllers:
+        made_by = f"{workload.get('kind')} {workload.get('name')}"
+    return Subject(obj, before=old, made_by=made_by, mutable=mutable)
