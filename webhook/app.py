@@ -143,7 +143,7 @@ async def admit(
             )
         try:
             review = parse_review(body)
-            response = await admitter.review(webhook, review.request, started)
+            response = admitter.review(webhook, review.request, started)
         except BadReview as exc:
             return _refuse(webhook, 400, str(exc))
         return Reply(200, response.encode(review.api_version), admitter.draining())

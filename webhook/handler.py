@@ -2,18 +2,15 @@
 
 An overall deadline (below the webhook's `timeoutSeconds`) bounds every
 evaluation, after which the answer follows the configured failure action
-instead of letting the API server time out. In `podgate serve` the engine
-runs inline on the event loop, interrupted at the deadline by an alarm
-(deadline.py); where the loop is not on the main thread (podgate embedded in
-another program, the in-process tests) it runs on a pool of threads
-(evaluator.py) and the deadline stops the wait instead. Every
-answer is counted, logged as one JSON line and, when a policy failed and the
-request is not a dry run, turned into Events on a background queue.
+instead of letting the API server time out. The engine runs inline on the
+event loop, on the main thread, interrupted at the deadline by an alarm
+(deadline.py). Every answer is counted, logged as one JSON line and, when a
+policy failed and the request is not a dry run, turned into Events on a
+background queue.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 import time
@@ -35,7 +32,6 @@ from webhook.admission import (
     patched,
 )
 from webhook.deadline import AlarmDeadline, DeadlineExceeded
-from webhook.evaluator import EvaluationPool
 from webhook.events import EventRecorder, events_for
 from webhook.logs import ADMISSION_LOGGER, log_line
 from webhook.reload import ConfigHolder
@@ -60,20 +56,18 @@ class Admitter:
         self,
         config: ConfigHolder,
         context: Context,
+        deadline: AlarmDeadline,
         *,
-        pool: EvaluationPool,
         recorder: EventRecorder | None = None,
         guard: BudgetGuard | None = None,
         deadline_s: float = 2.5,
-        alarm: AlarmDeadline | None = None,
     ) -> None:
         self.config = config
         self.context = context
-        self.pool = pool
+        self.deadline = deadline
         self.recorder = recorder
         self.guard = guard if guard is not None else BudgetGuard()
         self.deadline_s = deadline_s
-        self.alarm = alarm  # set: evaluate inline, on the main thread
         # True while the server drains before it stops: answers close their connection.
         self.draining: Callable[[], bool] = lambda: False
 
@@ -98,9 +92,7 @@ class Admitter:
             return _skip(req.uid, "pods are only mutated on CREATE")
         return None
 
-    async def _evaluate(
-        self, webhook: Webhook, req: AdmissionRequest, started: float
-    ) -> Decision | str:
+    def _evaluate(self, webhook: Webhook, req: AdmissionRequest, started: float) -> Decision | str:
         """The decision, or the reason there is none (deadline passed, engine bug)."""
         ephemeral = req.sub_resource == "ephemeralcontainers"
         config = self.config.current
@@ -126,26 +118,12 @@ class Admitter:
             return (
                 f"the request took {arrived:.1f}s to arrive, past the {self.deadline_s:g}s deadline"
             )
-        if self.alarm is not None:
-            try:
-                return self.alarm.run(call, remaining)
-            except DeadlineExceeded as exc:
-                return self._deadline_passed(webhook, exc)
-            except Exception as exc:  # evaluate() never raises by contract; be safe anyway
-                return self._internal_error(webhook, req, exc)
-        future = self.pool.submit(call)
-        # a timer that cancels the future: cheaper than asyncio.wait_for's wrapper
-        timer = asyncio.get_running_loop().call_later(max(remaining, 0.001), future.cancel)
         try:
-            return await future
-        except asyncio.CancelledError:
-            if not future.cancelled() or asyncio.current_task().cancelling():  # type: ignore[union-attr]
-                raise  # we are being cancelled, not the evaluation
-            return self._deadline_passed(webhook)
+            return self.deadline.run(call, remaining)
+        except DeadlineExceeded as exc:
+            return self._deadline_passed(webhook, exc)
         except Exception as exc:  # evaluate() never raises by contract; be safe anyway
             return self._internal_error(webhook, req, exc)
-        finally:
-            timer.cancel()
 
     def _deadline_passed(self, webhook: Webhook, exc: BaseException | None = None) -> str:
         metrics.ADMISSION_ERRORS.labels(webhook, "deadline").inc()
@@ -191,13 +169,11 @@ class Admitter:
             return Answer(denied(uid, message, warnings), "denied", decision)
         return Answer(allowed(uid, warnings), "warned" if warnings else "allowed", decision)
 
-    async def review(
-        self, webhook: Webhook, req: AdmissionRequest, started: float
-    ) -> AdmissionResponse:
+    def review(self, webhook: Webhook, req: AdmissionRequest, started: float) -> AdmissionResponse:
         """Answer one request; raises BadReview for a request that cannot be evaluated."""
         answer = self._precheck(webhook, req)
         if answer is None:
-            outcome = await self._evaluate(webhook, req, started)
+            outcome = self._evaluate(webhook, req, started)
             if isinstance(outcome, str):
                 answer = self._failed(req.uid, outcome)
                 answer = Answer(answer.response, answer.decision, note=outcome)

@@ -32,8 +32,7 @@ from policies.model import OFFLINE, Context
 from webhook import metrics
 from webhook.app import MAX_BODY, create_app
 from webhook.cluster import ClusterCache
-from webhook.deadline import AlarmDeadline, on_main_thread
-from webhook.evaluator import EvaluationPool
+from webhook.deadline import AlarmDeadline
 from webhook.events import EventRecorder, EventSink
 from webhook.handler import Admitter
 from webhook.health import Slots
@@ -62,7 +61,6 @@ class WorkerSettings:
     event_qps: float = 5.0
     event_burst: int = 25
     event_flush_s: float = 30.0
-    threads: int = 4
     max_connections: int = 1000
     max_body: int = MAX_BODY
     cert_check_s: float = 1.0
@@ -185,11 +183,13 @@ class Worker:
         self.tls = ReloadingTLS(
             Path(settings.cert_file), Path(settings.key_file), check_interval=settings.cert_check_s
         )
-        self.pool = EvaluationPool(settings.threads)
+        # the engine runs inline on the event loop, stopped at the deadline by
+        # SIGALRM: a worker runs on its process's main thread
+        self.deadline = AlarmDeadline()
         self.admitter = Admitter(
             self.config,
             self.context,
-            pool=self.pool,
+            self.deadline,
             recorder=self.recorder,
             deadline_s=settings.deadline_s,
         )
@@ -270,16 +270,9 @@ class Worker:
             if self.cache is not None:
                 self.cache.stop()
             self.config.stop()
-            self.pool.shutdown()
 
     def run(self, sock: socket.socket) -> None:
-        alarm = AlarmDeadline() if on_main_thread() else None
-        # On the main thread (always, under `podgate serve`) the engine runs
-        # inline, interrupted at the deadline; elsewhere, on the thread pool.
-        self.admitter.alarm = alarm
         try:
             asyncio.run(self.serve(sock))
         finally:
-            self.admitter.alarm = None
-            if alarm is not None:
-                alarm.close()
+            self.deadline.close()
