@@ -53,6 +53,7 @@ from policies.patch import diff
 from policies.plugins import PluginError, load_registry
 from policies.registry import Registry
 from policies.subject import Write, subject_of
+from policies.yaml_reading import load_yaml, yaml_problem
 from webhook.check import offline_context
 from webhook.manifests import Document, parse_text
 from webhook.report import xml_safe
@@ -233,10 +234,10 @@ def _invalid(path: Path, exc: ValidationError) -> SuiteError:
 
 def load_suite(path: Path, base: Registry | None) -> list[Case]:
     try:
-        data = yaml.safe_load(_text(path))
+        data = load_yaml(_text(path))
         spec = _SuiteSpec.model_validate(data)
     except yaml.YAMLError as exc:
-        raise SuiteError(f"{path}: invalid YAML: {' '.join(str(exc).split())}") from exc
+        raise SuiteError(f"{path}: invalid YAML{yaml_problem(exc)}") from exc
     except ValidationError as exc:
         raise _invalid(path, exc) from exc
     try:
