@@ -203,6 +203,17 @@ class NetworkPolicyInfo:
             return exc
 
 
+def namespace_entry(obj: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
+    """A Namespace object's name and labels, as a Context keeps them; None
+    without a name."""
+    metadata = obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not isinstance(name, str) or not name:
+        return None
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    return name, {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
+
+
 class Context(Protocol):
     """What the engine may know about the cluster. The only seam to it.
 

@@ -25,10 +25,16 @@ from typing import Any, Protocol
 
 from policies.config import Config, load_config
 from policies.engine import evaluate
-from policies.model import ClusterState, Context, Decision, NetworkPolicyInfo, StaticContext
+from policies.model import (
+    ClusterState,
+    Context,
+    Decision,
+    NetworkPolicyInfo,
+    StaticContext,
+    namespace_entry,
+)
 from policies.network_policy import network_policy_info
 from policies.subject import Write, controlling_workload, subject_of
-from policies.views import as_mapping
 from webhook.check import Checked, Report
 from webhook.manifests import Document, Unreadable
 
@@ -162,10 +168,7 @@ def cluster_context(
         policies, state = [], ClusterState.OFFLINE
     try:
         for page in reader.pages(namespace_kind, namespace, page_size):
-            for obj in page:
-                metadata = as_mapping(obj.get("metadata"))
-                labels = as_mapping(metadata.get("labels"))
-                namespaces[str(metadata.get("name"))] = {str(k): str(v) for k, v in labels.items()}
+            namespaces.update(e for e in map(namespace_entry, page) if e is not None)
     except Exception as exc:
         if unreadable is None:
             raise

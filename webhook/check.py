@@ -24,10 +24,10 @@ from policies.model import (
     PolicyResult,
     ResourceRef,
     StaticContext,
+    namespace_entry,
 )
 from policies.network_policy import network_policy_info
 from policies.subject import Write, subject_of
-from policies.views import as_mapping
 from policies.workloads import api_group, workload_kind
 from webhook.manifests import Document, Unreadable
 
@@ -92,10 +92,8 @@ def offline_context(documents: Sequence[Document], namespace: str) -> StaticCont
         kind, group = obj.get("kind"), api_group(str(obj.get("apiVersion", "")))
         if kind == "NetworkPolicy" and group == "networking.k8s.io":
             netpols.append(network_policy_info(obj, namespace))
-        elif kind == "Namespace" and group == "":
-            metadata = as_mapping(obj.get("metadata"))
-            labels = as_mapping(metadata.get("labels"))
-            namespaces[str(metadata.get("name"))] = {str(k): str(v) for k, v in labels.items()}
+        elif kind == "Namespace" and group == "" and (entry := namespace_entry(obj)):
+            namespaces[entry[0]] = entry[1]
     return StaticContext(tuple(netpols), namespaces, ClusterState.SYNCED)
 
 

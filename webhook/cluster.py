@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from policies.model import ClusterState, NetworkPolicyInfo
+from policies.model import ClusterState, NetworkPolicyInfo, namespace_entry
 from policies.network_policy import network_policy_info
 from webhook import metrics
 from webhook.certs import Conflict, NotFound, SecretData
@@ -258,22 +258,13 @@ class ClusterCache:
             self._policies[info.namespace] = in_ns
             self._policy_view[info.namespace] = tuple(in_ns.values())
 
-    @staticmethod
-    def _ns_entry(obj: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
-        meta = obj.get("metadata")
-        if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str):
-            return None
-        labels = meta.get("labels")
-        clean = {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
-        return meta["name"], clean
-
     def _replace_namespaces(self, items: list[dict[str, Any]]) -> None:
-        fresh = dict(e for e in map(self._ns_entry, items) if e is not None)
+        fresh = dict(e for e in map(namespace_entry, items) if e is not None)
         with self._lock:
             self._labels = fresh
 
     def _apply_namespace(self, kind: str, obj: dict[str, Any]) -> None:
-        entry = self._ns_entry(obj)
+        entry = namespace_entry(obj)
         if entry is None:
             return
         with self._lock:
