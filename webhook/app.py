@@ -27,10 +27,10 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from webhook import metrics
 from webhook.admission import BadReview, http_error, parse_review
 from webhook.handler import Admitter, Webhook
-from webhook.logs import ADMISSION_LOGGER, log_line
+from webhook.telemetry import metrics
+from webhook.telemetry.logs import ADMISSION_LOGGER, log_line
 
 MAX_BODY = 8 * 1024 * 1024
 # Past the cap the rest of the body is read and discarded up to this size, so

@@ -32,7 +32,6 @@ from typing import Any, Protocol
 from policies.config import Config
 from policies.model import Action, Context, Decision
 from policies.views import as_mapping
-from webhook import metrics
 from webhook.audit import (
     AUDITED,
     AuditedKind,
@@ -43,7 +42,8 @@ from webhook.audit import (
     owned_by_workload,
     scan,
 )
-from webhook.events import EventRecorder, ObjectRef, ViolationEvent, strongest_verb
+from webhook.telemetry import metrics
+from webhook.telemetry.events import EventRecorder, ObjectRef, ViolationEvent, strongest_verb
 
 log = logging.getLogger("podgate.audit")
 
@@ -586,9 +586,9 @@ def _forbidden(reader: ClusterReader, kind: AuditedKind) -> bool:
 def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     import kopf
 
-    from webhook import logs
     from webhook.cluster import KubeEventSink, cluster_cache
-    from webhook.health import HealthServer
+    from webhook.telemetry import logs
+    from webhook.telemetry.health import HealthServer
 
     logs.configure(args.log_level)
     # kopf says "Handler ... succeeded." at info for every event of every object

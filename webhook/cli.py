@@ -406,7 +406,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def run() -> NoReturn:
     """The `podgate` console script: `main`, then an exit no daemon thread can spoil."""
-    from webhook.shutdown import leave
+    from webhook.telemetry.exit import leave
 
     # a manifest may carry text UTF-8 cannot write (a lone surrogate from a
     # JSON escape): printed as an escape, never an exception in the report

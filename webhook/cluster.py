@@ -26,9 +26,9 @@ from typing import Any, Protocol
 
 from policies.model import ClusterState, NetworkPolicyInfo, namespace_entry
 from policies.network_policy import network_policy_info
-from webhook import metrics
 from webhook.certs import Conflict, NotFound, SecretData
-from webhook.events import ViolationEvent
+from webhook.telemetry import metrics
+from webhook.telemetry.events import ViolationEvent
 
 log = logging.getLogger("podgate.cluster")
 

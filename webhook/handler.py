@@ -20,7 +20,6 @@ from typing import Any, Literal, NamedTuple
 from policies.engine import BudgetGuard, evaluate, interrupted_policy
 from policies.model import Action, Context, Decision, Outcome
 from policies.subject import Write, subject_of
-from webhook import metrics
 from webhook.admission import (
     AdmissionRequest,
     AdmissionResponse,
@@ -32,9 +31,10 @@ from webhook.admission import (
     patched,
 )
 from webhook.deadline import AlarmDeadline, DeadlineExceeded
-from webhook.events import EventRecorder, events_for
-from webhook.logs import ADMISSION_LOGGER, log_line
 from webhook.reload import ConfigHolder
+from webhook.telemetry import metrics
+from webhook.telemetry.events import EventRecorder, events_for
+from webhook.telemetry.logs import ADMISSION_LOGGER, log_line
 
 Webhook = Literal["validate", "mutate"]
 log = logging.getLogger(ADMISSION_LOGGER)

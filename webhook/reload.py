@@ -20,7 +20,7 @@ from pathlib import Path
 
 from policies.config import Config, ConfigError, load_config
 from policies.plugins import PluginError, policy_files
-from webhook import metrics
+from webhook.telemetry import metrics
 
 log = logging.getLogger("podgate.config")
 

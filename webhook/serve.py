@@ -29,8 +29,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from webhook.health import Health, Slots
     from webhook.server import WorkerSettings
+    from webhook.telemetry.health import Health, Slots
 
 log = logging.getLogger("podgate.serve")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -144,8 +144,8 @@ def run(args: argparse.Namespace) -> int:
         _prepare_multiprocess_metrics()
 
     from policies.config import load_config
-    from webhook import logs
-    from webhook.health import Health, HealthServer, Slots
+    from webhook.telemetry import logs
+    from webhook.telemetry.health import Health, HealthServer, Slots
 
     logs.configure(args.log_level)
     load_config(args.config)  # fail fast with the field that is wrong (exit 2)
@@ -200,9 +200,9 @@ def _connect_or_none(kubeconfig: str | None) -> Any:
 
 def worker_main(settings: WorkerSettings, sock: socket.socket, slots: Slots, index: int) -> None:
     """Entry point of a spawned worker process."""
-    from webhook import logs
     from webhook.server import Worker
-    from webhook.shutdown import leave
+    from webhook.telemetry import logs
+    from webhook.telemetry.exit import leave
 
     logs.configure(os.environ.get("PODGATE_LOG_LEVEL", "info"))
     # Ctrl+C reaches the whole process group; the supervisor decides what it means.
@@ -211,7 +211,7 @@ def worker_main(settings: WorkerSettings, sock: socket.socket, slots: Slots, ind
     settings = dataclasses.replace(settings, shutdown_delay_s=0.0)
     Worker(settings, slots=slots, index=index, api_client=_api_client(settings)).run(sock)
     # multiprocessing would end the process with sys.exit, whose finalization
-    # the worker's daemon threads can spoil (see webhook.shutdown)
+    # the worker's daemon threads can spoil (see webhook.telemetry.exit)
     leave(0)
 
 
@@ -241,7 +241,7 @@ class Supervisor:
         self._stop_requested = True
 
     def run(self) -> int:
-        from webhook import metrics
+        from webhook.telemetry import metrics
 
         multiprocessing.allow_connection_pickling()
         os.environ["PODGATE_LOG_LEVEL"] = logging.getLevelName(logging.getLogger().level).lower()
@@ -272,7 +272,7 @@ class Supervisor:
         return code
 
     def _stop(self) -> None:
-        from webhook import metrics
+        from webhook.telemetry import metrics
 
         self.health.terminating.set()
         self.slots.draining.value = 1

@@ -29,14 +29,14 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from policies.model import OFFLINE, Context
-from webhook import metrics
 from webhook.app import MAX_BODY, create_app
 from webhook.cluster import ClusterCache
 from webhook.deadline import AlarmDeadline
-from webhook.events import EventRecorder, EventSink
 from webhook.handler import Admitter
-from webhook.health import Slots
 from webhook.reload import ConfigHolder
+from webhook.telemetry import metrics
+from webhook.telemetry.events import EventRecorder, EventSink
+from webhook.telemetry.health import Slots
 from webhook.tls import ReloadingTLS
 
 log = logging.getLogger("podgate.server")

@@ -20,8 +20,8 @@ from webhook.audit_watch import (
     LeaseElector,
     policy_reports,
 )
-from webhook.events import EventRecorder, ViolationEvent
 from webhook.report import render, to_json, to_sarif
+from webhook.telemetry.events import EventRecorder, ViolationEvent
 
 DIGEST = "sha256:" + "ab" * 32
 

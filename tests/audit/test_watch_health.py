@@ -8,7 +8,7 @@ import urllib.request
 
 from tests.audit.test_audit import FakeLeases
 from webhook.audit_watch import Heartbeat, LeaseElector
-from webhook.health import HealthServer
+from webhook.telemetry.health import HealthServer
 
 
 def _get(port: int, path: str) -> tuple[int, str]:

@@ -64,7 +64,7 @@ def _exported_names() -> set[str]:
 
     names: set[str] = set()
     registries = [REGISTRY]
-    for module_name in ("webhook.metrics", "webhook.audit"):
+    for module_name in ("webhook.telemetry.metrics", "webhook.audit"):
         try:
             module = importlib.import_module(module_name)
         except ImportError:
@@ -87,8 +87,8 @@ def _importable(module: str) -> bool:
 
 
 def test_dashboard_metrics_exist_in_podgate() -> None:
-    if not _importable("webhook.metrics"):
-        pytest.skip("webhook.metrics is not importable")
+    if not _importable("webhook.telemetry.metrics"):
+        pytest.skip("webhook.telemetry.metrics is not importable")
     exported = _exported_names()
     used = {n for exprs in _exprs(_dashboard()).values() for e in exprs for n in _metrics(e)}
     if not _importable("webhook.audit"):

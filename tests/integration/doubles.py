@@ -12,7 +12,7 @@ from multiprocessing.context import SpawnContext
 from typing import Any
 
 from webhook.cluster import NAMESPACES, NETWORK_POLICIES, ClusterCache
-from webhook.events import ViolationEvent
+from webhook.telemetry.events import ViolationEvent
 
 _END = "end"
 

@@ -27,9 +27,9 @@ import httpx
 from tests.integration.doubles import FakeCluster, SharedSink, fake_cluster
 from tests.webhook.fakes import namespace, network_policy, wait_for
 from webhook import tls
-from webhook.health import Health, HealthServer, Slots
 from webhook.serve import bind
 from webhook.server import Worker, WorkerSettings
+from webhook.telemetry.health import Health, HealthServer, Slots
 
 SPAWN = multiprocessing.get_context("spawn")
 PLUGIN = Path(__file__).parent / "plugins" / "chaos.py"
@@ -102,8 +102,8 @@ def _serve(
     ports: Connection,
 ) -> None:
     """The server's process: what `podgate serve` runs with one worker."""
-    from webhook import logs
-    from webhook.shutdown import leave
+    from webhook.telemetry import logs
+    from webhook.telemetry.exit import leave
 
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     os.dup2(log, 1)

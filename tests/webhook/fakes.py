@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from webhook.certs import Conflict, NotFound, SecretData
-from webhook.events import ViolationEvent
+from webhook.telemetry.events import ViolationEvent
 
 _END = object()
 

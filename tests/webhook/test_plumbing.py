@@ -9,9 +9,9 @@ import logging
 import pytest
 
 from tests.webhook.fakes import wait_for
-from webhook import logs
 from webhook.app import RefusalLog
-from webhook.logs import BatchingHandler, JsonFormatter
+from webhook.telemetry import logs
+from webhook.telemetry.logs import BatchingHandler, JsonFormatter
 
 
 def test_batching_handler_writes_json_lines_and_drops_when_full() -> None:

@@ -17,7 +17,7 @@ import threading
 import time
 from typing import Any
 
-from webhook import jsonout
+from webhook.telemetry import jsonout
 
 ADMISSION_LOGGER = "podgate.admission"
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from policies.model import Action, Decision
-from webhook import metrics
+from webhook.telemetry import metrics
 
 log = logging.getLogger("podgate.events")
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
-from webhook import metrics
+from webhook.telemetry import metrics
 
 log = logging.getLogger("podgate.health")
 
