@@ -15,13 +15,11 @@ Only the holder of a Lease is active, so a second replica waits.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import logging
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from policies.config import Config, load_config
 from policies.engine import evaluate
@@ -36,46 +34,11 @@ from policies.model import (
 from policies.network_policy import network_policy_info
 from policies.subject import Write, controlling_workload, subject_of
 from webhook.check import Checked, Report
+from webhook.cluster.client import api_error
+from webhook.cluster.reader import AUDITED, CONTEXT_KINDS, ClusterReader, KubeClusterReader
 from webhook.manifests import Document, Unreadable
 
 log = logging.getLogger("podgate.audit")
-
-
-@dataclass(frozen=True)
-class AuditedKind:
-    kind: str
-    api_version: str
-    plural: str
-    api: str  # kubernetes.client API class
-    list_all: str  # its list-for-all-namespaces method
-    list_namespaced: str
-
-
-# Owners before what they own: a workload is evaluated before the objects it creates.
-AUDITED = (
-    AuditedKind("CronJob", "batch/v1", "cronjobs", "BatchV1Api",
-                "list_cron_job_for_all_namespaces", "list_namespaced_cron_job"),
-    AuditedKind("Job", "batch/v1", "jobs", "BatchV1Api",
-                "list_job_for_all_namespaces", "list_namespaced_job"),
-    AuditedKind("Deployment", "apps/v1", "deployments", "AppsV1Api",
-                "list_deployment_for_all_namespaces", "list_namespaced_deployment"),
-    AuditedKind("StatefulSet", "apps/v1", "statefulsets", "AppsV1Api",
-                "list_stateful_set_for_all_namespaces", "list_namespaced_stateful_set"),
-    AuditedKind("DaemonSet", "apps/v1", "daemonsets", "AppsV1Api",
-                "list_daemon_set_for_all_namespaces", "list_namespaced_daemon_set"),
-    AuditedKind("ReplicaSet", "apps/v1", "replicasets", "AppsV1Api",
-                "list_replica_set_for_all_namespaces", "list_namespaced_replica_set"),
-    AuditedKind("ReplicationController", "v1", "replicationcontrollers", "CoreV1Api",
-                "list_replication_controller_for_all_namespaces",
-                "list_namespaced_replication_controller"),
-    AuditedKind("Pod", "v1", "pods", "CoreV1Api",
-                "list_pod_for_all_namespaces", "list_namespaced_pod"),
-)  # fmt: skip
-CONTEXT_KINDS = (
-    AuditedKind("NetworkPolicy", "networking.k8s.io/v1", "networkpolicies", "NetworkingV1Api",
-                "list_network_policy_for_all_namespaces", "list_namespaced_network_policy"),
-    AuditedKind("Namespace", "v1", "namespaces", "CoreV1Api", "list_namespace", "list_namespace"),
-)  # fmt: skip
 
 
 def owned_by_workload(obj: Mapping[str, Any]) -> bool:
@@ -86,58 +49,6 @@ def owned_by_workload(obj: Mapping[str, Any]) -> bool:
     object controlled by something else (a custom resource) is reported.
     """
     return controlling_workload(obj) is not None
-
-
-class ClusterReader(Protocol):
-    """The audit's only seam to the cluster: pages of raw objects."""
-
-    def pages(
-        self, kind: AuditedKind, namespace: str | None, page_size: int
-    ) -> Iterator[list[dict[str, Any]]]: ...
-
-
-class KubeClusterReader:
-    """Pages of raw JSON from the API (no model deserialisation: 10,000 Pods
-    as Python models would cost several times the memory and time)."""
-
-    def __init__(self, api_client: Any, request_timeout: float = 60.0) -> None:
-        self.api_client = api_client
-        self.request_timeout = request_timeout
-
-    def pages(
-        self, kind: AuditedKind, namespace: str | None, page_size: int
-    ) -> Iterator[list[dict[str, Any]]]:
-        from kubernetes import client
-
-        api = getattr(client, kind.api)(self.api_client)
-        func = getattr(api, kind.list_all)
-        args: tuple[str, ...] = ()
-        if namespace is not None and kind.kind == "Namespace":
-            # one namespace's own labels: readable with a Role in it, unlike the list
-            response = api.read_namespace(
-                namespace, _preload_content=False, _request_timeout=self.request_timeout
-            )
-            yield [{"apiVersion": "v1", "kind": "Namespace", **json.loads(response.data)}]
-            return
-        if namespace is not None:
-            func, args = getattr(api, kind.list_namespaced), (namespace,)
-        token: str | None = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": page_size}
-            if token:
-                kwargs["_continue"] = token
-            response = func(
-                *args, _preload_content=False, _request_timeout=self.request_timeout, **kwargs
-            )
-            body = json.loads(response.data)
-            items = [i for i in body.get("items") or [] if isinstance(i, dict)]
-            for item in items:  # list items carry no kind of their own
-                item.setdefault("apiVersion", kind.api_version)
-                item.setdefault("kind", kind.kind)
-            yield items
-            token = (body.get("metadata") or {}).get("continue")
-            if not token:
-                return
 
 
 def cluster_context(
@@ -255,7 +166,7 @@ def report_of(
 
 def run(args: argparse.Namespace) -> int:
     from webhook.cli import colour_enabled
-    from webhook.cluster import connect
+    from webhook.cluster.client import connect
     from webhook.report import render
 
     config = load_config(args.config)
@@ -285,19 +196,3 @@ def run(args: argparse.Namespace) -> int:
     print(render(report, config, args.output, colour=colour_enabled(sys.stdout, args.no_color),
                  verbose=args.verbose))  # fmt: skip
     return report.exit_code
-
-
-def api_error(exc: Exception) -> str:
-    """An API error in one line: the API server's own message ("cronjobs.batch is
-    forbidden: ...", "etcdserver: request is too large"), not the client's
-    dump of HTTP headers."""
-    status = getattr(exc, "status", None)
-    if not status:
-        return f"{type(exc).__name__}: {exc}"[:300]
-    head = f"HTTP {status} {getattr(exc, 'reason', None) or ''}".strip()
-    message = None
-    body = getattr(exc, "body", None)
-    if isinstance(body, str | bytes):
-        with contextlib.suppress(ValueError, AttributeError):
-            message = json.loads(body).get("message")
-    return f"{head}: {message}" if message else head

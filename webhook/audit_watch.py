@@ -15,7 +15,6 @@ kopf Events of their own.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -27,28 +26,21 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from policies.config import Config
 from policies.model import Action, Context, Decision
 from policies.views import as_mapping
-from webhook.audit import (
-    AUDITED,
-    AuditedKind,
-    ClusterReader,
-    KubeClusterReader,
-    api_error,
-    audit_decision,
-    owned_by_workload,
-    scan,
-)
+from webhook.audit import audit_decision, owned_by_workload, scan
+from webhook.cluster.lease import LeaseStore
+from webhook.cluster.policy_reports import REPORT_NAME
+from webhook.cluster.reader import AUDITED, ClusterReader, KubeClusterReader
 from webhook.telemetry import metrics
 from webhook.telemetry.events import EventRecorder, ObjectRef, ViolationEvent, strongest_verb
 
 log = logging.getLogger("podgate.audit")
 
 LEASE_NAME = os.environ.get("PODGATE_AUDIT_LEASE", "podgate-audit")  # the chart sets it
-REPORT_NAME = "podgate-audit"  # each namespace's PolicyReport (the chart's RBAC names it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,12 +185,6 @@ def violation_event(finding: Finding) -> ViolationEvent:
 # --- one active instance: a coordination.k8s.io Lease --------------------------
 
 
-class LeaseStore(Protocol):
-    def get(self) -> dict[str, Any] | None: ...
-    def create(self, body: dict[str, Any]) -> bool: ...  # False on conflict
-    def replace(self, body: dict[str, Any]) -> bool: ...  # False on conflict
-
-
 def _micro_time(when: float) -> str:
     return dt.datetime.fromtimestamp(when, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -308,49 +294,6 @@ class LeaseElector:
                 return
 
 
-class KubeLeaseStore:
-    def __init__(self, api_client: Any, namespace: str) -> None:
-        from kubernetes import client
-
-        self._api: Any = client.CoordinationV1Api(api_client)
-        self.namespace = namespace
-
-    def get(self) -> dict[str, Any] | None:
-        import json
-
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            response = self._api.read_namespaced_lease(
-                LEASE_NAME, self.namespace, _preload_content=False
-            )
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        lease: dict[str, Any] = json.loads(response.data)
-        return lease
-
-    def _write(self, call: Callable[[], Any]) -> bool:
-        from kubernetes.client.exceptions import ApiException
-
-        try:
-            call()
-        except ApiException as exc:
-            if exc.status in (409, 422):
-                return False
-            raise
-        return True
-
-    def create(self, body: dict[str, Any]) -> bool:
-        return self._write(lambda: self._api.create_namespaced_lease(self.namespace, body))
-
-    def replace(self, body: dict[str, Any]) -> bool:
-        return self._write(
-            lambda: self._api.replace_namespaced_lease(LEASE_NAME, self.namespace, body)
-        )
-
-
 # --- PolicyReports (wgpolicyk8s.io/v1alpha2), one per namespace ----------------
 
 
@@ -410,64 +353,6 @@ def policy_reports(
             "results": results,
         }
     return reports
-
-
-def write_policy_reports(api_client: Any, reports: Mapping[str, Any]) -> list[str]:
-    """Write each namespace's report; one that fails (too large, forbidden, the
-    namespace being deleted) does not keep the others from being written.
-    Returns the namespaces whose report could not be written."""
-    from kubernetes import client
-
-    api: Any = client.CustomObjectsApi(api_client)
-    failed: list[str] = []
-    for namespace, body in reports.items():
-        try:
-            _write_policy_report(api, namespace, body)
-        except Exception as exc:
-            failed.append(namespace)
-            metrics.AUDIT_ERRORS.labels("policy_reports").inc()
-            log.warning(
-                "could not write the PolicyReport of namespace %s: %s",
-                namespace, api_error(exc),
-            )  # fmt: skip
-    return failed
-
-
-def _write_policy_report(api: Any, namespace: str, body: dict[str, Any]) -> None:
-    from kubernetes.client.exceptions import ApiException
-
-    args = ("wgpolicyk8s.io", "v1alpha2", namespace, "policyreports")
-    try:
-        current = api.get_namespaced_custom_object(*args, REPORT_NAME)
-        body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-        api.replace_namespaced_custom_object(*args, REPORT_NAME, body)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        if body["results"]:  # no report to empty (or no namespace any more): done
-            api.create_namespaced_custom_object(*args, body)
-
-
-def existing_policy_reports(api_client: Any) -> set[str]:
-    """The namespaces that hold a report of ours: what an earlier leader wrote
-    must be emptied too when its namespace is clean."""
-    from kubernetes import client
-
-    api: Any = client.CustomObjectsApi(api_client)
-    try:
-        listed = api.list_cluster_custom_object(
-            "wgpolicyk8s.io", "v1alpha2", "policyreports",
-            field_selector=f"metadata.name={REPORT_NAME}",
-        )  # fmt: skip
-    except Exception as exc:
-        metrics.AUDIT_ERRORS.labels("policy_reports").inc()
-        log.warning("could not list the PolicyReports written before: %s", api_error(exc))
-        return set()
-    return {
-        str(item["metadata"]["namespace"])
-        for item in listed.get("items") or []
-        if (item.get("results") or []) and isinstance(item.get("metadata"), dict)
-    }
 
 
 # --- the operator ----------------------------------------------------------------
@@ -566,35 +451,20 @@ class Heartbeat:
         return self.liveness()
 
 
-HEARTBEAT_S = 5.0
-
-
 def _identity() -> str:
     return os.environ.get("POD_NAME") or f"{socket.gethostname()}-{os.getpid()}"
 
 
-def _forbidden(reader: ClusterReader, kind: AuditedKind) -> bool:
-    """Whether the API server refuses us the list of `kind` (403). Any other
-    error (the API server away for a moment) is for the watch to retry."""
-    try:
-        next(iter(reader.pages(kind, None, 1)), None)
-    except Exception as exc:
-        return getattr(exc, "status", None) == 403
-    return False
-
-
 def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
-    import kopf
-
-    from webhook.cluster import KubeEventSink, cluster_cache
+    from webhook.cluster import operator
+    from webhook.cluster.cache import cluster_cache
+    from webhook.cluster.events import KubeEventSink
+    from webhook.cluster.lease import KubeLeaseStore
+    from webhook.cluster.policy_reports import existing_policy_reports, write_policy_reports
     from webhook.telemetry import logs
     from webhook.telemetry.health import HealthServer
 
     logs.configure(args.log_level)
-    # kopf says "Handler ... succeeded." at info for every event of every object
-    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    if args.kubeconfig:
-        os.environ["KUBECONFIG"] = args.kubeconfig  # for kopf's own login
     namespace = os.environ.get("POD_NAMESPACE") or "default"
     identity = _identity()
     stop = threading.Event()
@@ -607,7 +477,7 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
     heartbeat = Heartbeat()
     # /metrics, and /healthz and /readyz that fail when no loop ticks any more
     HealthServer(heartbeat, "0.0.0.0", args.metrics_port).start()
-    elector = LeaseElector(KubeLeaseStore(api_client, namespace), identity)
+    elector = LeaseElector(KubeLeaseStore(api_client, namespace, LEASE_NAME), identity)
     log.info("waiting for the audit Lease %s/%s as %s", namespace, LEASE_NAME, identity)
     if not elector.wait_for_leadership(stop, on_tick=heartbeat.beat):
         return 0
@@ -659,61 +529,24 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
         name="resync",
     ).start()
 
-    registry = kopf.OperatorRegistry()
-    beating: list[asyncio.Task[None]] = []  # held: a task nobody references may be collected
-
-    @kopf.on.startup(registry=registry)
-    async def start_heartbeat(**_: Any) -> None:
-        async def beat() -> None:
-            # This first step runs after kopf has put its signal handlers in
-            # place: a signal that our handler caught before is passed on.
-            if stop.is_set():
-                os.kill(os.getpid(), signal.SIGTERM)
-            while True:
-                heartbeat.beat()
-                await asyncio.sleep(HEARTBEAT_S)
-
-        beating.append(asyncio.get_running_loop().create_task(beat()))
-
-    @kopf.on.login(registry=registry)
-    def login(**kwargs: Any) -> Any:
-        if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            return kopf.login_with_service_account(**kwargs)
-        return kopf.login_with_kubeconfig(**kwargs)
-
-    async def on_event(event: Mapping[str, Any], body: Mapping[str, Any], **_: Any) -> None:
+    def on_event(event_type: str | None, obj: dict[str, Any]) -> None:
         try:
-            auditor.observe(event.get("type"), dict(body))
+            auditor.observe(event_type, obj)
         except Exception as exc:
             metrics.AUDIT_ERRORS.labels("event").inc()
             log.warning("could not audit an object: %s", exc)
 
-    # a short timeout, and a beat per kind: an API server that does not answer
-    # must not hold the start (and /healthz) for eight 60 s lists
-    probe = KubeClusterReader(api_client, request_timeout=5.0)
-    for kind in AUDITED:
-        heartbeat.beat()
-        if stop.is_set():
-            break  # a signal: kopf starts only to pass it on and stop
-        if _forbidden(probe, kind):
-            # kopf would retry a forbidden watch for a minute, then stop the
-            # whole operator: a crash loop over one missing RBAC rule
-            log.error("may not list %s: not watched (each full pass says so again)", kind.plural)
-            continue
-        group, _, version = kind.api_version.rpartition("/")
-        kopf.on.event(group or "", version, kind.plural, registry=registry)(on_event)
-
-    settings = kopf.OperatorSettings()
-    settings.posting.enabled = False  # our Events, not kopf's
-    # kopf would watch CRDs and namespaces to find resources; podgate names its
-    # kinds, and its RBAC does not allow that watch (a warning at every start)
-    settings.scanning.disabled = True
-    settings.watching.server_timeout = 300
-    # kopf keeps a worker task per object until it has been idle this long; at
-    # start-up that is one per object in the cluster: let them go quickly.
-    settings.queueing.idle_timeout = 0.5
     try:
-        kopf.run(registry=registry, settings=settings, standalone=True, clusterwide=True)
+        operator.watch(
+            AUDITED,
+            on_event,
+            # a short timeout: an API server that does not answer must not
+            # hold the start (and /healthz) for eight 60 s lists
+            probe=KubeClusterReader(api_client, request_timeout=5.0),
+            beat=heartbeat.beat,
+            stop=stop,
+            kubeconfig=args.kubeconfig,
+        )
     finally:
         stop.set()
         cache.stop()

@@ -9,8 +9,8 @@ a third of its life is left. When the CA itself is rotated, the bundle keeps
 the previous CA until it expires, so certificates of either CA are trusted
 while the replicas pick up the new one.
 
-The kube client sits behind `SecretStore` and `WebhookConfigs` (implemented in
-cluster.py), so tests use fakes.
+The kube client sits behind `SecretStore` and `WebhookConfigs` (the cluster
+part's), so tests use fakes.
 """
 
 from __future__ import annotations
@@ -19,55 +19,20 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from cryptography import x509
 
 from webhook import tls
+from webhook.cluster.client import Conflict, NotFound
+from webhook.cluster.secrets import SecretStore
+from webhook.cluster.webhook_configs import WebhookConfigs
 
 log = logging.getLogger("podgate.certs")
 
 CA_KEY = "ca.key"
 KEYS = (tls.CA_FILE, CA_KEY, tls.CERT_FILE, tls.KEY_FILE)
 ROTATE_BELOW = 1 / 3
-
-
-class Conflict(Exception):
-    """The object changed (or appeared) since it was read."""
-
-
-class NotFound(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class SecretData:
-    data: Mapping[str, bytes]
-    resource_version: str
-
-
-class SecretStore(Protocol):
-    def get(self, namespace: str, name: str) -> SecretData | None: ...
-
-    def create(self, namespace: str, name: str, data: Mapping[str, bytes]) -> None:
-        """Raises Conflict when it exists already."""
-        ...
-
-    def replace(
-        self, namespace: str, name: str, data: Mapping[str, bytes], resource_version: str
-    ) -> None:
-        """Raises Conflict when the resourceVersion is not current."""
-        ...
-
-
-class WebhookConfigs(Protocol):
-    def set_ca_bundle(self, kind: str, name: str, ca_bundle: bytes) -> bool:
-        """kind is `validating` or `mutating`; True when it changed. Conflict, NotFound."""
-        ...
-
-    def delete(self, kind: str, name: str) -> bool: ...
 
 
 def _bundle_from(data: Mapping[str, bytes]) -> tls.Bundle:

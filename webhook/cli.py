@@ -194,7 +194,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_webhooks_remove(args: argparse.Namespace) -> int:
     from webhook.certs import remove_webhooks
-    from webhook.cluster import KubeWebhookConfigs, connect
+    from webhook.cluster.client import connect
+    from webhook.cluster.webhook_configs import KubeWebhookConfigs
 
     if not (args.validating_webhook or args.mutating_webhook):
         print("podgate webhooks remove: name --validating-webhook and/or --mutating-webhook",

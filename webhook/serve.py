@@ -29,7 +29,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from webhook.server import WorkerSettings
+    from webhook.server import Worker, WorkerSettings
     from webhook.telemetry.health import Health, Slots
 
 log = logging.getLogger("podgate.serve")
@@ -86,7 +86,8 @@ def _certificates(args: argparse.Namespace, api_client: Any) -> tuple[str, str] 
         log.info("self-signed certificates ready", extra={"fields": {"dir": str(cert_dir)}})
     else:
         from webhook.certs import CertManager
-        from webhook.cluster import KubeSecretStore, KubeWebhookConfigs
+        from webhook.cluster.secrets import KubeSecretStore
+        from webhook.cluster.webhook_configs import KubeWebhookConfigs
 
         if api_client is None:
             return "--manage-certs needs a cluster (--kubeconfig or in-cluster)"
@@ -127,12 +128,19 @@ def settings_from(args: argparse.Namespace, cert: str, key: str) -> WorkerSettin
     )
 
 
-def _api_client(settings: WorkerSettings) -> Any:
-    if settings.no_cluster:
-        return None
-    from webhook.cluster import connect
+def worker(settings: WorkerSettings, api_client: Any, **kwargs: Any) -> Worker:
+    """A worker, handed the cluster's adapters (none without a cluster): the
+    NetworkPolicy and Namespace caches and the Event sink."""
+    from webhook.server import Worker
 
-    return connect(settings.kubeconfig)
+    if api_client is None:
+        return Worker(settings, **kwargs)
+    from webhook.cluster.cache import cluster_cache
+    from webhook.cluster.events import KubeEventSink
+
+    cache = cluster_cache(api_client, stale_after_s=settings.cache_stale_s)
+    sink = KubeEventSink(api_client, socket.gethostname())
+    return Worker(settings, cache=cache, sink=sink, **kwargs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -170,15 +178,8 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         if args.workers == 1:
-            from webhook.server import Worker
-
-            worker = Worker(
-                settings,
-                slots=slots,
-                on_terminate=health.terminating.set,
-                api_client=api_client,
-            )
-            worker.run(sock)
+            one = worker(settings, api_client, slots=slots, on_terminate=health.terminating.set)
+            one.run(sock)
             return EXIT_OK
         return Supervisor(settings, sock, slots, health).run()
     finally:
@@ -187,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _connect_or_none(kubeconfig: str | None) -> Any:
-    from webhook.cluster import connect
+    from webhook.cluster.client import connect
 
     try:
         return connect(kubeconfig)
@@ -200,7 +201,6 @@ def _connect_or_none(kubeconfig: str | None) -> Any:
 
 def worker_main(settings: WorkerSettings, sock: socket.socket, slots: Slots, index: int) -> None:
     """Entry point of a spawned worker process."""
-    from webhook.server import Worker
     from webhook.telemetry import logs
     from webhook.telemetry.exit import leave
 
@@ -209,7 +209,8 @@ def worker_main(settings: WorkerSettings, sock: socket.socket, slots: Slots, ind
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The supervisor already waited --shutdown-delay before it sends SIGTERM.
     settings = dataclasses.replace(settings, shutdown_delay_s=0.0)
-    Worker(settings, slots=slots, index=index, api_client=_api_client(settings)).run(sock)
+    api_client = None if settings.no_cluster else _connect_or_none(settings.kubeconfig)
+    worker(settings, api_client, slots=slots, index=index).run(sock)
     # multiprocessing would end the process with sys.exit, whose finalization
     # the worker's daemon threads can spoil (see webhook.telemetry.exit)
     leave(0)

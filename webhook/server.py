@@ -22,7 +22,6 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import h11
 import uvicorn
@@ -30,7 +29,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from policies.model import OFFLINE, Context
 from webhook.app import MAX_BODY, create_app
-from webhook.cluster import ClusterCache
+from webhook.cluster.cache import ClusterCache
 from webhook.deadline import AlarmDeadline
 from webhook.handler import Admitter
 from webhook.reload import ConfigHolder
@@ -152,24 +151,18 @@ class Worker:
         index: int = 0,
         on_terminate: Callable[[], None] | None = None,
         config: ConfigHolder | None = None,
-        context: Context | None = None,
+        cache: ClusterCache | None = None,
         sink: EventSink | None = None,
-        api_client: Any = None,
     ) -> None:
+        """`cache` and `sink` are the cluster's adapters, built by whoever
+        starts the worker: without a cache nothing of the cluster is known
+        (OFFLINE), without a sink no Event is sent."""
         self.settings = settings
         self.slots, self.index = slots, index
         self._on_terminate = on_terminate
         self.config = config or ConfigHolder(settings.config_path)
-        self.cache: ClusterCache | None = None
-        if context is None and api_client is not None:
-            from webhook.cluster import KubeEventSink, cluster_cache
-
-            self.cache = cluster_cache(api_client, stale_after_s=settings.cache_stale_s)
-            context = self.cache
-            sink = sink or KubeEventSink(api_client, socket.gethostname())
-        elif isinstance(context, ClusterCache):
-            self.cache = context
-        self.context: Context = context if context is not None else OFFLINE
+        self.cache = cache
+        self.context: Context = cache if cache is not None else OFFLINE
         self.recorder = (
             EventRecorder(
                 sink,

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from policies.config import load_config
-from webhook.audit import AUDITED, AuditedKind, report_of, scan
+from webhook.audit import report_of, scan
 from webhook.audit_watch import (
     Auditor,
     AuditState,
@@ -20,6 +20,7 @@ from webhook.audit_watch import (
     LeaseElector,
     policy_reports,
 )
+from webhook.cluster.reader import AUDITED, AuditedKind
 from webhook.report import render, to_json, to_sarif
 from webhook.telemetry.events import EventRecorder, ViolationEvent
 

@@ -11,13 +11,8 @@ from policies.config import load_config
 from policies.engine import evaluate
 from tests.audit.test_audit import cluster, deployment
 from webhook.audit import cluster_context
-from webhook.audit_watch import (
-    Finding,
-    existing_policy_reports,
-    finding_of,
-    policy_reports,
-    write_policy_reports,
-)
+from webhook.audit_watch import Finding, finding_of, policy_reports
+from webhook.cluster.policy_reports import existing_policy_reports, write_policy_reports
 
 
 def test_a_result_carries_its_own_policys_message() -> None:

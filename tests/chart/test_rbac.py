@@ -116,7 +116,7 @@ def test_webhook_service_account() -> None:
         assert can(rendered, sa, verb, "", "namespaces")
     for verb in ("create", "patch"):
         assert can(rendered, sa, verb, "", "events", namespace="default")
-    # only the verbs podgate's calls use (webhook/cluster.py): read, then patch
+    # only the verbs podgate's calls use (webhook/cluster/webhook_configs.py): read, then patch
     for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations"):
         for verb in ("get", "patch"):
             assert can(rendered, sa, verb, "admissionregistration.k8s.io", kind, name=NAME)

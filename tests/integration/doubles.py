@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from multiprocessing.context import SpawnContext
 from typing import Any
 
-from webhook.cluster import NAMESPACES, NETWORK_POLICIES, ClusterCache
+from webhook.cluster.cache import ClusterCache
+from webhook.cluster.informer import NAMESPACES, NETWORK_POLICIES
 from webhook.telemetry.events import ViolationEvent
 
 _END = "end"

@@ -114,9 +114,9 @@ def _serve(
     side = HealthServer(health, "127.0.0.1", 0)
     side.start()
     ports.send(side.port)
-    context = fake.cache() if fake is not None else None
+    cache = fake.cache() if fake is not None else None
     worker = Worker(
-        settings, slots=slots, on_terminate=health.terminating.set, context=context, sink=events
+        settings, slots=slots, on_terminate=health.terminating.set, cache=cache, sink=events
     )
     worker.run(sock)
     side.stop()

@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from webhook.certs import Conflict, NotFound, SecretData
+from webhook.cluster.client import Conflict, NotFound
+from webhook.cluster.secrets import SecretData
 from webhook.telemetry.events import ViolationEvent
 
 _END = object()

@@ -10,7 +10,8 @@ import pytest
 
 from policies.model import ClusterState
 from tests.webhook.fakes import FakeSource, namespace, network_policy, wait_for
-from webhook.cluster import NAMESPACES, NETWORK_POLICIES, ClusterCache, Gone
+from webhook.cluster.cache import ClusterCache
+from webhook.cluster.informer import NAMESPACES, NETWORK_POLICIES, Gone
 
 
 class Clock:
