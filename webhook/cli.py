@@ -187,15 +187,15 @@ def cmd_policies(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from webhook.serve import run
+    from webhook.server.serve import run
 
     return run(args)
 
 
 def cmd_webhooks_remove(args: argparse.Namespace) -> int:
-    from webhook.certs import remove_webhooks
     from webhook.cluster.client import connect
     from webhook.cluster.webhook_configs import KubeWebhookConfigs
+    from webhook.server.certs import remove_webhooks
 
     if not (args.validating_webhook or args.mutating_webhook):
         print("podgate webhooks remove: name --validating-webhook and/or --mutating-webhook",

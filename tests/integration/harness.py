@@ -26,9 +26,9 @@ import httpx
 
 from tests.integration.doubles import FakeCluster, SharedSink, fake_cluster
 from tests.webhook.fakes import namespace, network_policy, wait_for
-from webhook import tls
-from webhook.serve import bind
-from webhook.server import Worker, WorkerSettings
+from webhook.server import tls
+from webhook.server.serve import bind
+from webhook.server.worker import Worker, WorkerSettings
 from webhook.telemetry.health import Health, HealthServer, Slots
 
 SPAWN = multiprocessing.get_context("spawn")

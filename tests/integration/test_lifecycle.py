@@ -24,7 +24,7 @@ from tests.integration.harness import (
     tls_context,
 )
 from tests.webhook.fakes import namespace, network_policy, wait_for
-from webhook import tls
+from webhook.server import tls
 
 UNLABELLED = rv.deployment("api", "shop")  # compliant, but no NetworkPolicy selects app=api
 

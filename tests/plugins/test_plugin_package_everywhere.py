@@ -17,7 +17,7 @@ from tests.integration.harness import free_port, tls_context
 from tests.integration.reviews import review
 from tests.plugins.test_plugin_package import PRIVILEGED
 from tests.plugins.venv import PluginVenv
-from webhook import tls
+from webhook.server import tls
 
 pytestmark = pytest.mark.slow  # builds the plugin venv once per session
 

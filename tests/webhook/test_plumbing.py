@@ -9,7 +9,7 @@ import logging
 import pytest
 
 from tests.webhook.fakes import wait_for
-from webhook.app import RefusalLog
+from webhook.server.app import RefusalLog
 from webhook.telemetry import logs
 from webhook.telemetry.logs import BatchingHandler, JsonFormatter
 

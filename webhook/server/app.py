@@ -27,8 +27,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-from webhook.admission import BadReview, http_error, parse_review
-from webhook.handler import Admitter, Webhook
+from webhook.server.admission import BadReview, http_error, parse_review
+from webhook.server.handlers import Admitter, Webhook
 from webhook.telemetry import metrics
 from webhook.telemetry.logs import ADMISSION_LOGGER, log_line
 

@@ -20,7 +20,7 @@ from typing import Any, Literal, NamedTuple
 from policies.engine import BudgetGuard, evaluate, interrupted_policy
 from policies.model import Action, Context, Decision, Outcome
 from policies.subject import Write, subject_of
-from webhook.admission import (
+from webhook.server.admission import (
     AdmissionRequest,
     AdmissionResponse,
     BadReview,
@@ -30,8 +30,8 @@ from webhook.admission import (
     errored,
     patched,
 )
-from webhook.deadline import AlarmDeadline, DeadlineExceeded
-from webhook.reload import ConfigHolder
+from webhook.server.deadline import AlarmDeadline, DeadlineExceeded
+from webhook.server.reload import ConfigHolder
 from webhook.telemetry import metrics
 from webhook.telemetry.events import EventRecorder, events_for
 from webhook.telemetry.logs import ADMISSION_LOGGER, log_line

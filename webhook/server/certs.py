@@ -23,10 +23,10 @@ from pathlib import Path
 
 from cryptography import x509
 
-from webhook import tls
 from webhook.cluster.client import Conflict, NotFound
 from webhook.cluster.secrets import SecretStore
 from webhook.cluster.webhook_configs import WebhookConfigs
+from webhook.server import tls
 
 log = logging.getLogger("podgate.certs")
 

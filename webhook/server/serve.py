@@ -29,7 +29,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from webhook.server import Worker, WorkerSettings
+    from webhook.server.worker import Worker, WorkerSettings
     from webhook.telemetry.health import Health, Slots
 
 log = logging.getLogger("podgate.serve")
@@ -67,7 +67,7 @@ def _usage(message: str) -> int:
 
 def _certificates(args: argparse.Namespace, api_client: Any) -> tuple[str, str] | str:
     """The cert and key files to serve, or a usage error."""
-    from webhook import tls
+    from webhook.server import tls
 
     sources = [bool(args.cert or args.key), args.self_signed, args.manage_certs]
     if sum(sources) != 1:
@@ -85,9 +85,9 @@ def _certificates(args: argparse.Namespace, api_client: Any) -> tuple[str, str] 
         )
         log.info("self-signed certificates ready", extra={"fields": {"dir": str(cert_dir)}})
     else:
-        from webhook.certs import CertManager
         from webhook.cluster.secrets import KubeSecretStore
         from webhook.cluster.webhook_configs import KubeWebhookConfigs
+        from webhook.server.certs import CertManager
 
         if api_client is None:
             return "--manage-certs needs a cluster (--kubeconfig or in-cluster)"
@@ -109,7 +109,7 @@ def _certificates(args: argparse.Namespace, api_client: Any) -> tuple[str, str] 
 
 
 def settings_from(args: argparse.Namespace, cert: str, key: str) -> WorkerSettings:
-    from webhook.server import WorkerSettings
+    from webhook.server.worker import WorkerSettings
 
     return WorkerSettings(
         cert_file=cert,
@@ -131,7 +131,7 @@ def settings_from(args: argparse.Namespace, cert: str, key: str) -> WorkerSettin
 def worker(settings: WorkerSettings, api_client: Any, **kwargs: Any) -> Worker:
     """A worker, handed the cluster's adapters (none without a cluster): the
     NetworkPolicy and Namespace caches and the Event sink."""
-    from webhook.server import Worker
+    from webhook.server.worker import Worker
 
     if api_client is None:
         return Worker(settings, **kwargs)

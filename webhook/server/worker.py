@@ -28,15 +28,15 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from policies.model import OFFLINE, Context
-from webhook.app import MAX_BODY, create_app
 from webhook.cluster.cache import ClusterCache
-from webhook.deadline import AlarmDeadline
-from webhook.handler import Admitter
-from webhook.reload import ConfigHolder
+from webhook.server.app import MAX_BODY, create_app
+from webhook.server.deadline import AlarmDeadline
+from webhook.server.handlers import Admitter
+from webhook.server.reload import ConfigHolder
+from webhook.server.tls import ReloadingTLS
 from webhook.telemetry import metrics
 from webhook.telemetry.events import EventRecorder, EventSink
 from webhook.telemetry.health import Slots
-from webhook.tls import ReloadingTLS
 
 log = logging.getLogger("podgate.server")
 
