@@ -1,7 +1,7 @@
 """The app: POST /validate, POST /mutate, GET /policies.
 
 The admission routes are thin: check the content type, read the body under
-a cap, parse the review, hand it to the Admitter, encode the answer in the
+a cap, parse the review, hand it to the route's handler, encode the answer in the
 version it came in; bad input gets a 4xx with a metav1 Status naming the
 reason. `admit` holds that logic once, independent of the framework.
 
@@ -28,7 +28,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from webhook.server.admission import BadReview, http_error, parse_review
-from webhook.server.handlers import Admitter, Webhook
+from webhook.server.handlers import Handler, Mutator, Validator
 from webhook.telemetry import metrics
 from webhook.telemetry.logs import ADMISSION_LOGGER, log_line
 
@@ -39,7 +39,7 @@ DRAIN_LIMIT = 4 * MAX_BODY
 JSON = "application/json"
 # With and without a trailing slash: a `webhook.url` or clientConfig path
 # written `/validate/` must not get a redirect, which the API server does not follow.
-ROUTES: Mapping[str, Webhook] = {
+ROUTES: Mapping[str, str] = {
     "/validate": "validate",
     "/mutate": "mutate",
     "/validate/": "validate",
@@ -92,7 +92,7 @@ class RefusalLog:
         self._last = -interval_s
         self._unlogged = 0
 
-    def refused(self, webhook: Webhook, code: int, message: str) -> None:
+    def refused(self, webhook: str, code: int, message: str) -> None:
         self._unlogged += 1
         now = self.clock()
         if now - self._last < self.interval_s:
@@ -108,21 +108,22 @@ _log = logging.getLogger(ADMISSION_LOGGER)
 REFUSALS = RefusalLog()
 
 
-def _refuse(webhook: Webhook, code: int, message: str, *, close: bool = False) -> Reply:
+def _refuse(webhook: str, code: int, message: str, *, close: bool = False) -> Reply:
     metrics.INVALID_REQUESTS.labels(webhook, str(code)).inc()
     REFUSALS.refused(webhook, code, message)
     return Reply(code, http_error(code, message), close)
 
 
 async def admit(
-    admitter: Admitter,
-    webhook: Webhook,
+    handler: Handler,
     header: Callable[[str], str | None],
     chunks: AsyncIterator[bytes],
     max_body: int,
+    draining: Callable[[], bool],
 ) -> Reply:
     """One admission request, from headers and body chunks to the reply."""
     started = time.perf_counter()
+    webhook = handler.webhook
     with metrics.pending.lock:
         in_flight = metrics.in_flight(webhook)
         in_flight.inc()
@@ -143,20 +144,33 @@ async def admit(
             )
         try:
             review = parse_review(body)
-            response = admitter.review(webhook, review.request, started)
+            response = handler.review(review.request, started)
         except BadReview as exc:
             return _refuse(webhook, 400, str(exc))
-        return Reply(200, response.encode(review.api_version), admitter.draining())
+        return Reply(200, response.encode(review.api_version), draining())
     finally:
         with metrics.pending.lock:
             in_flight.dec()
 
 
+class Handlers(NamedTuple):
+    """The two webhooks' handlers, and whether the server is draining (its
+    answers then close their connection, so the API server reconnects to
+    another replica before this one stops)."""
+
+    validator: Validator
+    mutator: Mutator
+    draining: Callable[[], bool] = lambda: False
+
+    def of(self, webhook: str) -> Handler:
+        return self.validator if webhook == "validate" else self.mutator
+
+
 class AdmissionFastPath:
     """Serves POST /validate and /mutate as raw ASGI; anything else goes to `app`."""
 
-    def __init__(self, app: FastAPI, admitter: Admitter, max_body: int) -> None:
-        self.app, self.admitter, self.max_body = app, admitter, max_body
+    def __init__(self, app: FastAPI, handlers: Handlers, max_body: int) -> None:
+        self.app, self.handlers, self.max_body = app, handlers, max_body
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         webhook = ROUTES.get(scope["path"]) if scope["type"] == "http" else None
@@ -174,8 +188,11 @@ class AdmissionFastPath:
                 if not message.get("more_body", False):
                     return
 
+        handlers = self.handlers
         try:
-            reply = await admit(self.admitter, webhook, headers.get, chunks(), self.max_body)
+            reply = await admit(
+                handlers.of(webhook), headers.get, chunks(), self.max_body, handlers.draining
+            )
         except ClientDisconnect:
             return  # nobody is listening; nothing to answer
         response_headers = [
@@ -189,7 +206,7 @@ class AdmissionFastPath:
         await send({"type": "http.response.body", "body": reply.body})
 
 
-def create_fastapi(admitter: Admitter, *, max_body: int = MAX_BODY) -> FastAPI:
+def create_fastapi(handlers: Handlers, *, max_body: int = MAX_BODY) -> FastAPI:
     app = FastAPI(
         title="podgate",
         description="Kubernetes admission policies in plain, typed Python.",
@@ -197,19 +214,21 @@ def create_fastapi(admitter: Admitter, *, max_body: int = MAX_BODY) -> FastAPI:
         redoc_url=None,
     )
 
-    async def route(webhook: Webhook, request: Request) -> Response:
+    async def route(handler: Handler, request: Request) -> Response:
         try:
-            reply = await admit(admitter, webhook, request.headers.get, request.stream(), max_body)
+            reply = await admit(
+                handler, request.headers.get, request.stream(), max_body, handlers.draining
+            )
         except ClientDisconnect:
             return Response(status_code=400)
         headers = {"Connection": "close"} if reply.close else None
         return Response(reply.body, status_code=reply.status, media_type=JSON, headers=headers)
 
     async def validate(request: Request) -> Response:
-        return await route("validate", request)
+        return await route(handlers.validator, request)
 
     async def mutate(request: Request) -> Response:
-        return await route("mutate", request)
+        return await route(handlers.mutator, request)
 
     app.add_route("/validate", validate, methods=["POST"], include_in_schema=False)
     app.add_route("/mutate", mutate, methods=["POST"], include_in_schema=False)
@@ -217,18 +236,18 @@ def create_fastapi(admitter: Admitter, *, max_body: int = MAX_BODY) -> FastAPI:
     @app.get("/policies")
     def policies() -> dict[str, Any]:
         """The policies and mutations in force, their actions and parameters."""
-        config = admitter.config.current
+        config = handlers.validator.config.current
         return {
             "config": config.source,
             "enforcement": str(config.enforcement),
             "failure_action": str(config.raw.failure_action),
             "unsynced_action": str(config.unsynced_action),
-            "cluster_state": str(admitter.context.cluster_state),
+            "cluster_state": str(handlers.validator.context.cluster_state),
             "policies": config.describe(),
         }
 
     return app
 
 
-def create_app(admitter: Admitter, *, max_body: int = MAX_BODY) -> AdmissionFastPath:
-    return AdmissionFastPath(create_fastapi(admitter, max_body=max_body), admitter, max_body)
+def create_app(handlers: Handlers, *, max_body: int = MAX_BODY) -> AdmissionFastPath:
+    return AdmissionFastPath(create_fastapi(handlers, max_body=max_body), handlers, max_body)

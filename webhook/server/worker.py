@@ -27,11 +27,12 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from policies.engine import BudgetGuard
 from policies.model import OFFLINE, Context
 from webhook.cluster.cache import ClusterCache
-from webhook.server.app import MAX_BODY, create_app
+from webhook.server.app import MAX_BODY, Handlers, create_app
 from webhook.server.deadline import AlarmDeadline
-from webhook.server.handlers import Admitter
+from webhook.server.handlers import Mutator, Validator
 from webhook.server.reload import ConfigHolder
 from webhook.server.tls import ReloadingTLS
 from webhook.telemetry import metrics
@@ -179,15 +180,17 @@ class Worker:
         # the engine runs inline on the event loop, stopped at the deadline by
         # SIGALRM: a worker runs on its process's main thread
         self.deadline = AlarmDeadline()
-        self.admitter = Admitter(
-            self.config,
-            self.context,
-            self.deadline,
-            recorder=self.recorder,
-            deadline_s=settings.deadline_s,
-        )
-        self.admitter.draining = lambda: bool(self.slots.draining.value)
-        self.app = create_app(self.admitter, max_body=settings.max_body)
+        guard = BudgetGuard()  # one set of cool-downs for both webhooks
+        budget = settings.deadline_s
+        self.handlers = Handlers(
+            Validator(
+                self.config, self.context, self.deadline,
+                events=self.recorder, guard=guard, deadline_s=budget,
+            ),
+            Mutator(self.config, self.context, self.deadline, guard=guard, deadline_s=budget),
+            draining=lambda: bool(self.slots.draining.value),
+        )  # fmt: skip
+        self.app = create_app(self.handlers, max_body=settings.max_body)
         uconfig = uvicorn.Config(
             self.app,
             http=guarded_protocol(settings.read_timeout_s),
