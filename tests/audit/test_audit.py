@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from policies.config import load_config
-from webhook.audit import report_of, scan
+from webhook.audit import scan
 from webhook.audit_watch import (
     Auditor,
     AuditState,
@@ -20,8 +20,9 @@ from webhook.audit_watch import (
     LeaseElector,
     policy_reports,
 )
+from webhook.cli.audit import report_of
+from webhook.cli.report import render, to_json, to_sarif
 from webhook.cluster.reader import AUDITED, AuditedKind
-from webhook.report import render, to_json, to_sarif
 from webhook.telemetry.events import EventRecorder, ViolationEvent
 
 DIGEST = "sha256:" + "ab" * 32
@@ -346,7 +347,7 @@ def test_release_hands_the_lease_over_at_once() -> None:
 
 
 def test_a_missing_kubeconfig_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    from webhook.cli import main
+    from webhook.cli.main import main
 
     assert main(["audit", "--kubeconfig", "/nonexistent/kubeconfig"]) == 2
     assert capsys.readouterr().err.startswith(
@@ -449,7 +450,7 @@ def test_sarif_names_a_cluster_object_without_a_line() -> None:
 
 
 def test_watch_refuses_a_namespace(capsys: pytest.CaptureFixture[str]) -> None:
-    from webhook.cli import main
+    from webhook.cli.main import main
 
     assert main(["audit", "--watch", "--namespace", "shop"]) == 2
     assert "--namespace is not supported with --watch" in capsys.readouterr().err
@@ -507,7 +508,7 @@ def test_an_exempt_workload_is_listed_as_check_lists_it() -> None:
 def test_audit_options_out_of_range_are_refused(
     option: str, error: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from webhook.cli import main
+    from webhook.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["audit", option])

@@ -62,8 +62,8 @@ def test_the_webhook_over_tls_enforces_the_package(plugin_venv: PluginVenv, tmp_
 AUDIT_WITH_A_FAKE_CLUSTER = """
 import json, sys, yaml
 from policies.config import load_config
-from webhook.audit import report_of
-from webhook.report import to_json
+from webhook.cli.audit import report_of
+from webhook.cli.report import to_json
 
 daemonset = yaml.safe_load(sys.stdin.read())
 

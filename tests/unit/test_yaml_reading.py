@@ -11,7 +11,7 @@ import yaml
 
 from policies import yaml_reading
 from policies.yaml_reading import _Loader, load_yaml
-from webhook.manifests import split_documents
+from webhook.cli.manifests import split_documents
 
 
 class Reference(yaml.SafeLoader):

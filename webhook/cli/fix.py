@@ -22,8 +22,8 @@ from ruamel.yaml import YAML
 from policies.engine import deep_copy
 from policies.patch import apply_patch
 from policies.yaml_reading import load_yaml
-from webhook.check import Checked
-from webhook.manifests import JsonValue, is_separator, json_stream, split_documents
+from webhook.cli.check import Checked
+from webhook.cli.manifests import JsonValue, is_separator, json_stream, split_documents
 
 
 def _patches(checked: Sequence[Checked], file: str) -> dict[int, list[dict[str, Any]]]:

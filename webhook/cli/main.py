@@ -22,7 +22,7 @@ from policies.model import Mode
 from policies.plugins import PluginError
 
 if TYPE_CHECKING:
-    from webhook.check import Report
+    from webhook.cli.check import Report
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 N = TypeVar("N", int, float)
@@ -84,7 +84,7 @@ def colour_enabled(stream: object, disabled: bool) -> bool:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from webhook.check import bulk_gc
+    from webhook.cli.check import bulk_gc
 
     if args.write and not args.fix:
         print("podgate check: --write needs --fix", file=sys.stderr)
@@ -102,9 +102,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace, config: Config) -> int:
-    from webhook.check import Report, check_documents
-    from webhook.manifests import read_inputs
-    from webhook.report import render
+    from webhook.cli.check import Report, check_documents
+    from webhook.cli.manifests import read_inputs
+    from webhook.cli.report import render
 
     inputs = read_inputs(args.paths)
     checked = check_documents(inputs.documents, config, namespace=args.namespace, fix=args.fix)
@@ -126,8 +126,8 @@ def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int
     stderr, so that "nothing to change" never hides what podgate could not
     fix. The exit code is the check's, of the manifests as given.
     """
-    from webhook.fix import as_stream, fixed_texts
-    from webhook.report import counted
+    from webhook.cli.fix import as_stream, fixed_texts
+    from webhook.cli.report import counted
 
     said = "podgate check --fix:"
     for checked in report.checked:
@@ -215,13 +215,13 @@ def cmd_webhooks_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    from webhook.audit import run
+    from webhook.cli.audit import run
 
     return run(args)
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from webhook.testing import run
+    from webhook.cli.testing import run
 
     return run(args)
 
@@ -416,7 +416,3 @@ def run() -> NoReturn:
         if callable(reconfigure):
             reconfigure(errors="backslashreplace")
     leave(main())
-
-
-if __name__ == "__main__":
-    run()

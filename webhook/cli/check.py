@@ -29,7 +29,7 @@ from policies.model import (
 from policies.network_policy import network_policy_info
 from policies.subject import Write, subject_of
 from policies.workloads import api_group, workload_kind
-from webhook.manifests import Document, Unreadable
+from webhook.cli.manifests import Document, Unreadable
 
 
 @dataclass(frozen=True, slots=True)

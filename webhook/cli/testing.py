@@ -54,9 +54,9 @@ from policies.plugins import PluginError, load_registry
 from policies.registry import Registry
 from policies.subject import Write, subject_of
 from policies.yaml_reading import load_yaml, yaml_problem
-from webhook.check import offline_context
-from webhook.manifests import Document, parse_text
-from webhook.report import xml_safe
+from webhook.cli.check import offline_context
+from webhook.cli.manifests import Document, parse_text
+from webhook.cli.report import xml_safe
 
 SUITE_FILE = "podgate-test.yaml"
 EXPECTED = ("pass", "fail", "skip", "error")

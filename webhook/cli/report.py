@@ -11,7 +11,7 @@ from xml.etree import ElementTree as ET
 from policies.config import Config
 from policies.engine import INVALID_MANIFEST
 from policies.model import Action, Outcome, PolicyResult
-from webhook.check import Checked, Report, resource_of
+from webhook.cli.check import Checked, Report, resource_of
 
 FORMATS = ("text", "json", "sarif", "junit")
 
