@@ -12,14 +12,11 @@ import pytest
 from prometheus_client import REGISTRY
 
 from policies.config import load_config
-from webhook.audit import scan
-from webhook.audit_watch import (
-    Auditor,
-    AuditState,
-    Finding,
-    LeaseElector,
-    policy_reports,
-)
+from webhook.audit.findings import AuditState, Finding
+from webhook.audit.lease import LeaseElector
+from webhook.audit.reports import policy_reports
+from webhook.audit.scan import scan
+from webhook.audit.watch import Auditor
 from webhook.cli.audit import report_of
 from webhook.cli.report import render, to_json, to_sarif
 from webhook.cluster.reader import AUDITED, AuditedKind
@@ -224,7 +221,7 @@ def test_auditor_events_only_on_change_and_deletes_forget() -> None:
 
 
 def _context(fake: FakeCluster) -> Any:
-    from webhook.audit import cluster_context
+    from webhook.audit.scan import cluster_context
 
     return cluster_context(fake, 100)
 

@@ -10,8 +10,9 @@ import pytest
 from policies.config import load_config
 from policies.engine import evaluate
 from tests.audit.test_audit import cluster, deployment
-from webhook.audit import cluster_context
-from webhook.audit_watch import Finding, finding_of, policy_reports
+from webhook.audit.findings import Finding, finding_of
+from webhook.audit.reports import policy_reports
+from webhook.audit.scan import cluster_context
 from webhook.cluster.policy_reports import existing_policy_reports, write_policy_reports
 
 

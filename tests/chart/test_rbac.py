@@ -178,7 +178,7 @@ def test_audit_service_account() -> None:
             assert not can(rendered, sa, verb, group, resource, namespace="default"), resource
     assert can(rendered, sa, "create", "", "events", namespace="default")
     assert can(rendered, sa, "patch", "", "events", namespace="default")
-    lease = "podgate-audit"  # podgate's fixed Lease name (webhook/audit_watch.py)
+    lease = "podgate-audit"  # podgate's fixed Lease name (webhook/audit/lease.py)
     for verb in ("get", "update"):
         assert can(
             rendered,

@@ -14,7 +14,7 @@ from typing import Any
 
 from policies.config import Config, load_config
 from policies.model import Decision
-from webhook.audit import scan
+from webhook.audit.scan import scan
 from webhook.cli.check import Checked, Report
 from webhook.cli.manifests import Document, Unreadable
 from webhook.cluster.client import api_error
@@ -60,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         print("podgate audit: no cluster: give --kubeconfig or run in a cluster", file=sys.stderr)
         return 2
     if args.watch:
-        from webhook.audit_watch import run_watch
+        from webhook.audit.watch import run_watch
 
         return run_watch(args, config, api_client)
     reader = KubeClusterReader(api_client)

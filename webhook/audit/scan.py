@@ -1,15 +1,9 @@
-"""`podgate audit`: what already runs in the cluster, judged by the same engine.
+"""A full pass over what runs: every Pod and workload, in pages, judged by the
+same engine with the cluster's NetworkPolicies and Namespaces as context.
 
-One-shot (default): list every Pod and workload in pages, evaluate each with
-the cluster's NetworkPolicies and Namespaces as context, and report in the
-formats of `podgate check`, with its exit codes. A Pod created by a workload
-is reported once, at the workload that owns it (the Deployment, not its
-ReplicaSet and Pods), which is what a person has to fix.
-
-`--watch`: the audit Deployment of the chart. A kopf operator evaluates
-workloads as they are created, changed or found at start-up, re-runs a full
-pass periodically, exports gauges of the current violations and emits Events.
-Only the holder of a Lease is active, so a second replica waits.
+A Pod created by a workload is reported once, at the workload that owns it
+(the Deployment, not its ReplicaSet and Pods), which is what a person has
+to fix.
 """
 
 from __future__ import annotations
