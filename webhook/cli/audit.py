@@ -41,7 +41,7 @@ def report_of(
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook.cli.main import colour_enabled
+    from webhook.cli.args import colour_enabled
     from webhook.cli.report import render
     from webhook.cluster.client import connect
 

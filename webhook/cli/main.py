@@ -11,76 +11,31 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn, TypeVar
+from typing import TYPE_CHECKING, NoReturn
 
 from policies.config import Config, ConfigError, load_config
 from policies.model import Mode
 from policies.plugins import PluginError
+from webhook.cli.args import (
+    add_config,
+    add_output,
+    colour_enabled,
+    namespace_name,
+    page_size,
+    seconds_between_passes,
+)
 
 if TYPE_CHECKING:
     from webhook.cli.check import Report
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
-N = TypeVar("N", int, float)
 
 
 def _load(path: str | None) -> Config:
     return load_config(path)
-
-
-def _add_config(
-    parser: argparse.ArgumentParser,
-    help: str = "policy config (YAML); built-in defaults if omitted",
-) -> None:
-    parser.add_argument("--config", "-c", metavar="FILE", help=help)
-
-
-def _add_output(parser: argparse.ArgumentParser, formats: Sequence[str]) -> None:
-    parser.add_argument("--output", "-o", choices=formats, default="text", help="output format")
-
-
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-def namespace_name(value: str) -> str:
-    """A namespace as the API server accepts one: an RFC 1123 label."""
-    if not _DNS_LABEL.match(value):
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not a namespace name: at most 63 lowercase letters, digits "
-            "and '-', starting and ending with a letter or digit"
-        )
-    return value
-
-
-def _number(value: str, parse: Callable[[str], N], what: str, low: N, high: N, span: str) -> N:
-    """`value` as a number from `low` to `high` (NaN and infinity are not), or
-    argparse's usage error naming what was expected."""
-    try:
-        number = parse(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{value!r} is not {what}") from None
-    if not low <= number <= high:
-        raise argparse.ArgumentTypeError(f"{value} is not between {span}")
-    return number
-
-
-def page_size(value: str) -> int:
-    """A list page: 1 to 10,000 (0 would ask the API server for everything at once)."""
-    return _number(value, int, "a whole number", 1, 10_000, "1 and 10000")
-
-
-def seconds_between_passes(value: str) -> float:
-    """A second to a day: 0 would run full passes back to back."""
-    return _number(value, float, "a number of seconds", 1.0, 86_400.0, "1 second and a day")
-
-
-def colour_enabled(stream: object, disabled: bool) -> bool:
-    isatty = getattr(stream, "isatty", None)
-    return not disabled and "NO_COLOR" not in os.environ and callable(isatty) and bool(isatty())
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -234,8 +189,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="check manifests offline (files, folders, - for stdin)")
     check.add_argument("paths", nargs="+", metavar="PATH")
-    _add_config(check)
-    _add_output(check, ("text", "json", "sarif", "junit"))
+    add_config(check)
+    add_output(check, ("text", "json", "sarif", "junit"))
     check.add_argument(
         "--namespace",
         "-n",
@@ -256,12 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_check)
 
     pols = sub.add_parser("policies", help="list the policies, their actions and origins")
-    _add_config(pols)
-    _add_output(pols, ("text", "json"))
+    add_config(pols)
+    add_output(pols, ("text", "json"))
     pols.set_defaults(func=cmd_policies)
 
     serve = sub.add_parser("serve", help="run the admission webhook over TLS")
-    _add_config(serve)
+    add_config(serve)
     serve.add_argument("--cert", metavar="FILE", help="serving certificate (PEM)")
     serve.add_argument("--key", metavar="FILE", help="serving private key (PEM)")
     serve.add_argument(
@@ -361,8 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     remove.set_defaults(func=cmd_webhooks_remove)
 
     audit = sub.add_parser("audit", help="audit what already runs in a cluster")
-    _add_config(audit)
-    _add_output(audit, ("text", "json", "sarif", "junit"))
+    add_config(audit)
+    add_output(audit, ("text", "json", "sarif", "junit"))
     audit.add_argument("--kubeconfig", metavar="FILE")
     audit.add_argument(
         "--namespace", "-n", type=namespace_name, help="only this namespace (default: all)"
@@ -382,12 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     test = sub.add_parser("test", help="run policy test suites (podgate-test.yaml)")
     test.add_argument("paths", nargs="+", metavar="PATH")
-    _add_config(
+    add_config(
         test,
         "plugins for the suites that load none (each suite's own config: gives "
         "parameters and actions)",
     )
-    _add_output(test, ("text", "json", "junit"))
+    add_output(test, ("text", "json", "junit"))
     test.set_defaults(func=cmd_test)
     return parser
 
