@@ -135,6 +135,10 @@ def test_exit_code_follows_check_and_namespace_mode_applies() -> None:
     assert tools.exit_code == 0, "tools is labelled podgate.dev/mode=audit"
     data = json.loads(to_json(tools, config))
     assert {r["resource"]["name"] for r in data["results"]} == {"bare"}
+    # where a finding comes from: the object of the cluster, not a file
+    assert {json.dumps(r["source"]) for r in data["results"]} == {
+        json.dumps({"cluster": True, "uid": "uid-tools-bare"})
+    }
     failing = [r for r in data["results"] if r["result"] == "fail"]
     assert failing
     assert all(r["action"] == "warn" for r in failing)

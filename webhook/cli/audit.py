@@ -14,9 +14,10 @@ from typing import Any
 
 from policies.config import Config, load_config
 from policies.model import Decision
+from policies.views import as_mapping
 from webhook.audit.scan import scan
-from webhook.cli.check import Checked, Report
-from webhook.cli.manifests import Document, Unreadable
+from webhook.cli.check import Checked, InCluster, Report
+from webhook.cli.manifests import Unreadable
 from webhook.cluster.client import api_error
 from webhook.cluster.reader import ClusterReader, KubeClusterReader
 
@@ -29,11 +30,9 @@ def report_of(
 
     def keep(obj: Mapping[str, Any], decision: Decision) -> None:
         if decision.results or decision.skipped_reason:
-            # only the kind is kept of the object: enough to say a workload
-            # is exempt (as `check` does), without holding the cluster in memory
-            kind = {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind")}
-            document = Document("cluster", len(checked), 0, kind)
-            checked.append(Checked(document, decision.resource, decision))
+            uid = as_mapping(obj.get("metadata")).get("uid")
+            source = InCluster(str(obj.get("apiVersion")), str(obj.get("kind")), str(uid or ""))
+            checked.append(Checked(source, decision.resource, decision))
 
     done = scan(reader, config, keep, namespace=namespace, page_size=page_size)
     unreadable = [Unreadable(f"cluster {plural}", why) for plural, why in done.unreadable.items()]

@@ -33,33 +33,53 @@ from webhook.cli.manifests import Document, Unreadable
 
 
 @dataclass(frozen=True, slots=True)
-class Checked:
-    """A document and what the engine decided for it."""
+class InCluster:
+    """Where a finding of `podgate audit` comes from: an object of the cluster.
+    Only its kind is kept, not the object: the cluster is not held in memory."""
 
-    document: Document
+    api_version: str
+    kind: str
+    uid: str
+
+
+Source = Document | InCluster
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """What was judged, where it comes from, and what the engine decided."""
+
+    source: Source
     resource: ResourceRef | None
-    decision: Decision | None
+    decision: Decision | None  # None: a document that could not be read
 
     @property
     def exempt_reason(self) -> str | None:
         """Why a workload was not evaluated (its namespace is exempt, or its
         mode is off); None for everything else, other kinds included."""
-        decision, obj = self.decision, self.document.obj
-        if decision is None or decision.results or not decision.skipped_reason or obj is None:
+        decision = self.decision
+        if decision is None or decision.results or not decision.skipped_reason:
             return None
-        return decision.skipped_reason if workload_kind(obj) is not None else None
+        source = self.source
+        kind = (
+            source.obj
+            if isinstance(source, Document)
+            else {"apiVersion": source.api_version, "kind": source.kind}
+        )
+        return decision.skipped_reason if kind and workload_kind(kind) is not None else None
 
     @property
     def results(self) -> tuple[PolicyResult, ...]:
         if self.decision is not None:
             return self.decision.results
+        error = self.source.error if isinstance(self.source, Document) else None
         return (
             PolicyResult(
                 INVALID_MANIFEST,
                 Outcome.ERROR,
                 Action.DENY,
                 Action.DENY,
-                reason=self.document.error or "unreadable document",
+                reason=error or "unreadable document",
             ),
         )
 
@@ -153,5 +173,5 @@ class Report:
 def resource_of(checked: Checked) -> ResourceRef:
     if checked.resource is not None:
         return checked.resource
-    obj = checked.document.obj or {}
-    return resource_ref(obj)
+    source = checked.source
+    return resource_ref(source.obj or {} if isinstance(source, Document) else {})

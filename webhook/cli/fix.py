@@ -23,18 +23,27 @@ from policies.engine import deep_copy
 from policies.patch import apply_patch
 from policies.yaml_reading import load_yaml
 from webhook.cli.check import Checked
-from webhook.cli.manifests import JsonValue, is_separator, json_stream, split_documents
+from webhook.cli.manifests import (
+    Document,
+    JsonValue,
+    is_separator,
+    json_stream,
+    split_documents,
+)
 
 
 def _patches(checked: Sequence[Checked], file: str) -> dict[int, list[dict[str, Any]]]:
     """The patch of each document of a file, List items' patches merged into theirs."""
     found: dict[int, list[dict[str, Any]]] = {}
     for c in checked:
-        if c.document.file != file or c.decision is None or not c.decision.patch:
+        doc = c.source
+        if not isinstance(doc, Document) or doc.file != file:
             continue
-        prefix = f"/items/{c.document.item}" if c.document.item is not None else ""
+        if c.decision is None or not c.decision.patch:
+            continue
+        prefix = f"/items/{doc.item}" if doc.item is not None else ""
         ops = [{**op, "path": prefix + op["path"]} for op in c.decision.patch]
-        found.setdefault(c.document.index, []).extend(ops)
+        found.setdefault(doc.index, []).extend(ops)
     return found
 
 
@@ -161,7 +170,8 @@ def fixed_texts(
     """Every input's text, fixed where a patch applies (the others as they are)."""
     by_file: dict[str, list[Checked]] = {}
     for c in checked:  # each file's own documents: not all of them for every file
-        by_file.setdefault(c.document.file, []).append(c)
+        if isinstance(c.source, Document):
+            by_file.setdefault(c.source.file, []).append(c)
     return {
         file: fixed_text(text, by_file.get(file, []), file, problems)
         for file, text in texts.items()

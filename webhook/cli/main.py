@@ -82,11 +82,14 @@ def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int
     fix. The exit code is the check's, of the manifests as given.
     """
     from webhook.cli.fix import as_stream, fixed_texts
+    from webhook.cli.manifests import Document
     from webhook.cli.report import counted
 
     said = "podgate check --fix:"
     for checked in report.checked:
-        doc, decision = checked.document, checked.decision
+        doc, decision = checked.source, checked.decision
+        if not isinstance(doc, Document):
+            continue
         if doc.error:
             print(f"{said} {doc.where}: {doc.error}; left as written", file=sys.stderr)
         elif decision is not None:

@@ -11,7 +11,8 @@ from xml.etree import ElementTree as ET
 from policies.config import Config
 from policies.engine import INVALID_MANIFEST
 from policies.model import Action, Outcome, PolicyResult
-from webhook.cli.check import Checked, Report, resource_of
+from webhook.cli.check import Checked, InCluster, Report, resource_of
+from webhook.cli.manifests import Document
 
 FORMATS = ("text", "json", "sarif", "junit")
 
@@ -24,7 +25,9 @@ def _action_of(result: PolicyResult) -> str:
 
 
 def _source(checked: Checked) -> dict[str, Any]:
-    doc = checked.document
+    doc = checked.source
+    if isinstance(doc, InCluster):
+        return {"cluster": True, "uid": doc.uid}
     source: dict[str, Any] = {"file": doc.file, "document": doc.index, "line": doc.line}
     if doc.item is not None:
         source["item"] = doc.item
@@ -94,11 +97,11 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
         exempt = checked.exempt_reason if verbose else None
         if not shown and not exempt:
             continue
-        doc = checked.document
-        if checked.resource is None:
+        doc = checked.source
+        if isinstance(doc, InCluster):  # the object is the place
+            lines.append(str(resource_of(checked)))
+        elif checked.resource is None:
             lines.append(doc.where)
-        elif doc.line == 0:  # from a cluster, not a file: the object is the place
-            lines.append(str(checked.resource))
         else:
             lines.append(f"{doc.where}: {checked.resource}")
         if exempt:
@@ -135,9 +138,9 @@ _SARIF_LEVEL = {Action.DENY: "error", Action.WARN: "warning", Action.AUDIT: "not
 
 def _sarif_location(checked: Checked) -> dict[str, Any]:
     """A file and line for a manifest; for an object of a cluster (`podgate
-    audit`, line 0), its kind/namespace/name: SARIF lines start at 1."""
-    doc = checked.document
-    if doc.line >= 1:
+    audit`), its kind/namespace/name."""
+    doc = checked.source
+    if isinstance(doc, Document):
         return {
             "physicalLocation": {
                 "artifactLocation": {"uri": doc.file},
@@ -177,7 +180,12 @@ def to_sarif(report: Report, config: Config) -> str:
         if not result.failed:
             continue
         # a document that could not be read has no resource: its place names it
-        subject = checked.resource if checked.resource is not None else checked.document.where
+        source = checked.source
+        subject = (
+            source.where
+            if checked.resource is None and isinstance(source, Document)
+            else (resource_of(checked))
+        )
         results.append(
             {
                 "ruleId": result.policy,
@@ -225,16 +233,16 @@ def to_junit(report: Report, config: Config) -> str:
     suites = ET.Element("testsuites", name="podgate")
     by_file: dict[str, ET.Element] = {}
     for checked, result in report.rows():
-        doc = checked.document
-        suite = by_file.get(doc.file)
-        if suite is None:
-            suite = by_file[doc.file] = ET.SubElement(suites, "testsuite", name=doc.file)
-        case = ET.SubElement(
-            suite,
-            "testcase",
-            classname=str(resource_of(checked)),
-            name=f"{result.policy} (document {doc.index + 1})",
+        doc = checked.source
+        file, name = (
+            (doc.file, f"{result.policy} (document {doc.index + 1})")
+            if isinstance(doc, Document)
+            else ("cluster", result.policy)
         )
+        suite = by_file.get(file)
+        if suite is None:
+            suite = by_file[file] = ET.SubElement(suites, "testsuite", name=file)
+        case = ET.SubElement(suite, "testcase", classname=str(resource_of(checked)), name=name)
         if result.outcome is Outcome.SKIP:
             ET.SubElement(case, "skipped", message=result.reason)
         elif result.outcome is Outcome.ERROR:
