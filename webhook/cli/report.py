@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from policies.config import Config
 from policies.engine import INVALID_MANIFEST
 from policies.model import Action, Outcome, PolicyResult
 from webhook.cli.check import Checked, InCluster, Report, resource_of
+from webhook.cli.junit import Case, junit
 from webhook.cli.manifests import Document
 
 FORMATS = ("text", "json", "sarif", "junit")
@@ -230,54 +229,28 @@ def to_sarif(report: Report, config: Config) -> str:
 
 
 def to_junit(report: Report, config: Config) -> str:
-    suites = ET.Element("testsuites", name="podgate")
-    by_file: dict[str, ET.Element] = {}
-    for checked, result in report.rows():
-        doc = checked.source
-        file, name = (
-            (doc.file, f"{result.policy} (document {doc.index + 1})")
-            if isinstance(doc, Document)
+    def case(checked: Checked, result: PolicyResult) -> Case:
+        source = checked.source
+        suite, name = (
+            (source.file, f"{result.policy} (document {source.index + 1})")
+            if isinstance(source, Document)
             else ("cluster", result.policy)
         )
-        suite = by_file.get(file)
-        if suite is None:
-            suite = by_file[file] = ET.SubElement(suites, "testsuite", name=file)
-        case = ET.SubElement(suite, "testcase", classname=str(resource_of(checked)), name=name)
+        classname = str(resource_of(checked))
         if result.outcome is Outcome.SKIP:
-            ET.SubElement(case, "skipped", message=result.reason)
-        elif result.outcome is Outcome.ERROR:
-            ET.SubElement(case, "error", message=result.message, type=_action_of(result))
-        elif result.outcome is Outcome.FAIL:
-            failure = ET.SubElement(
-                case, "failure", message=result.message, type=_action_of(result)
+            return Case(suite, classname, name, "skipped", result.reason)
+        if result.outcome is Outcome.ERROR:
+            return Case(suite, classname, name, "error", result.message, _action_of(result))
+        if result.outcome is Outcome.FAIL:
+            lines = "\n".join(result.lines())
+            return Case(
+                suite, classname, name, "failure", result.message, _action_of(result), lines
             )
-            failure.text = "\n".join(result.lines())
-    for unreadable in report.unreadable:
-        suite = ET.SubElement(suites, "testsuite", name=unreadable.file)
-        case = ET.SubElement(suite, "testcase", classname=unreadable.file, name="read")
-        ET.SubElement(case, "error", message=unreadable.reason)
-    for suite in suites:
-        cases = list(suite)
-        suite.set("tests", str(len(cases)))
-        suite.set("failures", str(sum(1 for c in cases if c.find("failure") is not None)))
-        suite.set("errors", str(sum(1 for c in cases if c.find("error") is not None)))
-        suite.set("skipped", str(sum(1 for c in cases if c.find("skipped") is not None)))
-    ET.indent(suites)
-    return ET.tostring(xml_safe(suites), encoding="unicode", xml_declaration=True)
+        return Case(suite, classname, name)
 
-
-# Characters XML 1.0 does not allow, even escaped (a name can hold them)
-_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
-
-
-def xml_safe(root: ET.Element) -> ET.Element:
-    """`root` with every character XML cannot carry replaced by U+FFFD."""
-    for element in root.iter():
-        for key, value in element.attrib.items():
-            element.set(key, _NOT_XML.sub("\ufffd", value))
-        if element.text:
-            element.text = _NOT_XML.sub("\ufffd", element.text)
-    return root
+    cases = [case(checked, result) for checked, result in report.rows()]
+    cases += [Case(u.file, u.file, "read", "error", u.reason) for u in report.unreadable]
+    return junit("podgate", cases)
 
 
 def render(

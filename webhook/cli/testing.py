@@ -35,7 +35,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree as ET
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -55,8 +54,9 @@ from policies.registry import Registry
 from policies.subject import Write, subject_of
 from policies.yaml_reading import load_yaml, yaml_problem
 from webhook.cli.check import offline_context
+from webhook.cli.junit import Case as JUnitCase
+from webhook.cli.junit import junit
 from webhook.cli.manifests import Document, parse_text
-from webhook.cli.report import xml_safe
 
 SUITE_FILE = "podgate-test.yaml"
 EXPECTED = ("pass", "fail", "skip", "error")
@@ -457,6 +457,14 @@ def _holds_fixtures(folder: Path) -> bool:
     return bool(files) and all(fixture(n) for n in files)
 
 
+def _junit_case(result: CaseResult) -> JUnitCase:
+    case = result.case
+    if result.ok:
+        return JUnitCase(case.suite, case.suite, case.name)
+    text = "\n".join(result.details)
+    return JUnitCase(case.suite, case.suite, case.name, "failure", result.details[0], text=text)
+
+
 def _render(results: list[CaseResult], output: str) -> str:
     failed = [r for r in results if not r.ok]
     if output == "json":
@@ -475,22 +483,8 @@ def _render(results: list[CaseResult], output: str) -> str:
             indent=2,
         )
     if output == "junit":
-        suites = ET.Element("testsuites", name="podgate test")
-        by_suite: dict[str, ET.Element] = {}
-        for r in results:
-            suite = by_suite.get(r.case.suite)
-            if suite is None:
-                suite = by_suite[r.case.suite] = ET.SubElement(
-                    suites, "testsuite", name=r.case.suite
-                )
-            case = ET.SubElement(suite, "testcase", classname=r.case.suite, name=r.case.name)
-            if not r.ok:
-                ET.SubElement(case, "failure", message=r.details[0]).text = "\n".join(r.details)
-        for suite in suites:
-            suite.set("tests", str(len(suite)))
-            suite.set("failures", str(sum(1 for c in suite if c.find("failure") is not None)))
-        ET.indent(suites)
-        return ET.tostring(xml_safe(suites), encoding="unicode", xml_declaration=True)
+        cases = [_junit_case(r) for r in results]
+        return junit("podgate test", cases)
     lines = []
     for r in results:
         lines.append(f"{'PASS' if r.ok else 'FAIL'}  {r.case.name}  ({r.case.suite})")
