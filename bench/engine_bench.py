@@ -35,7 +35,8 @@ from typing import Any
 import yaml
 
 from policies.config import load_config
-from policies.engine import deep_copy, evaluate
+from policies.copies import deep_copy
+from policies.engine import evaluate
 from policies.images import parse_image
 from policies.model import NetworkPolicyInfo, StaticContext
 from policies.quantity import parse_quantity

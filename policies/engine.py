@@ -1,6 +1,7 @@
-"""evaluate(object, context, config) -> Decision: the one path every entry point takes.
+"""evaluate(subject, context, config) -> Decision: the one path every entry point takes.
 
-The webhook, `podgate check` and the audit all call `evaluate`. It never
+The webhook, `podgate check`, `podgate test` and the audit all call
+`evaluate` on the subject the one rule gives them (subject.py). It never
 raises for a bad object or a failing policy: a policy that raises, or runs
 over its time budget, becomes an `error` result decided by that policy's
 failure action, so one broken rule cannot take admission down with it.
@@ -8,16 +9,13 @@ failure action, so one broken rule cannot take admission down with it.
 
 from __future__ import annotations
 
-import marshal
-import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
+from policies.budget import BudgetGuard, guard_for, interrupted
 from policies.config import Config, PolicySettings
+from policies.copies import copy_for_mutation
 from policies.model import (
     EXEMPT_ANNOTATION,
     MODE_LABEL,
@@ -33,8 +31,15 @@ from policies.model import (
 )
 from policies.patch import diff
 from policies.registry import Metadata, Mutation, Policy
-from policies.subject import Subject, Write, subject_of
-from policies.views import LIST_KEYS, ContainerList, PodView, as_mapping
+from policies.subject import (
+    Subject,
+    Write,
+    as_before,
+    as_made_by,
+    renewed_containers,
+    subject_of,
+)
+from policies.views import LIST_KEYS, PodView, as_mapping
 
 INVALID_MANIFEST = "invalid-manifest"
 
@@ -43,50 +48,6 @@ _STRENGTH = {Action.OFF: 0, Action.AUDIT: 1, Action.WARN: 2, Action.DENY: 3}
 
 def weakest(a: Action, b: Action) -> Action:
     return a if _STRENGTH[a] <= _STRENGTH[b] else b
-
-
-@dataclass
-class BudgetGuard:
-    """Suspends a policy for a cool-down after it runs over its time budget.
-
-    A policy that is slow once is likely slow again: rather than let it eat
-    the time budget of every following request, it is decided by its failure
-    action without running until the cool-down ends.
-    """
-
-    cooldown_s: float = 30.0
-    clock: Callable[[], float] = time.monotonic
-    _until: dict[str, float] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    starts_cool_downs: bool = True
-
-    def suspended(self, policy_id: str) -> bool:
-        until = self._until.get(policy_id)
-        return until is not None and self.clock() < until
-
-    def overran(self, policy_id: str) -> None:
-        if not self.starts_cool_downs:
-            return
-        with self._lock:
-            self._until[policy_id] = self.clock() + self.cooldown_s
-
-    def honoured_only(self) -> BudgetGuard:
-        """The same cool-downs, honoured, but none started by who uses this one
-        (a dry run: anyone may send one)."""
-        return replace(self, starts_cool_downs=False)
-
-
-# A cool-down is for a policy that is slow, not for an object that is huge:
-# past this many containers a policy over its budget is the object's doing
-# (anyone may send one, and the cool-down would decide everyone's requests).
-COOL_DOWN_MAX_CONTAINERS = 64
-
-
-def _guard_for(pod: PodView, guard: BudgetGuard | None) -> BudgetGuard | None:
-    if guard is None or not guard.starts_cool_downs:
-        return guard
-    containers = sum(len(c) for c in (pod.spec.get(k) for k in LIST_KEYS) if isinstance(c, list))
-    return guard if containers <= COOL_DOWN_MAX_CONTAINERS else guard.honoured_only()
 
 
 def resource_ref(obj: Mapping[str, Any], default_namespace: str | None = None) -> ResourceRef:
@@ -119,68 +80,6 @@ def _exempted_ids(pod: PodView, config: Config) -> frozenset[str]:
     if not isinstance(value, str):
         return frozenset()
     return frozenset(part.strip() for part in value.split(",") if part.strip())
-
-
-def deep_copy(value: Any) -> Any:
-    """A deep copy of JSON-shaped data, in which nothing is shared (the
-    aliases of loaded YAML come apart).
-
-    orjson round-trips dicts, lists, strings and numbers in C, twice as fast
-    as marshal. JSON cannot carry everything a parsed manifest may hold
-    (NaN becomes null, a tuple a list), so the copy is kept only when it
-    compares equal to the original, itself a C-level walk; otherwise
-    marshal, and a Python recursion for what marshal cannot serialise.
-    """
-    try:
-        copy = orjson.loads(orjson.dumps(value))
-        if copy == value:
-            return copy
-    except orjson.JSONEncodeError:  # integers past 64 bits, non-string keys, ...
-        pass
-    try:
-        return marshal.loads(marshal.dumps(value, 2))
-    except ValueError:
-        return _copy_recursively(value)
-
-
-def _copy_recursively(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy_recursively(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_recursively(v) for v in value]
-    return value
-
-
-def _copy_metadata(node: dict[str, Any]) -> None:
-    metadata = node.get("metadata")
-    if isinstance(metadata, dict):
-        node["metadata"] = metadata = dict(metadata)
-        for key in ("labels", "annotations"):
-            if isinstance(metadata.get(key), dict):
-                metadata[key] = dict(metadata[key])
-
-
-def _copy_for_mutation(obj: Mapping[str, Any], template_path: tuple[str, ...]) -> dict[str, Any]:
-    """A copy in which mutations may change the pod spec, and the labels and
-    annotations of the object and of its pod template; everything else
-    (status, managedFields...) is shared, not copied.
-
-    Sharing keeps the copy and the diff cheap: the diff skips shared subtrees
-    by identity.
-    """
-    root = dict(obj)
-    _copy_metadata(root)
-    node = root
-    for key in template_path:
-        child = node.get(key)
-        if not isinstance(child, dict):
-            return dict(deep_copy(obj))
-        node[key] = node = dict(child)
-    if isinstance(node.get("spec"), dict):
-        node["spec"] = deep_copy(node["spec"])
-    if node is not root:
-        _copy_metadata(node)
-    return root
 
 
 class _Run:
@@ -239,7 +138,7 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
         failure = run.adjust(settings.failure_action)
         return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed)
     except BaseException as exc:
-        _interrupted(run.guard, pid, time.perf_counter() - start, settings.budget_s, exc)
+        interrupted(run.guard, pid, time.perf_counter() - start, settings.budget_s, exc)
         raise
     elapsed = time.perf_counter() - start
     if elapsed > settings.budget_s:
@@ -256,27 +155,6 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
     return PolicyResult(
         pid, Outcome.FAIL, action, run.adjust(effective), tuple(violations), "", elapsed
     )
-
-
-def _interrupted(
-    guard: BudgetGuard | None, pid: str, elapsed: float, budget_s: float, exc: BaseException
-) -> None:
-    """A policy stopped by the caller's deadline (a BaseException, so that a
-    policy's own `except Exception` cannot swallow it) ran over its budget
-    too: it is suspended like one that returned late, or the next request
-    would wait for it again; and the exception names it for the caller."""
-    if guard is not None and elapsed > budget_s:
-        guard.overran(pid)
-    setattr(exc, _RUNNING, pid)
-
-
-_RUNNING = "podgate_running"
-
-
-def interrupted_policy(exc: BaseException) -> str | None:
-    """The policy or mutation that was running when `exc` stopped the engine."""
-    running = getattr(exc, _RUNNING, None)
-    return running if isinstance(running, str) else None
 
 
 def _container_shape(spec: Mapping[str, Any]) -> tuple[int, ...]:
@@ -308,7 +186,7 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
     failed: dict[str, str] = {}
     budget_s = run.config.raw.budget_ms / 1000
     while True:
-        copy = _copy_for_mutation(obj, run.pod.workload.template_path)
+        copy = copy_for_mutation(obj, run.pod.workload.template_path)
         template: Any = copy
         for key in run.pod.workload.template_path:
             template = template[key]
@@ -329,7 +207,7 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
                 failed[mut.meta.id] = f"{mut.meta.id} raised {type(exc).__name__}: {exc}"
                 break
             except BaseException as exc:
-                _interrupted(run.guard, mut.meta.id, time.perf_counter() - start, budget_s, exc)
+                interrupted(run.guard, mut.meta.id, time.perf_counter() - start, budget_s, exc)
                 raise
             if time.perf_counter() - start > budget_s and run.guard:
                 run.guard.overran(mut.meta.id)
@@ -371,14 +249,14 @@ def evaluate(
             obj, ctx, config, validate, mutate, ephemeral_only, default_namespace, guard
         )
         if subject.made_by:
-            decision = _made_by(decision, subject.made_by, config)
+            decision = as_made_by(decision, subject.made_by, config)
         if subject.before is None or decision.allowed:
             return decision
         before = _evaluate(
             subject.before, ctx, config, True, False, ephemeral_only, default_namespace, guard
         )
-        renewed = _renewed(obj, subject.before, default_namespace)
-        return decision._replace(results=_as_before(decision.results, before.results, renewed))
+        renewed = renewed_containers(obj, subject.before, default_namespace)
+        return decision._replace(results=as_before(decision.results, before.results, renewed))
     except RecursionError:
         # Python's stack ran out, not podgate's patience: no workload nests
         # anywhere near a thousand levels deep, so such an object is refused
@@ -388,81 +266,6 @@ def evaluate(
         reason = "the object is nested too deeply to be checked (about a thousand levels)"
         invalid = PolicyResult(INVALID_MANIFEST, Outcome.ERROR, Action.DENY, refused, (), reason)
         return Decision(_plain_ref(obj, default_namespace), mode, results=(invalid,))
-
-
-def _made_by(decision: Decision, controller: str, config: Config) -> Decision:
-    """Denials as warnings, marked `(as in the template of <controller>)`: what
-    a controller writes is its workload's template, judged when it was written.
-    A policy reading the cluster judges today's cluster, not that template's."""
-    policies = config.registry.policies
-    note = f"as in the template of {controller}"
-    results = []
-    for result in decision.results:
-        policy = policies.get(result.policy)
-        if result.effective_action is Action.DENY and not (
-            policy is not None and policy.meta.requires_cluster
-        ):
-            result = _noted(result._replace(effective_action=Action.WARN), note)
-        results.append(result)
-    return decision._replace(results=tuple(results))
-
-
-def _noted(result: PolicyResult, note: str) -> PolicyResult:
-    if not result.violations:
-        return result._replace(reason=f"{result.reason} ({note})")
-    marked = tuple(v._replace(message=f"{v.message} ({note})") for v in result.violations)
-    return result._replace(violations=marked)
-
-
-# What a container runs, and what it runs with: a change of any is new software.
-_SOFTWARE = (
-    "image", "command", "args", "env", "envFrom", "volumeMounts", "workingDir", "lifecycle",
-)  # fmt: skip
-
-
-def _renewed(
-    obj: Mapping[str, Any], old: Mapping[str, Any], default_namespace: str
-) -> frozenset[str]:
-    """The containers of `obj` whose software differs from `old`'s (new ones too)."""
-
-    def software(of: Mapping[str, Any]) -> dict[str, tuple[object, ...]]:
-        pod = PodView.from_object(of, default_namespace=default_namespace)
-        if pod is None:
-            return {}
-        return {
-            c.name: tuple(c.raw.get(k) for k in _SOFTWARE) for c in pod.containers(*ContainerList)
-        }
-
-    before = software(old)
-    return frozenset(name for name, runs in software(obj).items() if before.get(name) != runs)
-
-
-def _as_before(
-    results: tuple[PolicyResult, ...],
-    before: tuple[PolicyResult, ...],
-    renewed: frozenset[str],
-) -> tuple[PolicyResult, ...]:
-    """Denials whose every violation the object had before, as warnings.
-
-    An update that leaves a policy's violations as they were (a rollout
-    restart, the fix of another rule) makes nothing worse, so it is let
-    through with the violations as warnings; one that adds a violation to a
-    policy is refused. Violations are compared by their text, which names the
-    container and the field; one of a container in `renewed` is new.
-    """
-    had = {r.policy: {str(v) for v in r.violations} for r in before if r.outcome is Outcome.FAIL}
-    kept: list[PolicyResult] = []
-    for result in results:
-        known = had.get(result.policy)
-        if (
-            known
-            and result.outcome is Outcome.FAIL
-            and result.effective_action is Action.DENY
-            and all(str(v) in known and v.container not in renewed for v in result.violations)
-        ):
-            result = _noted(result._replace(effective_action=Action.WARN), "as before this update")
-        kept.append(result)
-    return tuple(kept)
 
 
 def _plain_ref(obj: Mapping[str, Any], default_namespace: str) -> ResourceRef:
@@ -505,7 +308,7 @@ def _evaluate(
     mode = _mode(pod, ctx, config)
     if mode is Mode.OFF:
         return Decision(ref, mode, skipped_reason=f"{MODE_LABEL}=off on namespace {pod.namespace}")
-    run = _Run(pod, ctx, config, mode, _exempted_ids(pod, config), _guard_for(pod, guard))
+    run = _Run(pod, ctx, config, mode, _exempted_ids(pod, config), guard_for(pod, guard))
     if pod.problems:
         invalid = PolicyResult(
             INVALID_MANIFEST,

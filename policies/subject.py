@@ -3,7 +3,8 @@
 The webhook, `podgate check`, `podgate test` and the audit all call
 `subject_of` with what they know of a write: the object, the object an UPDATE
 replaces, and who writes it. It reads nothing else, and never the cluster
-(docs/adr/0001-existing-workloads.md says why each part is as it is).
+(docs/adr/0001-existing-workloads.md says why each part is as it is). The
+engine then softens a decision as the subject says (`as_made_by`, `as_before`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 from policies.config import Config
-from policies.views import as_list, as_mapping
+from policies.model import Action, Decision, Outcome, PolicyResult
+from policies.views import ContainerList, PodView, as_list, as_mapping
 from policies.workloads import pod_template, referred_kind
 
 
@@ -91,3 +93,78 @@ def subject_of(write: Write, config: Config) -> Subject:
     if workload is not None and write.user in config.controllers:
         made_by = f"{workload.get('kind')} {workload.get('name')}"
     return Subject(obj, before=old, made_by=made_by, mutable=mutable)
+
+
+def as_made_by(decision: Decision, controller: str, config: Config) -> Decision:
+    """Denials as warnings, marked `(as in the template of <controller>)`: what
+    a controller writes is its workload's template, judged when it was written.
+    A policy reading the cluster judges today's cluster, not that template's."""
+    policies = config.registry.policies
+    note = f"as in the template of {controller}"
+    results = []
+    for result in decision.results:
+        policy = policies.get(result.policy)
+        if result.effective_action is Action.DENY and not (
+            policy is not None and policy.meta.requires_cluster
+        ):
+            result = _noted(result._replace(effective_action=Action.WARN), note)
+        results.append(result)
+    return decision._replace(results=tuple(results))
+
+
+def _noted(result: PolicyResult, note: str) -> PolicyResult:
+    if not result.violations:
+        return result._replace(reason=f"{result.reason} ({note})")
+    marked = tuple(v._replace(message=f"{v.message} ({note})") for v in result.violations)
+    return result._replace(violations=marked)
+
+
+# What a container runs, and what it runs with: a change of any is new software.
+_SOFTWARE = (
+    "image", "command", "args", "env", "envFrom", "volumeMounts", "workingDir", "lifecycle",
+)  # fmt: skip
+
+
+def renewed_containers(
+    obj: Mapping[str, Any], old: Mapping[str, Any], default_namespace: str
+) -> frozenset[str]:
+    """The containers of `obj` whose software differs from `old`'s (new ones too)."""
+
+    def software(of: Mapping[str, Any]) -> dict[str, tuple[object, ...]]:
+        pod = PodView.from_object(of, default_namespace=default_namespace)
+        if pod is None:
+            return {}
+        return {
+            c.name: tuple(c.raw.get(k) for k in _SOFTWARE) for c in pod.containers(*ContainerList)
+        }
+
+    before = software(old)
+    return frozenset(name for name, runs in software(obj).items() if before.get(name) != runs)
+
+
+def as_before(
+    results: tuple[PolicyResult, ...],
+    before: tuple[PolicyResult, ...],
+    renewed: frozenset[str],
+) -> tuple[PolicyResult, ...]:
+    """Denials whose every violation the object had before, as warnings.
+
+    An update that leaves a policy's violations as they were (a rollout
+    restart, the fix of another rule) makes nothing worse, so it is let
+    through with the violations as warnings; one that adds a violation to a
+    policy is refused. Violations are compared by their text, which names the
+    container and the field; one of a container in `renewed` is new.
+    """
+    had = {r.policy: {str(v) for v in r.violations} for r in before if r.outcome is Outcome.FAIL}
+    kept: list[PolicyResult] = []
+    for result in results:
+        known = had.get(result.policy)
+        if (
+            known
+            and result.outcome is Outcome.FAIL
+            and result.effective_action is Action.DENY
+            and all(str(v) in known and v.container not in renewed for v in result.violations)
+        ):
+            result = _noted(result._replace(effective_action=Action.WARN), "as before this update")
+        kept.append(result)
+    return tuple(kept)

@@ -316,7 +316,7 @@ def test_an_object_too_deep_for_the_stack_is_refused_not_admitted(where: str) ->
 def test_a_huge_object_over_budget_starts_no_cool_down() -> None:
     """Anyone may send a Pod with thousands of containers: a policy slow on it
     must not be suspended for everyone's requests."""
-    from policies.engine import COOL_DOWN_MAX_CONTAINERS, BudgetGuard
+    from policies.budget import COOL_DOWN_MAX_CONTAINERS, BudgetGuard
 
     every_policy_late = config(builtin_registry(), budget_ms=0.000001)
     huge = pod()

@@ -13,8 +13,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from policies.budget import BudgetGuard
 from policies.config import Config
-from policies.engine import INVALID_MANIFEST, BudgetGuard, evaluate, resource_ref
+from policies.engine import INVALID_MANIFEST, evaluate, resource_ref
 from policies.model import (
     Action,
     ClusterState,

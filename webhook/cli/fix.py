@@ -19,7 +19,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from policies.engine import deep_copy
+from policies.copies import deep_copy
 from policies.patch import apply_patch
 from policies.yaml_reading import load_yaml
 from webhook.cli.check import Checked

@@ -14,7 +14,8 @@ import logging
 import time
 from typing import ClassVar
 
-from policies.engine import BudgetGuard, evaluate, interrupted_policy
+from policies.budget import BudgetGuard, interrupted_policy
+from policies.engine import evaluate
 from policies.model import Action, Context, Decision
 from policies.subject import Subject, Write, subject_of
 from webhook.server.admission import (

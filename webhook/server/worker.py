@@ -27,7 +27,7 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from policies.engine import BudgetGuard
+from policies.budget import BudgetGuard
 from policies.model import OFFLINE, Context
 from webhook.cluster.cache import ClusterCache
 from webhook.server.app import MAX_BODY, Handlers, create_app
