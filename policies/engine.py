@@ -86,7 +86,7 @@ class _Run:
     """Everything fixed for one evaluation, shared by the per-policy steps.
 
     A slotted class rather than a frozen dataclass: one is built per
-    evaluation, and a frozen dataclass's __init__ costs several times more."""
+    evaluation, and a frozen dataclass's __init__ is slow."""
 
     __slots__ = ("config", "ctx", "exempt", "guard", "mode", "pod")
 

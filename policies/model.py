@@ -65,8 +65,7 @@ class Violation(NamedTuple):
     `container` names the container (None for pod-level findings), `field` is
     the path inside the object (`spec.containers[0].resources.limits.memory`),
     `fix` tells the user what to do. A NamedTuple rather than a dataclass:
-    immutable all the same, and several times cheaper to create on the
-    admission path.
+    immutable all the same, and cheaper to create on the admission path.
     """
 
     message: str
@@ -83,7 +82,7 @@ class Violation(NamedTuple):
 
 class ResourceRef(NamedTuple):
     """Which object a decision is about. A NamedTuple: one is made per
-    evaluation, and a frozen dataclass costs several times more to create."""
+    evaluation, and a frozen dataclass is slower to create."""
 
     api_version: str
     kind: str
@@ -140,8 +139,8 @@ class PolicyResult(NamedTuple):
 
 class Decision(NamedTuple):
     """The engine's answer for one object. A NamedTuple, like the results
-    it holds: one is made per evaluation, and a frozen dataclass's __init__
-    costs three times as much."""
+    it holds: one is made per evaluation, and a frozen dataclass is slower
+    to create."""
 
     resource: ResourceRef
     mode: Mode

@@ -307,7 +307,7 @@ class PodView:
         namespace = as_mapping(obj.get("metadata")).get("namespace")
         # Filled in directly rather than through the frozen dataclass's
         # __init__, which sets each field with object.__setattr__: one view
-        # is made per evaluation, and that was a fifth of its cost.
+        # is made per evaluation.
         view = object.__new__(cls)
         view.__dict__.update(
             obj=obj,

@@ -36,7 +36,7 @@ def _construct_document(loader: Any, node: yaml.Node) -> Any:
     Strings, plain lists and plain mappings (nearly every node of a manifest)
     are built directly; anything else (numbers, booleans, null, merge keys,
     explicit tags) goes through the safe constructor as before, so the result
-    is the same, several times faster. Aliases share their built value, and
+    is the same, faster. Aliases share their built value, and
     a recursive alias is refused as PyYAML refuses it.
     """
     built: dict[int, Any] = {}

@@ -89,11 +89,10 @@ class Checked:
 def bulk_gc(threshold: tuple[int, int, int] = (5000, 10, 100)) -> Iterator[None]:
     """Fewer garbage collections while a batch of manifests is read and checked.
 
-    Parsing 10,000 manifests keeps millions of objects alive, all of them
-    acyclic (dicts, lists, strings), so the collector's passes over them find
-    nothing while costing a third of the run at the default thresholds
-    (700, 10, 10): every full pass walks the whole, growing heap. Rarer
-    passes keep the collector for the few cycles there are.
+    Parsing thousands of manifests keeps millions of objects alive, all of
+    them acyclic (dicts, lists, strings): at the default thresholds the
+    collector's full passes walk the whole, growing heap and find nothing.
+    Rarer passes keep the collector for the few cycles there are.
     """
     previous = gc.get_threshold()
     gc.set_threshold(*threshold)

@@ -1,7 +1,7 @@
 """The kinds the audit reads, and the pages it reads them in.
 
-Pages of raw JSON from the API (no model deserialisation: 10,000 Pods as
-Python models would cost several times the memory and time).
+Pages of raw JSON from the API: no model deserialisation, whose Python
+objects would cost far more memory and time for a large cluster.
 """
 
 from __future__ import annotations

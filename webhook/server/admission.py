@@ -84,11 +84,10 @@ def parse_review(body: bytes) -> AdmissionReview:
     """The review in a request body, or BadReview naming what is wrong.
 
     orjson reads the body and pydantic checks the envelope: pydantic's own
-    JSON reader builds the Python objects of `object` and `oldObject` at
-    half orjson's speed (153,000 instructions for a typical Deployment's
-    review against 113,000). orjson reads integers past 64 bits as floats;
-    the API server sends objects it has decoded into Go's int64 fields, so a
-    review never holds one.
+    JSON reader builds the Python objects of `object` and `oldObject` more
+    slowly. orjson reads integers past 64 bits as floats; the API server
+    sends objects it has decoded into Go's int64 fields, so a review never
+    holds one.
     """
     try:
         data = orjson.loads(body)
@@ -107,7 +106,7 @@ def parse_review(body: bytes) -> AdmissionReview:
 
 
 # Status and AdmissionResponse are NamedTuples: one or two are made per
-# admission, and a frozen dataclass's __init__ costs three times as much.
+# admission, and a frozen dataclass is slower to make.
 class Status(NamedTuple):
     code: int
     message: str

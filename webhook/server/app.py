@@ -9,10 +9,8 @@ reason. `admit` holds that logic once, independent of the framework.
 raw-ASGI front that serves the two admission routes itself and passes
 everything else to FastAPI. The FastAPI middleware stack (error handling,
 exception handlers, exit stacks, body limits; a coroutine frame each per
-ASGI message) cost about as much as the whole evaluation of a typical
-Deployment, and these two routes need none of it. FastAPI still declares
-them, so the app is complete on its own (and is what tests of the routes'
-logic can mount).
+ASGI message) costs as much as an evaluation, and these two routes need
+none of it. FastAPI still declares them, so the app is complete on its own.
 """
 
 from __future__ import annotations

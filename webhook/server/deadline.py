@@ -1,19 +1,17 @@
 """A deadline for code running on the main thread, enforced by SIGALRM.
 
-`podgate serve` evaluates on its event loop, which runs on each worker
-process's main thread. Handing every evaluation to a thread pool cost more
-than the evaluation itself (a wake-up, a fight for the GIL, a self-pipe write
-to come back) and added up to a switch interval (5 ms) of latency under load.
-Inline, a runaway policy would stall the loop, so the deadline is a real-time
-timer whose signal handler raises `DeadlineExceeded` inside the evaluation,
-between two bytecodes of whatever policy is running (`time.sleep` included).
-That also frees the loop from a policy that never returns, where a pool
-thread would have stayed stuck for good.
+`podgate serve` evaluates inline on its event loop, on each worker process's
+main thread: a hand-off to another thread costs more than a typical
+evaluation. Inline, a runaway policy would stall the loop, so the deadline
+is a real-time timer whose signal handler raises `DeadlineExceeded` inside
+the evaluation, between two bytecodes of whatever policy is running
+(`time.sleep` included), which also frees the loop from a policy that never
+returns.
 
 `DeadlineExceeded` derives from BaseException so that the engine's and the
 policies' `except Exception` do not swallow it. Code in C that does not
 return to the interpreter (a catastrophic regular expression) cannot be
-interrupted this way, nor by a thread pool.
+interrupted this way, nor by any other.
 """
 
 from __future__ import annotations

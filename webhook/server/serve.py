@@ -40,7 +40,7 @@ def bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must say TCP: asyncio only disables Nagle (TCP_NODELAY) on accepted
     # sockets whose proto is IPPROTO_TCP, and a response written in two parts
-    # then waits for the client's delayed ACK (40 ms per request).
+    # then waits for the client's delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))

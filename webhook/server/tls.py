@@ -3,8 +3,8 @@ whose certificate is reloaded from disk when the files change.
 
 The API server only talks to webhooks over TLS and checks the serving
 certificate against the `caBundle` of the webhook configuration, so the CA is
-written to `ca.crt` for registration. Keys are ECDSA P-256: small, and the
-handshake is several times cheaper than with RSA 2048.
+written to `ca.crt` for registration. Keys are ECDSA P-256: small, and a
+cheaper handshake than RSA's.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ server, the log writer. CPython's finalization freezes such threads wherever
 they are; one frozen while holding a lock that finalization then needs (the
 stderr buffer's, a log handler's, OpenSSL's) makes the process abort with
 SIGABRT or hang until the kubelet's SIGKILL, instead of exiting with its code.
-`audit --watch` stopped by SIGTERM and exiting by SIGABRT was seen in CI.
 
 Nothing those threads hold needs finalizing, so the process skips it: it
 flushes the logs and stdio within a bounded time, then ends with `os._exit`.

@@ -234,11 +234,11 @@ class Pending:
     collectors by `flush`: on every heartbeat of a worker (twice a second),
     before every scrape of this process, and when a worker stops.
 
-    Updated directly, the ~14 collector updates of one admission (a counter
-    and a histogram per policy, the request's own, the in-flight gauge) cost
-    14 % of its CPU: each checks its arguments, takes a lock and, with several
-    workers, writes a memory-mapped file. Here an admission costs one lock
-    and some additions; a flush, one update per label set that changed.
+    Updated directly, the collector updates of one admission (a counter and
+    a histogram per policy, the request's own, the in-flight gauge) would
+    each check their arguments, take a lock and, with several workers, write
+    a memory-mapped file. Here an admission costs one lock and some
+    additions; a flush, one update per label set that changed.
 
     Updates are made while holding `lock`, which `flush` takes too (the
     event loop records while the side port's thread may be flushing for a
