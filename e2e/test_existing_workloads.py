@@ -4,8 +4,10 @@ nobody may pass a violation off as theirs (docs/adr/0001-existing-workloads.md).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from e2e.conftest import (
@@ -37,6 +39,19 @@ def _failed_creates(namespace: str) -> list[str]:
     return [e["message"] for e in events["items"]]
 
 
+@contextlib.contextmanager
+def _in_audit_mode(installed: Podgate) -> Iterator[None]:
+    """podgate in the dry-run audit mode, then enforcing again: what a cluster
+    switched to enforcement has from before."""
+    audit = copy.deepcopy(E2E_CONFIG)
+    audit["enforcement"] = "audit"
+    installed.reconfigure(audit)
+    try:
+        yield
+    finally:
+        installed.reconfigure(E2E_CONFIG)
+
+
 def _pods_made(namespace: str, count: int) -> None:
     """The controllers made `count` Pods (no kubelet runs them here), none refused."""
     eventually(
@@ -50,14 +65,9 @@ def _pods_made(namespace: str, count: int) -> None:
 def test_a_deployment_admitted_in_audit_mode_still_scales_after_enforce(
     installed: Podgate, namespace: str
 ) -> None:
-    audit = copy.deepcopy(E2E_CONFIG)
-    audit["enforcement"] = "audit"
-    installed.reconfigure(audit)
-    try:
+    with _in_audit_mode(installed):
         assert apply(deployment("old", namespace, TAGGED, 1)).returncode == 0
         _pods_made(namespace, 1)
-    finally:
-        installed.reconfigure(E2E_CONFIG)
     kubectl_ok("scale", "deployment", "old", "-n", namespace, "--replicas=3")
     _pods_made(namespace, 3)
     # a Pod of its own making, under the ReplicaSet's name and uid, is refused
@@ -155,15 +165,10 @@ ROOT_TAGGED = {
 
 def _audit_mode_replica_set(installed: Podgate, name: str, namespace: str) -> dict[str, Any]:
     """A violating bare ReplicaSet, admitted in audit mode (the feature's use case)."""
-    audit = copy.deepcopy(E2E_CONFIG)
-    audit["enforcement"] = "audit"
-    installed.reconfigure(audit)
-    try:
+    with _in_audit_mode(installed):
         rs = deployment(name, namespace, ROOT_TAGGED, 0)
         rs["kind"] = "ReplicaSet"
         assert apply(rs).returncode == 0
-    finally:
-        installed.reconfigure(E2E_CONFIG)
     found: dict[str, Any] = kubectl_json("get", "replicaset", name, "-n", namespace)
     return found
 
@@ -274,14 +279,9 @@ def test_an_orphaning_delete_of_a_deployment_from_audit_mode_finishes(
     """The garbage collector removes the ReplicaSet's ownerReference; the
     ReplicaSet, judged alone for the first time, must not be refused for what
     its Deployment was admitted with, or the delete never ends."""
-    audit = copy.deepcopy(E2E_CONFIG)
-    audit["enforcement"] = "audit"
-    installed.reconfigure(audit)
-    try:
+    with _in_audit_mode(installed):
         assert apply(deployment("old", namespace, TAGGED, 1)).returncode == 0
         eventually(lambda: _items("replicasets", namespace))
-    finally:
-        installed.reconfigure(E2E_CONFIG)
     kubectl_ok("delete", "deployment", "old", "-n", namespace, "--cascade=orphan", "--wait=false")
     gone = eventually(
         lambda: kubectl("get", "deployment", "old", "-n", namespace).returncode != 0, timeout=30
@@ -296,14 +296,9 @@ def test_a_deployment_from_audit_mode_rolls_out_and_back_after_enforce(
 ) -> None:
     """A new template with the same software, and the rollback to the template
     it had: its old faults are warnings, and its controllers' objects pass."""
-    audit = copy.deepcopy(E2E_CONFIG)
-    audit["enforcement"] = "audit"
-    installed.reconfigure(audit)
-    try:
+    with _in_audit_mode(installed):
         assert apply(deployment("old", namespace, TAGGED, 1)).returncode == 0
         _pods_made(namespace, 1)
-    finally:
-        installed.reconfigure(E2E_CONFIG)
     restart = kubectl("rollout", "restart", "deployment", "old", "-n", namespace)
     assert restart.returncode == 0, restart.stderr
     assert "(as before this update)" in restart.stderr
