@@ -65,7 +65,15 @@ class Handler:
 
     def review(self, req: AdmissionRequest, started: float) -> AdmissionResponse:
         """Answer one request; raises BadReview for a request that cannot be evaluated."""
-        answer = self._unjudged(req) or self._judged(req, started)
+        answer = self._unjudged(req)
+        if answer is None:
+            outcome = self._decide(req, started)
+            if isinstance(outcome, str):
+                answer = self._failed(req.uid, outcome)
+            elif outcome.skipped_reason:
+                answer = Answer(allowed(req.uid), "skipped", outcome, outcome.skipped_reason)
+            else:
+                answer = self._answer(req.uid, outcome)
         record(self.webhook, req, answer, time.perf_counter() - started, self.events)
         return answer.response
 
@@ -86,14 +94,6 @@ class Handler:
     @staticmethod
     def _ephemeral(req: AdmissionRequest) -> bool:
         return req.resource.resource == "pods" and req.sub_resource == "ephemeralcontainers"
-
-    def _judged(self, req: AdmissionRequest, started: float) -> Answer:
-        outcome = self._decide(req, started)
-        if isinstance(outcome, str):
-            return self._failed(req.uid, outcome)
-        if outcome.skipped_reason:
-            return Answer(allowed(req.uid), "skipped", outcome, outcome.skipped_reason)
-        return self._answer(req.uid, outcome)
 
     def _decide(self, req: AdmissionRequest, started: float) -> Decision | str:
         """The decision, or the reason there is none (deadline passed, engine bug)."""
