@@ -155,14 +155,6 @@ def make_serving_cert(
     return cert.public_bytes(serialization.Encoding.PEM), _key_pem(key)
 
 
-def new_bundle(
-    dns_names: Sequence[str], *, ca_days: int = CA_DAYS, days: int = SERVING_DAYS
-) -> Bundle:
-    ca_cert, ca_key = make_ca(days=ca_days)
-    cert, key = make_serving_cert(ca_cert, ca_key, dns_names, days=days)
-    return Bundle(ca_cert, ca_key, cert, key, ca_cert)
-
-
 def remaining_fraction(cert_pem: bytes, now: dt.datetime | None = None) -> float:
     """How much of the certificate's lifetime is left, 0 when expired."""
     cert = x509.load_pem_x509_certificate(cert_pem)
