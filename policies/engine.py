@@ -31,14 +31,8 @@ from policies.model import (
 )
 from policies.patch import diff
 from policies.registry import Metadata, Mutation, Policy
-from policies.subject import (
-    Subject,
-    Write,
-    as_before,
-    as_made_by,
-    renewed_containers,
-    subject_of,
-)
+from policies.subject import Subject, as_before, as_made_by, renewed_containers
+from policies.subject import subject as subject_of_object
 from policies.views import LIST_KEYS, PodView, as_mapping
 
 INVALID_MANIFEST = "invalid-manifest"
@@ -238,7 +232,7 @@ def evaluate(
     nothing is mutated.
     """
     if not isinstance(subject, Subject):
-        subject = subject_of(Write(subject), config)
+        subject = subject_of_object(subject, None, "", config)  # subject_of(Write(subject))
     obj = subject.obj
     try:
         if subject.skipped:

@@ -77,21 +77,32 @@ def subject_of(write: Write, config: Config) -> Subject:
     warnings, since that workload's template was judged. Anyone else's
     ownerReferences count for nothing: the object is judged as written.
     """
-    obj, old = write.obj, write.old
-    if old is not None and _being_deleted(obj):
-        # finalizers are removed from an object being deleted: never block that
-        return Subject(obj, skipped="the object is being deleted")
-    if old is not None and _what_runs(obj) == _what_runs(old):
-        # scaling, relabelling, orphaning, suspending: nothing new runs
-        return Subject(obj, skipped="the pod template is unchanged")
+    return subject(write.obj, write.old, write.user, config)
+
+
+def subject(
+    obj: Mapping[str, Any], old: Mapping[str, Any] | None, user: str, config: Config
+) -> Subject:
+    """`subject_of` without the Write around its arguments: the engine's own
+    call for a plain object, on every evaluation."""
+    if old is not None:
+        if _being_deleted(obj):
+            # finalizers are removed from an object being deleted: never block that
+            return Subject(obj, skipped="the object is being deleted")
+        if _what_runs(obj) == _what_runs(old):
+            # scaling, relabelling, orphaning, suspending: nothing new runs
+            return Subject(obj, skipped="the pod template is unchanged")
+    lenient = config.raw.allow_existing_violations
+    metadata = obj.get("metadata")
+    if not (isinstance(metadata, dict) and metadata.get("ownerReferences")):
+        return Subject(obj, old if lenient else None)  # the common case: nothing owns it
     controller = controller_reference(obj)
     mutable = controller is None or obj.get("kind") == "Pod"
-    if not config.raw.allow_existing_violations:
+    if not lenient:
         return Subject(obj, mutable=mutable)
     made_by = ""
-    workload = controlling_workload(obj)
-    if workload is not None and write.user in config.controllers:
-        made_by = f"{workload.get('kind')} {workload.get('name')}"
+    if controller is not None and referred_kind(controller) and user in config.controllers:
+        made_by = f"{controller.get('kind')} {controller.get('name')}"
     return Subject(obj, before=old, made_by=made_by, mutable=mutable)
 
 
