@@ -41,6 +41,9 @@ class Subject(NamedTuple):
     mutable: bool = True
 
 
+_tuple_new = tuple.__new__
+
+
 def controller_reference(obj: Mapping[str, Any]) -> dict[str, Any] | None:
     """The object's ownerReference with `controller: true` (Kubernetes allows one)."""
     for ref in as_list(as_mapping(obj.get("metadata")).get("ownerReferences")):
@@ -95,7 +98,9 @@ def subject(
     lenient = config.raw.allow_existing_violations
     metadata = obj.get("metadata")
     if not (isinstance(metadata, dict) and metadata.get("ownerReferences")):
-        return Subject(obj, old if lenient else None)  # the common case: nothing owns it
+        # the common case, on every evaluation: nothing owns it. tuple.__new__
+        # skips the NamedTuple's Python-level __new__ and its defaults
+        return _tuple_new(Subject, (obj, old if lenient else None, "", "", True))
     controller = controller_reference(obj)
     mutable = controller is None or obj.get("kind") == "Pod"
     if not lenient:
