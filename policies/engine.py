@@ -31,8 +31,7 @@ from policies.model import (
 )
 from policies.patch import diff
 from policies.registry import Metadata, Mutation, Policy
-from policies.subject import Subject, as_before, as_made_by, renewed_containers
-from policies.subject import subject as subject_of_object
+from policies.subject import Subject, as_before, as_made_by, renewed_containers, subject_of
 from policies.views import LIST_KEYS, PodView, as_mapping
 
 INVALID_MANIFEST = "invalid-manifest"
@@ -226,13 +225,13 @@ def evaluate(
 ) -> Decision:
     """Evaluate one subject: the validating results and, if asked, the mutation patch.
 
-    A plain object is a manifest's: `subject_of(Write(obj))` says how it is
+    A plain object is a manifest's: `subject_of(obj, config)` says how it is
     judged. `ephemeral_only` is for the `pods/ephemeralcontainers`
     subresource: only policies that concern ephemeral containers run, and
     nothing is mutated.
     """
     if not isinstance(subject, Subject):
-        subject = subject_of_object(subject, None, "", config)  # subject_of(Write(subject))
+        subject = subject_of(subject, config)
     obj = subject.obj
     try:
         if subject.skipped:

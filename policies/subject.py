@@ -18,14 +18,6 @@ from policies.views import ContainerList, PodView, as_list, as_mapping
 from policies.workloads import pod_template, referred_kind
 
 
-class Write(NamedTuple):
-    """An object being written, as the request (or the manifest) says it."""
-
-    obj: Mapping[str, Any]
-    old: Mapping[str, Any] | None = None  # the object an UPDATE replaces
-    user: str = ""  # who writes it; "" for a manifest or an object read from a cluster
-
-
 class Subject(NamedTuple):
     """What the engine judges, and how strictly."""
 
@@ -73,21 +65,22 @@ def _being_deleted(obj: Mapping[str, Any]) -> bool:
     return bool(as_mapping(obj.get("metadata")).get("deletionTimestamp"))
 
 
-def subject_of(write: Write, config: Config) -> Subject:
-    """The one rule: an UPDATE that leaves what runs alone is not judged; one that
-    changes it is compared with what it replaces; what a configured controller
-    writes under a controller reference to a workload is judged at most as
+def subject_of(
+    obj: Mapping[str, Any],
+    config: Config,
+    old: Mapping[str, Any] | None = None,
+    user: str = "",
+) -> Subject:
+    """The one rule, from what the request (or the manifest) says of a write:
+    the object, the object an UPDATE replaces, and who writes it ("" for a
+    manifest or an object read from a cluster).
+
+    An UPDATE that leaves what runs alone is not judged; one that changes it
+    is compared with what it replaces; what a configured controller writes
+    under a controller reference to a workload is judged at most as
     warnings, since that workload's template was judged. Anyone else's
     ownerReferences count for nothing: the object is judged as written.
     """
-    return subject(write.obj, write.old, write.user, config)
-
-
-def subject(
-    obj: Mapping[str, Any], old: Mapping[str, Any] | None, user: str, config: Config
-) -> Subject:
-    """`subject_of` without the Write around its arguments: the engine's own
-    call for a plain object, on every evaluation."""
     if old is not None:
         if _being_deleted(obj):
             # finalizers are removed from an object being deleted: never block that

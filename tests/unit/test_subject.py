@@ -12,7 +12,7 @@ from policies import NetworkPolicyInfo, StaticContext, evaluate
 from policies.config import ConfigFile, load_config, resolve
 from policies.model import OFFLINE
 from policies.plugins import builtin_registry
-from policies.subject import Subject, Write, subject_of
+from policies.subject import Subject, subject_of
 
 RS_CONTROLLER = "system:serviceaccount:kube-system:replicaset-controller"
 TAGGED = {"name": "web", "image": "nginx:1.27"}  # fails every built-in policy but one
@@ -54,9 +54,11 @@ SELECTED = StaticContext(
 )
 
 
-def judged(write: Write, **raw: Any) -> Any:
+def judged(
+    obj: dict[str, Any], old: dict[str, Any] | None = None, user: str = "", **raw: Any
+) -> Any:
     config = resolve(ConfigFile.model_validate(raw), builtin_registry()) if raw else load_config()
-    return evaluate(subject_of(write, config), SELECTED, config)
+    return evaluate(subject_of(obj, config, old, user), SELECTED, config)
 
 
 def test_an_update_that_leaves_the_pod_template_alone_is_not_judged() -> None:
@@ -69,7 +71,7 @@ def test_an_update_that_leaves_the_pod_template_alone_is_not_judged() -> None:
             new["metadata"]["labels"] = {"team": "shop"}
         else:
             old["metadata"]["ownerReferences"] = owned_by("Deployment", "gone")  # orphaned
-        decision = judged(Write(new, old))
+        decision = judged(new, old)
         assert decision.skipped_reason == "the pod template is unchanged", change
         assert (decision.results, decision.patch) == ((), ())
 
@@ -79,14 +81,14 @@ def test_an_update_of_an_object_being_deleted_is_not_judged() -> None:
     new = copy.deepcopy(old)
     new["metadata"]["deletionTimestamp"] = "2024-01-01T00:00:00Z"
     new["spec"]["template"]["spec"]["containers"].append({**TAGGED, "name": "extra"})
-    assert judged(Write(new, old)).skipped_reason == "the object is being deleted"
+    assert judged(new, old).skipped_reason == "the object is being deleted"
 
 
 def test_a_pods_labels_are_part_of_what_runs() -> None:
     """A Pod is its own template: a label change is judged, against the Pod before."""
     old = pod()
     relabelled = pod(labels={"app": "web", "team": "shop"})
-    decision = judged(Write(relabelled, old))
+    decision = judged(relabelled, old)
     assert not decision.skipped_reason
     assert decision.allowed
     assert decision.warning_lines
@@ -97,18 +99,18 @@ def test_an_update_keeps_its_old_denials_as_warnings_and_refuses_new_ones() -> N
     old = deployment()
     restarted = copy.deepcopy(old)
     restarted["spec"]["template"]["metadata"]["annotations"] = {"restartedAt": "now"}
-    decision = judged(Write(restarted, old))
+    decision = judged(restarted, old)
     assert decision.allowed
     assert decision.warning_lines
     assert all("(as before this update)" in line for line in decision.warning_lines)
 
     worse = copy.deepcopy(restarted)
     worse["spec"]["template"]["spec"]["containers"].append({**TAGGED, "name": "sidecar"})
-    decision = judged(Write(worse, old))
+    decision = judged(worse, old)
     assert not decision.allowed
     assert any('container "sidecar"' in line for line in decision.denial_lines)
 
-    strict = judged(Write(restarted, old), allow_existing_violations=False)
+    strict = judged(restarted, old, allow_existing_violations=False)
     assert not strict.allowed
 
 
@@ -118,14 +120,14 @@ def test_new_software_in_a_container_is_judged_anew(field: str) -> None:
     new = copy.deepcopy(old)
     value: Any = {"image": "nginx:1.28", "command": ["sh"], "env": [{"name": "A", "value": "1"}]}
     new["spec"]["template"]["spec"]["containers"][0][field] = value[field]
-    decision = judged(Write(new, old))
+    decision = judged(new, old)
     assert not decision.allowed
     assert not any("(as before this update)" in line for line in decision.denial_lines)
 
 
 def test_what_a_controller_writes_for_its_workload_is_at_most_a_warning() -> None:
     made = pod(ownerReferences=owned_by("ReplicaSet", "web-7d9f"))
-    decision = judged(Write(made, user=RS_CONTROLLER))
+    decision = judged(made, user=RS_CONTROLLER)
     assert decision.allowed
     note = "(as in the template of ReplicaSet web-7d9f)"
     assert decision.warning_lines
@@ -133,10 +135,10 @@ def test_what_a_controller_writes_for_its_workload_is_at_most_a_warning() -> Non
     assert decision.patch, "a controller's Pod is mutated like any Pod"
 
     # the same Pod from anyone else: the reference counts for nothing
-    assert not judged(Write(made, user="jane")).allowed
-    assert not judged(Write(made)).allowed
+    assert not judged(made, user="jane").allowed
+    assert not judged(made).allowed
     # strictness switched off: the controller's Pod is judged in full too
-    assert not judged(Write(made, user=RS_CONTROLLER), allow_existing_violations=False).allowed
+    assert not judged(made, user=RS_CONTROLLER, allow_existing_violations=False).allowed
 
 
 def test_only_a_workload_controller_counts() -> None:
@@ -148,15 +150,15 @@ def test_only_a_workload_controller_counts() -> None:
         ("Job", "batch.volcano.sh/v1alpha1"),
     ]:
         made = pod(ownerReferences=owned_by(kind, "x", version))
-        assert not judged(Write(made, user=RS_CONTROLLER)).allowed, kind
+        assert not judged(made, user=RS_CONTROLLER).allowed, kind
 
 
 def test_controllers_are_configuration() -> None:
     made = pod(ownerReferences=owned_by("ReplicaSet", "web-7d9f"))
     managed = "system:serviceaccount:platform:replicasets"
-    assert not judged(Write(made, user=managed)).allowed
-    assert judged(Write(made, user=managed), controllers=[managed]).allowed
-    assert not judged(Write(made, user=RS_CONTROLLER), controllers=[managed]).allowed
+    assert not judged(made, user=managed).allowed
+    assert judged(made, user=managed, controllers=[managed]).allowed
+    assert not judged(made, user=RS_CONTROLLER, controllers=[managed]).allowed
 
 
 def test_a_policy_reading_the_cluster_judges_a_controllers_pod_in_full() -> None:
@@ -168,10 +170,10 @@ def test_a_policy_reading_the_cluster_judges_a_controllers_pod_in_full() -> None
         config.raw.model_copy(update={"policies": {"require-network-policy": {"action": "deny"}}}),
         config.registry,
     )
-    decision = evaluate(subject_of(Write(made, user=RS_CONTROLLER), cfg), OFFLINE, cfg)
+    decision = evaluate(subject_of(made, cfg, user=RS_CONTROLLER), OFFLINE, cfg)
     assert decision.allowed  # offline: the cluster is unknown, the policy skips
     unselected = StaticContext()
-    decision = evaluate(subject_of(Write(made, user=RS_CONTROLLER), cfg), unselected, cfg)
+    decision = evaluate(subject_of(made, cfg, user=RS_CONTROLLER), unselected, cfg)
     assert not decision.allowed
     assert all(line.startswith("require-network-policy:") for line in decision.denial_lines)
 
@@ -181,19 +183,19 @@ def test_a_workload_under_a_controller_is_judged_but_never_mutated() -> None:
     template and the controller would make ReplicaSets without end."""
     replica_set = deployment(ownerReferences=owned_by("Deployment", "web"))
     replica_set["kind"] = "ReplicaSet"
-    by_controller = judged(Write(replica_set, user=RS_CONTROLLER))
+    by_controller = judged(replica_set, user=RS_CONTROLLER)
     assert by_controller.allowed
     assert by_controller.patch == ()
-    by_hand = judged(Write(replica_set))
+    by_hand = judged(replica_set)
     assert not by_hand.allowed
     assert by_hand.patch == ()
-    assert judged(Write(deployment())).patch, "a workload of its own is mutated"
+    assert judged(deployment()).patch, "a workload of its own is mutated"
 
 
 def test_a_plain_object_is_judged_as_a_manifest_is() -> None:
     obj = pod(ownerReferences=owned_by("ReplicaSet", "web-7d9f"))
     config = load_config()
-    assert subject_of(Write(obj), config) == Subject(obj)
+    assert subject_of(obj, config) == Subject(obj)
     plain, explicit = evaluate(obj, SELECTED, config), evaluate(Subject(obj), SELECTED, config)
     assert not plain.allowed
     assert plain.denial_lines == explicit.denial_lines

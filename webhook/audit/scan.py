@@ -24,7 +24,7 @@ from policies.model import (
     namespace_entry,
 )
 from policies.network_policy import network_policy_info
-from policies.subject import Write, controlling_workload, subject_of
+from policies.subject import controlling_workload, subject_of
 from webhook.cluster.client import api_error
 from webhook.cluster.reader import AUDITED, CONTEXT_KINDS, ClusterReader
 
@@ -79,7 +79,7 @@ def cluster_context(
 
 def audit_decision(obj: Mapping[str, Any], ctx: Context, config: Config) -> Decision:
     """The engine's decision on a cluster object, judged as written."""
-    return evaluate(subject_of(Write(obj), config), ctx, config, mutate=False)
+    return evaluate(subject_of(obj, config), ctx, config, mutate=False)
 
 
 OnDecision = Callable[[Mapping[str, Any], Decision], None]

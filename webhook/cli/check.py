@@ -28,7 +28,7 @@ from policies.model import (
     namespace_entry,
 )
 from policies.network_policy import network_policy_info
-from policies.subject import Write, subject_of
+from policies.subject import subject_of
 from policies.workloads import api_group, workload_kind
 from webhook.cli.manifests import Document, Unreadable
 
@@ -127,7 +127,7 @@ def check_documents(
         if doc.obj is None:
             checked.append(Checked(doc, None, None))
             continue
-        subject = subject_of(Write(doc.obj), config)
+        subject = subject_of(doc.obj, config)
         decision = evaluate(
             subject, ctx, config, mutate=fix, default_namespace=namespace, guard=guard
         )

@@ -13,7 +13,7 @@ from typing import Any
 from policies.engine import evaluate
 from policies.model import StaticContext
 from policies.patch import diff
-from policies.subject import Write, subject_of
+from policies.subject import subject_of
 from webhook.cli.check import offline_context
 from webhook.cli.junit import Case as JUnitCase
 from webhook.cli.junit import junit
@@ -57,7 +57,7 @@ def run_case(case: Case) -> CaseResult:
     patched = list(case.patched or ())
     for index, obj in enumerate(workloads):
         ctx = _context(case, "default")
-        subject = subject_of(Write(obj), case.config)
+        subject = subject_of(obj, case.config)
         decision = evaluate(subject, ctx, case.config, mutate=case.mutation is not None)
         where = _key(obj, True)
         if case.policy is not None:

@@ -17,7 +17,7 @@ from typing import ClassVar
 from policies.budget import BudgetGuard, interrupted_policy
 from policies.engine import evaluate
 from policies.model import Action, Context, Decision
-from policies.subject import Subject, Write, subject_of
+from policies.subject import Subject, subject_of
 from webhook.server.admission import (
     AdmissionRequest,
     AdmissionResponse,
@@ -99,8 +99,8 @@ class Handler:
         """The decision, or the reason there is none (deadline passed, engine bug)."""
         config = self.config.current
         old = req.old_object if req.operation == "UPDATE" else None
-        write = Write(req.object, old if isinstance(old, dict) else None, req.user_info.username)
-        subject = subject_of(write, config)
+        old = old if isinstance(old, dict) else None
+        subject = subject_of(req.object, config, old, req.user_info.username)
         arrived = time.perf_counter() - started
         remaining = self.deadline_s - arrived
         if remaining <= 0:  # a slow upload used up the time: say so, not "did not finish"
