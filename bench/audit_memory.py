@@ -122,7 +122,7 @@ def peak_rss_mb(cmd: list[str]) -> tuple[float, int]:
 
 def baseline_mb() -> float:
     code = (
-        "import webhook.audit_watch, webhook.audit, webhook.cli, kopf, kubernetes; "
+        "import webhook.audit.watch, webhook.audit, webhook.cli, kopf, kubernetes; "
         "import policies.plugins as p; p.builtin_registry()"
     )
     return peak_rss_mb([sys.executable, "-c", code])[0]

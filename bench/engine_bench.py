@@ -35,13 +35,14 @@ from typing import Any
 import yaml
 
 from policies.config import load_config
-from policies.engine import deep_copy, evaluate
+from policies.copies import deep_copy
+from policies.engine import evaluate
 from policies.images import parse_image
 from policies.model import NetworkPolicyInfo, StaticContext
 from policies.quantity import parse_quantity
-from webhook.check import Report, bulk_gc, check_documents
-from webhook.manifests import read_inputs
-from webhook.report import to_json
+from webhook.cli.check import Report, bulk_gc, check_documents
+from webhook.cli.manifests import read_inputs
+from webhook.cli.report import to_json
 
 DIGEST = "sha256:" + "5e" * 32
 LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

@@ -156,7 +156,7 @@ def serve_floor(port: int, workers: int, cert_dir: str) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    from webhook.serve import bind
+    from webhook.server.serve import bind
 
     config = uvicorn.Config(
         "bench.webhook_bench:floor_app",
@@ -554,7 +554,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--soak-seconds", type=float, default=20.0, help="0 skips the soak")
     args = parser.parse_args(argv)
 
-    from webhook import tls
+    from webhook.server import tls
 
     with tempfile.TemporaryDirectory(prefix="podgate-bench-") as cert_dir:
         tls.ensure_self_signed(Path(cert_dir), ["localhost"])

@@ -29,7 +29,7 @@ from e2e.conftest import (
     kubectl_ok,
     ready_on,
 )
-from webhook import tls
+from webhook.server import tls
 
 LABEL = "podgate-e2e/managed"
 

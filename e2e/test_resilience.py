@@ -17,7 +17,7 @@ import pytest
 from cryptography import x509
 
 from e2e.conftest import Podgate, apply, bad_pod, eventually, good_pod, helm_upgrade, kubectl
-from webhook import tls
+from webhook.server import tls
 
 
 @pytest.fixture

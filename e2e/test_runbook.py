@@ -47,7 +47,7 @@ from e2e.conftest import (
 )
 from e2e.test_audit import Watcher
 from tests.docs.blocks import OPERATIONS_DOCS, SHELL, Block, blocks
-from webhook import tls
+from webhook.server import tls
 
 F = TypeVar("F", bound=Callable[..., Any])
 

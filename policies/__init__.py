@@ -16,7 +16,8 @@ on it as on any model.
 
 from pydantic import Field
 
-from policies.engine import BudgetGuard, evaluate
+from policies.budget import BudgetGuard
+from policies.engine import evaluate
 from policies.images import ImageRef, InvalidImage, image_matches, parse_image
 from policies.model import (
     Action,

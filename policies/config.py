@@ -22,6 +22,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from policies.model import Action, Mode
 from policies.plugins import load_registry
 from policies.registry import Mutation, Params, Policy, Registry
+from policies.yaml_reading import load_yaml, yaml_problem
 
 
 class ConfigError(ValueError):
@@ -65,6 +66,25 @@ BudgetMs = Annotated[
 ]
 
 
+# kube-controller-manager acts with a service account per controller
+# (--use-service-account-credentials, kubeadm's default) or as itself.
+KUBE_CONTROLLERS = (
+    "system:kube-controller-manager",
+    *(
+        f"system:serviceaccount:kube-system:{name}"
+        for name in (
+            "replicaset-controller",
+            "replication-controller",
+            "statefulset-controller",
+            "daemon-set-controller",
+            "job-controller",
+            "deployment-controller",
+            "cronjob-controller",
+        )
+    ),
+)
+
+
 class CommonSettings(_Strict):
     """Keys every policy section accepts besides its own parameters."""
 
@@ -106,10 +126,19 @@ class ConfigFile(_Strict):
     )
     allow_existing_violations: bool = Field(
         default=True,
-        description="On an UPDATE, a denial the object already had before it is a warning: "
-        "objects admitted before podgate (or in audit mode) can still be scaled, relabelled "
-        "and fixed; an update that adds a violation is refused. Likewise for a Pod its "
-        "controller makes, a denial its owner's template has too.",
+        description="On an UPDATE that changes the pod template, a denial the object had "
+        "already is a warning: objects admitted before podgate (or in audit mode) can still "
+        "be changed and fixed one rule at a time; an update that adds a violation is refused. "
+        "What one of `controllers` writes for its workload is judged at most as warnings. "
+        "`false`: both are judged in full.",
+    )
+    controllers: list[Annotated[str, Field(min_length=1)]] = Field(
+        default_factory=lambda: list(KUBE_CONTROLLERS),
+        description="The users that write Pods, ReplicaSets and Jobs for their workloads. "
+        "What one of them creates or changes under a controller ownerReference naming a "
+        "workload kind is judged at most as warnings (policies reading the cluster aside): "
+        "that workload's template was judged. kube-controller-manager's identities by "
+        "default; a control plane that runs its controllers under other names needs them here.",
     )
 
 
@@ -139,6 +168,10 @@ class Config:
     unsynced_action: Action = Action.WARN
     source: str = "<built-in defaults>"
     raw: ConfigFile = field(default_factory=ConfigFile)
+
+    @functools.cached_property
+    def controllers(self) -> frozenset[str]:
+        return frozenset(self.raw.controllers)
 
     @functools.cached_property
     def exempt_images(self) -> frozenset[str]:
@@ -299,64 +332,11 @@ def resolve(raw: ConfigFile, registry: Registry, source: str = "<built-in defaul
     )
 
 
-def place_yaml_problem(exc: yaml.YAMLError, problem: str, first_line: int = 1) -> str:
-    """` at line 3, column 7: <problem> (while constructing a mapping started
-    at line 1, column 1)`: PyYAML's position on one line, without its excerpt
-    of the text, lines counted from `first_line`; `: <problem>` when PyYAML
-    gave no position. Shared by the config and the manifests readers."""
-
-    def at(mark: object) -> str:
-        line = first_line + getattr(mark, "line", 0)
-        return f"line {line}, column {getattr(mark, 'column', 0) + 1}"
-
-    mark = getattr(exc, "problem_mark", None)
-    if mark is None:
-        return f": {problem}"
-    text = f" at {at(mark)}: {problem}"
-    context, context_mark = getattr(exc, "context", None), getattr(exc, "context_mark", None)
-    if context and context_mark is not None:
-        text += f" ({context} started at {at(context_mark)})"
-    return text
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    problem = getattr(exc, "problem", None)
-    if not problem or getattr(exc, "problem_mark", None) is None:
-        return ": " + " ".join(str(exc).split())
-    return place_yaml_problem(exc, problem)
-
-
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """The safe loader, refusing a key given twice in one mapping. PyYAML
-    keeps the last silently, so a second `policies:` block would drop the
-    first without a word."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue  # a merge key's values may be overridden: that is its point
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:
-                continue  # unhashable: the safe constructor refuses it with its own error
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    "while constructing a mapping",
-                    node.start_mark,
-                    f"found duplicate key {key!r}",
-                    key_node.start_mark,
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
 def parse_config_file(text: str, source: str) -> ConfigFile:
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: no Python tags
+        data = load_yaml(text)  # as a manifest is read: safe, a key given twice refused
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{source}: not valid YAML{_yaml_problem(exc)}") from exc
+        raise ConfigError(f"{source}: not valid YAML{yaml_problem(exc)}") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):

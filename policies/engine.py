@@ -1,6 +1,7 @@
-"""evaluate(object, context, config) -> Decision: the one path every entry point takes.
+"""evaluate(subject, context, config) -> Decision: the one path every entry point takes.
 
-The webhook, `podgate check` and the audit all call `evaluate`. It never
+The webhook, `podgate check`, `podgate test` and the audit all call
+`evaluate` on the subject the one rule gives them (subject.py). It never
 raises for a bad object or a failing policy: a policy that raises, or runs
 over its time budget, becomes an `error` result decided by that policy's
 failure action, so one broken rule cannot take admission down with it.
@@ -8,16 +9,13 @@ failure action, so one broken rule cannot take admission down with it.
 
 from __future__ import annotations
 
-import marshal
-import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
 from typing import Any
 
-import orjson
-
+from policies.budget import BudgetGuard, guard_for, interrupted
 from policies.config import Config, PolicySettings
+from policies.copies import copy_for_mutation
 from policies.model import (
     EXEMPT_ANNOTATION,
     MODE_LABEL,
@@ -33,7 +31,8 @@ from policies.model import (
 )
 from policies.patch import diff
 from policies.registry import Metadata, Mutation, Policy
-from policies.views import LIST_KEYS, ContainerList, PodView, as_mapping
+from policies.subject import Subject, as_before, as_made_by, renewed_containers, subject_of
+from policies.views import LIST_KEYS, PodView, as_mapping
 
 INVALID_MANIFEST = "invalid-manifest"
 
@@ -42,50 +41,6 @@ _STRENGTH = {Action.OFF: 0, Action.AUDIT: 1, Action.WARN: 2, Action.DENY: 3}
 
 def weakest(a: Action, b: Action) -> Action:
     return a if _STRENGTH[a] <= _STRENGTH[b] else b
-
-
-@dataclass
-class BudgetGuard:
-    """Suspends a policy for a cool-down after it runs over its time budget.
-
-    A policy that is slow once is likely slow again: rather than let it eat
-    the time budget of every following request, it is decided by its failure
-    action without running until the cool-down ends.
-    """
-
-    cooldown_s: float = 30.0
-    clock: Callable[[], float] = time.monotonic
-    _until: dict[str, float] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    starts_cool_downs: bool = True
-
-    def suspended(self, policy_id: str) -> bool:
-        until = self._until.get(policy_id)
-        return until is not None and self.clock() < until
-
-    def overran(self, policy_id: str) -> None:
-        if not self.starts_cool_downs:
-            return
-        with self._lock:
-            self._until[policy_id] = self.clock() + self.cooldown_s
-
-    def honoured_only(self) -> BudgetGuard:
-        """The same cool-downs, honoured, but none started by who uses this one
-        (a dry run: anyone may send one)."""
-        return replace(self, starts_cool_downs=False)
-
-
-# A cool-down is for a policy that is slow, not for an object that is huge:
-# past this many containers a policy over its budget is the object's doing
-# (anyone may send one, and the cool-down would decide everyone's requests).
-COOL_DOWN_MAX_CONTAINERS = 64
-
-
-def _guard_for(pod: PodView, guard: BudgetGuard | None) -> BudgetGuard | None:
-    if guard is None or not guard.starts_cool_downs:
-        return guard
-    containers = sum(len(c) for c in (pod.spec.get(k) for k in LIST_KEYS) if isinstance(c, list))
-    return guard if containers <= COOL_DOWN_MAX_CONTAINERS else guard.honoured_only()
 
 
 def resource_ref(obj: Mapping[str, Any], default_namespace: str | None = None) -> ResourceRef:
@@ -120,73 +75,11 @@ def _exempted_ids(pod: PodView, config: Config) -> frozenset[str]:
     return frozenset(part.strip() for part in value.split(",") if part.strip())
 
 
-def deep_copy(value: Any) -> Any:
-    """A deep copy of JSON-shaped data, in which nothing is shared (the
-    aliases of loaded YAML come apart).
-
-    orjson round-trips dicts, lists, strings and numbers in C, twice as fast
-    as marshal. JSON cannot carry everything a parsed manifest may hold
-    (NaN becomes null, a tuple a list), so the copy is kept only when it
-    compares equal to the original, itself a C-level walk; otherwise
-    marshal, and a Python recursion for what marshal cannot serialise.
-    """
-    try:
-        copy = orjson.loads(orjson.dumps(value))
-        if copy == value:
-            return copy
-    except orjson.JSONEncodeError:  # integers past 64 bits, non-string keys, ...
-        pass
-    try:
-        return marshal.loads(marshal.dumps(value, 2))
-    except ValueError:
-        return _copy_recursively(value)
-
-
-def _copy_recursively(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy_recursively(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_recursively(v) for v in value]
-    return value
-
-
-def _copy_metadata(node: dict[str, Any]) -> None:
-    metadata = node.get("metadata")
-    if isinstance(metadata, dict):
-        node["metadata"] = metadata = dict(metadata)
-        for key in ("labels", "annotations"):
-            if isinstance(metadata.get(key), dict):
-                metadata[key] = dict(metadata[key])
-
-
-def _copy_for_mutation(obj: Mapping[str, Any], template_path: tuple[str, ...]) -> dict[str, Any]:
-    """A copy in which mutations may change the pod spec, and the labels and
-    annotations of the object and of its pod template; everything else
-    (status, managedFields...) is shared, not copied.
-
-    Sharing keeps the copy and the diff cheap: the diff skips shared subtrees
-    by identity.
-    """
-    root = dict(obj)
-    _copy_metadata(root)
-    node = root
-    for key in template_path:
-        child = node.get(key)
-        if not isinstance(child, dict):
-            return dict(deep_copy(obj))
-        node[key] = node = dict(child)
-    if isinstance(node.get("spec"), dict):
-        node["spec"] = deep_copy(node["spec"])
-    if node is not root:
-        _copy_metadata(node)
-    return root
-
-
 class _Run:
     """Everything fixed for one evaluation, shared by the per-policy steps.
 
     A slotted class rather than a frozen dataclass: one is built per
-    evaluation, and a frozen dataclass's __init__ costs several times more."""
+    evaluation, and a frozen dataclass's __init__ is slow."""
 
     __slots__ = ("config", "ctx", "exempt", "guard", "mode", "pod")
 
@@ -238,7 +131,7 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
         failure = run.adjust(settings.failure_action)
         return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed)
     except BaseException as exc:
-        _interrupted(run.guard, pid, time.perf_counter() - start, settings.budget_s, exc)
+        interrupted(run.guard, pid, time.perf_counter() - start, settings.budget_s, exc)
         raise
     elapsed = time.perf_counter() - start
     if elapsed > settings.budget_s:
@@ -255,27 +148,6 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
     return PolicyResult(
         pid, Outcome.FAIL, action, run.adjust(effective), tuple(violations), "", elapsed
     )
-
-
-def _interrupted(
-    guard: BudgetGuard | None, pid: str, elapsed: float, budget_s: float, exc: BaseException
-) -> None:
-    """A policy stopped by the caller's deadline (a BaseException, so that a
-    policy's own `except Exception` cannot swallow it) ran over its budget
-    too: it is suspended like one that returned late, or the next request
-    would wait for it again; and the exception names it for the caller."""
-    if guard is not None and elapsed > budget_s:
-        guard.overran(pid)
-    setattr(exc, _RUNNING, pid)
-
-
-_RUNNING = "podgate_running"
-
-
-def interrupted_policy(exc: BaseException) -> str | None:
-    """The policy or mutation that was running when `exc` stopped the engine."""
-    running = getattr(exc, _RUNNING, None)
-    return running if isinstance(running, str) else None
 
 
 def _container_shape(spec: Mapping[str, Any]) -> tuple[int, ...]:
@@ -307,7 +179,7 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
     failed: dict[str, str] = {}
     budget_s = run.config.raw.budget_ms / 1000
     while True:
-        copy = _copy_for_mutation(obj, run.pod.workload.template_path)
+        copy = copy_for_mutation(obj, run.pod.workload.template_path)
         template: Any = copy
         for key in run.pod.workload.template_path:
             template = template[key]
@@ -328,7 +200,7 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
                 failed[mut.meta.id] = f"{mut.meta.id} raised {type(exc).__name__}: {exc}"
                 break
             except BaseException as exc:
-                _interrupted(run.guard, mut.meta.id, time.perf_counter() - start, budget_s, exc)
+                interrupted(run.guard, mut.meta.id, time.perf_counter() - start, budget_s, exc)
                 raise
             if time.perf_counter() - start > budget_s and run.guard:
                 run.guard.overran(mut.meta.id)
@@ -341,7 +213,7 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
 
 
 def evaluate(
-    obj: Mapping[str, Any],
+    subject: Subject | Mapping[str, Any],
     ctx: Context,
     config: Config,
     *,
@@ -350,42 +222,34 @@ def evaluate(
     ephemeral_only: bool = False,
     default_namespace: str = "default",
     guard: BudgetGuard | None = None,
-    old: Mapping[str, Any] | None = None,
-    old_is: str = "as before this update",
-    old_is_template: bool = False,
 ) -> Decision:
-    """Evaluate one object: the validating results and, if asked, the mutation patch.
+    """Evaluate one subject: the validating results and, if asked, the mutation patch.
 
-    `ephemeral_only` is for the `pods/ephemeralcontainers` subresource: only
-    policies that concern ephemeral containers run, and nothing is mutated.
-    `old` is what the object was admitted as: the object before an UPDATE,
-    or for a Pod its controller made, the template it was made from
-    (`workloads.with_template_of`). With `allow_existing_violations`, a denial
-    `old` had already is a warning, its violations marked `(old_is)` (see
-    `_as_before`). A container whose software differs from `old`'s inherits
-    nothing: new software is judged anew (a root container must not become
-    any image, or run any other command). `old_is_template=True` (`old` is a
-    template, not what this object was) also leaves out the policies that
-    read the cluster: today's cluster says nothing of the one the template
-    was admitted in (a NetworkPolicy deleted since would be "inherited").
+    A plain object is a manifest's: `subject_of(obj, config)` says how it is
+    judged. `ephemeral_only` is for the `pods/ephemeralcontainers`
+    subresource: only policies that concern ephemeral containers run, and
+    nothing is mutated.
     """
+    if not isinstance(subject, Subject):
+        subject = subject_of(subject, config)
+    obj = subject.obj
     try:
+        if subject.skipped:
+            ref = resource_ref(obj, default_namespace)
+            return Decision(ref, config.enforcement, skipped_reason=subject.skipped)
+        mutate = mutate and subject.mutable
         decision = _evaluate(
             obj, ctx, config, validate, mutate, ephemeral_only, default_namespace, guard
         )
-        if old is None or not config.raw.allow_existing_violations or decision.allowed:
+        if subject.made_by:
+            decision = as_made_by(decision, subject.made_by, config)
+        if subject.before is None or decision.allowed:
             return decision
-        before = _evaluate(old, ctx, config, True, False, ephemeral_only, default_namespace, guard)
-        had = before.results
-        if old_is_template:
-            reads_cluster = {
-                p for p, pol in config.registry.policies.items() if pol.meta.requires_cluster
-            }
-            had = tuple(r for r in had if r.policy not in reads_cluster)
-        # what a Pod runs is its template's, other webhooks' env and mounts aside
-        software = _RUNS if old_is_template else _RUNS_AND_SEES
-        renewed = _renewed(obj, old, default_namespace, software)
-        return decision._replace(results=_as_before(decision.results, had, old_is, renewed))
+        before = _evaluate(
+            subject.before, ctx, config, True, False, ephemeral_only, default_namespace, guard
+        )
+        renewed = renewed_containers(obj, subject.before, default_namespace)
+        return decision._replace(results=as_before(decision.results, before.results, renewed))
     except RecursionError:
         # Python's stack ran out, not podgate's patience: no workload nests
         # anywhere near a thousand levels deep, so such an object is refused
@@ -395,58 +259,6 @@ def evaluate(
         reason = "the object is nested too deeply to be checked (about a thousand levels)"
         invalid = PolicyResult(INVALID_MANIFEST, Outcome.ERROR, Action.DENY, refused, (), reason)
         return Decision(_plain_ref(obj, default_namespace), mode, results=(invalid,))
-
-
-# What a container runs, and what it runs with: a change of any is new software.
-_RUNS = ("image", "command", "args")
-_RUNS_AND_SEES = (*_RUNS, "env", "envFrom", "volumeMounts", "workingDir", "lifecycle")
-
-
-def _renewed(
-    obj: Mapping[str, Any], old: Mapping[str, Any], default_namespace: str, keys: tuple[str, ...]
-) -> frozenset[str]:
-    """The containers of `obj` whose `keys` differ from `old`'s (new ones too)."""
-
-    def software(of: Mapping[str, Any]) -> dict[str, tuple[object, ...]]:
-        pod = PodView.from_object(of, default_namespace=default_namespace)
-        if pod is None:
-            return {}
-        return {c.name: tuple(c.raw.get(k) for k in keys) for c in pod.containers(*ContainerList)}
-
-    before = software(old)
-    return frozenset(name for name, runs in software(obj).items() if before.get(name) != runs)
-
-
-def _as_before(
-    results: tuple[PolicyResult, ...],
-    before: tuple[PolicyResult, ...],
-    note: str,
-    renewed: frozenset[str] = frozenset(),
-) -> tuple[PolicyResult, ...]:
-    """Denials whose every violation the object had before, as warnings.
-
-    An update that leaves a policy's violations as they were (scaling a
-    Deployment admitted before podgate, a label change, the fix of another
-    rule) does not make anything worse, so it is let through with the
-    violations as warnings; one that adds a violation to a policy is refused.
-    The same holds for a Pod made from a template admitted with them.
-    Violations are compared by their text, which names the container and
-    the field; one of a container in `renewed` (what it runs changed) is new.
-    """
-    had = {r.policy: {str(v) for v in r.violations} for r in before if r.outcome is Outcome.FAIL}
-    kept: list[PolicyResult] = []
-    for result in results:
-        known = had.get(result.policy)
-        if (
-            known
-            and result.outcome is Outcome.FAIL
-            and result.effective_action is Action.DENY
-            and all(str(v) in known and v.container not in renewed for v in result.violations)
-        ):
-            marked = tuple(v._replace(message=f"{v.message} ({note})") for v in result.violations)
-            result = result._replace(effective_action=Action.WARN, violations=marked)
-        kept.append(result)
-    return tuple(kept)
 
 
 def _plain_ref(obj: Mapping[str, Any], default_namespace: str) -> ResourceRef:
@@ -489,14 +301,7 @@ def _evaluate(
     mode = _mode(pod, ctx, config)
     if mode is Mode.OFF:
         return Decision(ref, mode, skipped_reason=f"{MODE_LABEL}=off on namespace {pod.namespace}")
-    controller = pod.controller if pod.kind != "Pod" else None
-    if controller is not None:
-        # A ReplicaSet of a Deployment, a Job of a CronJob: its template is
-        # its owner's, checked there. Mutating it would make it differ from
-        # that template, and the Deployment controller would create
-        # ReplicaSets without end; refusing it would stop its owner scaling.
-        return Decision(ref, mode, skipped_reason=f"managed by {controller}, checked there")
-    run = _Run(pod, ctx, config, mode, _exempted_ids(pod, config), _guard_for(pod, guard))
+    run = _Run(pod, ctx, config, mode, _exempted_ids(pod, config), guard_for(pod, guard))
     if pod.problems:
         invalid = PolicyResult(
             INVALID_MANIFEST,

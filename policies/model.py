@@ -65,8 +65,7 @@ class Violation(NamedTuple):
     `container` names the container (None for pod-level findings), `field` is
     the path inside the object (`spec.containers[0].resources.limits.memory`),
     `fix` tells the user what to do. A NamedTuple rather than a dataclass:
-    immutable all the same, and several times cheaper to create on the
-    admission path.
+    immutable all the same, and cheaper to create on the admission path.
     """
 
     message: str
@@ -83,7 +82,7 @@ class Violation(NamedTuple):
 
 class ResourceRef(NamedTuple):
     """Which object a decision is about. A NamedTuple: one is made per
-    evaluation, and a frozen dataclass costs several times more to create."""
+    evaluation, and a frozen dataclass is slower to create."""
 
     api_version: str
     kind: str
@@ -140,8 +139,8 @@ class PolicyResult(NamedTuple):
 
 class Decision(NamedTuple):
     """The engine's answer for one object. A NamedTuple, like the results
-    it holds: one is made per evaluation, and a frozen dataclass's __init__
-    costs three times as much."""
+    it holds: one is made per evaluation, and a frozen dataclass is slower
+    to create."""
 
     resource: ResourceRef
     mode: Mode
@@ -201,6 +200,17 @@ class NetworkPolicyInfo:
             return Selector(self.pod_selector)
         except InvalidSelector as exc:
             return exc
+
+
+def namespace_entry(obj: Mapping[str, Any]) -> tuple[str, dict[str, str]] | None:
+    """A Namespace object's name and labels, as a Context keeps them; None
+    without a name."""
+    metadata = obj.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not isinstance(name, str) or not name:
+        return None
+    labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+    return name, {str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {}
 
 
 class Context(Protocol):

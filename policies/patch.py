@@ -26,7 +26,7 @@ def _strictly_equal(a: list[Any], b: list[Any]) -> bool:
 
     Python says True == 1 == 1.0; JSON does not. orjson (in C) writes the
     types apart (`true`, `1`, `1.0`), so one call over all the equal siblings
-    of a level settles it, three times faster than marshal did. Key order
+    of a level settles it. Key order
     also shows in the output: when only the order differs, the caller
     recurses and finds nothing to change. Bytes that differ for values that
     are equal as JSON only cost that recursion; they never hide a change.

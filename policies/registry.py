@@ -271,26 +271,19 @@ def policy(
     validated from the config) and `ctx` (the cluster Context), and yields or
     returns Violations. The docstring is the policy's description.
     """
-
-    _called_with_arguments("policy", id)
-
-    def decorate(func: Callable[..., Any]) -> Policy[Any]:
-        meta = _metadata(
-            func,
-            id=id,
-            title=title,
-            category=category,
-            severity=severity,
-            kinds=kinds,
-            params=params,
-            description=description,
-            default_action=default_action,
-            concerns_ephemeral=concerns_ephemeral,
-            requires_cluster=requires_cluster,
-        )
-        return Policy(meta=meta, func=func, arguments=_arguments(func))
-
-    return decorate
+    return _declaring(
+        Policy,
+        id,
+        title=title,
+        category=category,
+        severity=severity,
+        kinds=kinds,
+        params=params,
+        description=description,
+        default_action=default_action,
+        concerns_ephemeral=concerns_ephemeral,
+        requires_cluster=requires_cluster,
+    )
 
 
 def mutation(
@@ -308,24 +301,33 @@ def mutation(
     The engine diffs the copy against the original to build a minimal JSON
     Patch, so a mutation only has to fill what is missing.
     """
+    return _declaring(
+        Mutation,
+        id,
+        title=title,
+        category=category,
+        severity=severity,
+        kinds=kinds,
+        params=params,
+        description=description,
+        default_action=Action.AUDIT,
+        concerns_ephemeral=False,
+        requires_cluster=False,
+    )
 
-    _called_with_arguments("mutation", id)
 
-    def decorate(func: Callable[..., Any]) -> Mutation[Any]:
-        meta = _metadata(
-            func,
-            id=id,
-            title=title,
-            category=category,
-            severity=severity,
-            kinds=kinds,
-            params=params,
-            description=description,
-            default_action=Action.AUDIT,
-            concerns_ephemeral=False,
-            requires_cluster=False,
-        )
-        return Mutation(meta=meta, func=func, arguments=_arguments(func))
+_C = TypeVar("_C", Policy[Any], Mutation[Any])
+
+
+def _declaring(
+    make: type[_C], id: str | None, **declared: Any
+) -> Callable[[Callable[..., Any]], _C]:
+    """The decorator both `@policy` and `@mutation` return: metadata checked
+    once, at definition, and frozen with the function."""
+    _called_with_arguments(make.__name__.lower(), id)
+
+    def decorate(func: Callable[..., Any]) -> _C:
+        return make(meta=_metadata(func, id=id, **declared), func=func, arguments=_arguments(func))
 
     return decorate
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from policies.images import image_matches
-from policies.workloads import JOB_OWNER_KINDS, WorkloadKind, referred_kind, workload_kind
+from policies.workloads import JOB_OWNER_KINDS, WorkloadKind, workload_kind
 
 
 class ContainerList(enum.StrEnum):
@@ -34,31 +34,6 @@ def as_mapping(value: object) -> dict[str, Any]:
 
 def as_list(value: object) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def controller_reference(obj: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The object's ownerReference with `controller: true` (Kubernetes allows
-    one): what made it and keeps it in line, a ReplicaSet for a Pod."""
-    for ref in as_list(as_mapping(obj.get("metadata")).get("ownerReferences")):
-        ref = as_mapping(ref)
-        if ref.get("controller") is True:
-            return ref
-    return None
-
-
-def judged_alone(obj: Mapping[str, Any]) -> Mapping[str, Any]:
-    """`obj` as an offline check or the audit must judge it.
-
-    The engine leaves a workload that has a controller to that controller.
-    When the controller is not a kind podgate checks (a Knative Revision's
-    Deployment, an Argo Rollout's ReplicaSet, any custom resource), nothing
-    would judge it: it is given without that reference, to stand alone.
-    """
-    ref = controller_reference(obj)
-    if ref is None or referred_kind(ref) is not None:
-        return obj
-    metadata = as_mapping(obj.get("metadata"))
-    return {**obj, "metadata": {k: v for k, v in metadata.items() if k != "ownerReferences"}}
 
 
 def format_path(parts: tuple[str | int, ...]) -> str:
@@ -217,13 +192,6 @@ class PodView:
         return as_mapping(self.spec.get("securityContext"))
 
     @property
-    def controller(self) -> str | None:
-        """`Deployment/web` when a controller owns this object (its
-        ownerReference with `controller: true`), else None."""
-        ref = controller_reference(self.obj)
-        return f"{ref.get('kind')}/{ref.get('name')}" if ref is not None else None
-
-    @property
     def resources(self) -> dict[str, Any]:
         """Pod-level requests and limits (Kubernetes 1.32+), shared by all containers."""
         return as_mapping(self.spec.get("resources"))
@@ -339,7 +307,7 @@ class PodView:
         namespace = as_mapping(obj.get("metadata")).get("namespace")
         # Filled in directly rather than through the frozen dataclass's
         # __init__, which sets each field with object.__setattr__: one view
-        # is made per evaluation, and that was a fifth of its cost.
+        # is made per evaluation.
         view = object.__new__(cls)
         view.__dict__.update(
             obj=obj,

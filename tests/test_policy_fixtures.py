@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from policies.plugins import builtin_registry
-from webhook.testing import Case, discover, run_case
+from webhook.cli.suites import Case, discover
+from webhook.cli.testing import run_case
 
 FIXTURES = Path(__file__).parent / "policies"
 CASES = list(discover([str(FIXTURES)], builtin_registry()))

@@ -34,7 +34,7 @@ the longest suffix still fits in 63 characters. */}}
 {{- end -}}
 {{- define "podgate.auditName" -}}{{ include "podgate.base" . }}-audit{{- end -}}
 {{/* The audit's Lease and its PolicyReports carry podgate's fixed name (see
-webhook/audit_watch.py). Two releases in one namespace would share the Lease:
+webhook/audit/lease.py). Two releases in one namespace would share the Lease:
 one audit is active, which is what auditing one cluster needs anyway. */}}
 {{- define "podgate.auditLeaseName" -}}podgate-audit{{- end -}}
 {{- define "podgate.configName" -}}{{ include "podgate.base" . }}-config{{- end -}}

@@ -77,17 +77,22 @@ namespaceSelector:
 objectSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- /* A workload its controller made (a Deployment's ReplicaSet, a CronJob's
-Job) is never sent: podgate leaves it to its owner anyway, and sent, its
-controller could not scale it while podgate is unreachable. Pods always are,
-`kubectl debug`'s ephemeral containers too (their request's kind is Pod).
-Every field read is guarded by has(): a CEL error fails closed, and an
-absent field (request.subResource when empty) is an error. */}}
+{{- /* An UPDATE that leaves a workload's pod template alone (scaling,
+labels, an orphaning delete, its controller's bookkeeping) is never sent:
+podgate does not judge it anyway, and sent, it would be refused while podgate
+is unreachable, so a Deployment could not scale. Pods always are, `kubectl
+debug`'s ephemeral containers too (their request's kind is Pod). Every field
+read is guarded by has(): a CEL error fails closed. */}}
 matchConditions:
-  - name: not-made-by-a-controller
+  - name: changes-the-pod-template
     expression: >-
-      request.kind.kind == 'Pod' || !has(object.metadata.ownerReferences) ||
-      !object.metadata.ownerReferences.exists(r, has(r.controller) && r.controller)
+      request.operation != 'UPDATE' || request.kind.kind == 'Pod' ||
+      !has(object.spec) || !has(oldObject.spec) ||
+      (request.kind.kind == 'CronJob'
+        ? !has(object.spec.jobTemplate) || !has(oldObject.spec.jobTemplate) ||
+          object.spec.jobTemplate != oldObject.spec.jobTemplate
+        : !has(object.spec.template) || !has(oldObject.spec.template) ||
+          object.spec.template != oldObject.spec.template)
   {{- with .Values.webhook.matchConditions }}
   {{- toYaml . | nindent 2 }}
   {{- end }}

@@ -12,16 +12,15 @@ import pytest
 from prometheus_client import REGISTRY
 
 from policies.config import load_config
-from webhook.audit import AUDITED, AuditedKind, report_of, scan
-from webhook.audit_watch import (
-    Auditor,
-    AuditState,
-    Finding,
-    LeaseElector,
-    policy_reports,
-)
-from webhook.events import EventRecorder, ViolationEvent
-from webhook.report import render, to_json, to_sarif
+from webhook.audit.findings import AuditState, Finding
+from webhook.audit.lease import LeaseElector
+from webhook.audit.reports import policy_reports
+from webhook.audit.scan import scan
+from webhook.audit.watch import Auditor
+from webhook.cli.audit import report_of
+from webhook.cli.report import render, to_json, to_sarif
+from webhook.cluster.reader import AUDITED, AuditedKind
+from webhook.telemetry.events import EventRecorder, ViolationEvent
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -136,6 +135,10 @@ def test_exit_code_follows_check_and_namespace_mode_applies() -> None:
     assert tools.exit_code == 0, "tools is labelled podgate.dev/mode=audit"
     data = json.loads(to_json(tools, config))
     assert {r["resource"]["name"] for r in data["results"]} == {"bare"}
+    # where a finding comes from: the object of the cluster, not a file
+    assert {json.dumps(r["source"]) for r in data["results"]} == {
+        json.dumps({"cluster": True, "uid": "uid-tools-bare"})
+    }
     failing = [r for r in data["results"] if r["result"] == "fail"]
     assert failing
     assert all(r["action"] == "warn" for r in failing)
@@ -224,7 +227,7 @@ def test_auditor_events_only_on_change_and_deletes_forget() -> None:
 
 
 def _context(fake: FakeCluster) -> Any:
-    from webhook.audit import cluster_context
+    from webhook.audit.scan import cluster_context
 
     return cluster_context(fake, 100)
 
@@ -347,7 +350,7 @@ def test_release_hands_the_lease_over_at_once() -> None:
 
 
 def test_a_missing_kubeconfig_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
-    from webhook.cli import main
+    from webhook.cli.main import main
 
     assert main(["audit", "--kubeconfig", "/nonexistent/kubeconfig"]) == 2
     assert capsys.readouterr().err.startswith(
@@ -450,7 +453,7 @@ def test_sarif_names_a_cluster_object_without_a_line() -> None:
 
 
 def test_watch_refuses_a_namespace(capsys: pytest.CaptureFixture[str]) -> None:
-    from webhook.cli import main
+    from webhook.cli.main import main
 
     assert main(["audit", "--watch", "--namespace", "shop"]) == 2
     assert "--namespace is not supported with --watch" in capsys.readouterr().err
@@ -508,7 +511,7 @@ def test_an_exempt_workload_is_listed_as_check_lists_it() -> None:
 def test_audit_options_out_of_range_are_refused(
     option: str, error: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from webhook.cli import main
+    from webhook.cli.main import main
 
     with pytest.raises(SystemExit) as exit_info:
         main(["audit", option])

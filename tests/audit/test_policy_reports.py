@@ -10,14 +10,10 @@ import pytest
 from policies.config import load_config
 from policies.engine import evaluate
 from tests.audit.test_audit import cluster, deployment
-from webhook.audit import cluster_context
-from webhook.audit_watch import (
-    Finding,
-    existing_policy_reports,
-    finding_of,
-    policy_reports,
-    write_policy_reports,
-)
+from webhook.audit.findings import Finding, finding_of
+from webhook.audit.reports import policy_reports
+from webhook.audit.scan import cluster_context
+from webhook.cluster.policy_reports import existing_policy_reports, write_policy_reports
 
 
 def test_a_result_carries_its_own_policys_message() -> None:

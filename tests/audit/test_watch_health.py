@@ -7,8 +7,9 @@ import urllib.error
 import urllib.request
 
 from tests.audit.test_audit import FakeLeases
-from webhook.audit_watch import Heartbeat, LeaseElector
-from webhook.health import HealthServer
+from webhook.audit.lease import LeaseElector
+from webhook.audit.watch import Heartbeat
+from webhook.telemetry.health import HealthServer
 
 
 def _get(port: int, path: str) -> tuple[int, str]:

@@ -21,6 +21,7 @@ def modules() -> tuple[ModuleType, ...]:
     return tuple(
         importlib.import_module(info.name)
         for info in pkgutil.walk_packages(webhook.__path__, "webhook.")
+        if not info.name.endswith(".__main__")  # a program, not a module to import
     )
 
 

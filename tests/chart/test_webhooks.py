@@ -285,7 +285,7 @@ def test_user_selectors_and_conditions_are_added() -> None:
         assert any(e["key"] == "podgate.dev/ignore" for e in expressions)
         assert hook["objectSelector"]["matchExpressions"][0]["key"] == "podgate.dev/skip"
         assert [c["name"] for c in hook["matchConditions"]] == [
-            "not-made-by-a-controller",
+            "changes-the-pod-template",
             "not-node-users",
         ]
     assert _validating(rendered)["timeoutSeconds"] == 8
@@ -301,11 +301,13 @@ def test_mutating_webhook_can_be_disabled() -> None:
 
 
 @pytest.mark.parametrize("values", SCENARIOS)
-def test_objects_a_controller_made_are_never_sent(values: Path) -> None:
-    """A Deployment's ReplicaSet, a CronJob's Job: left to their owner, and
-    not sent, so that their controller can scale them while podgate is down."""
+def test_updates_that_leave_the_pod_template_alone_are_never_sent(values: Path) -> None:
+    """Scaling, relabelling, orphaning: podgate does not judge them, and not
+    sent, they work while podgate is down. Pods are always sent."""
     for hook in _webhooks(render([values])):
         first = hook["matchConditions"][0]
-        assert first["name"] == "not-made-by-a-controller"
-        assert "request.kind.kind == 'Pod'" in first["expression"]
-        assert "r.controller" in first["expression"]
+        assert first["name"] == "changes-the-pod-template"
+        expression = first["expression"]
+        assert expression.startswith("request.operation != 'UPDATE' || request.kind.kind == 'Pod'")
+        assert "object.spec.template != oldObject.spec.template" in expression
+        assert "object.spec.jobTemplate != oldObject.spec.jobTemplate" in expression

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import Runner
-from webhook.check import bulk_gc
+from webhook.cli.check import bulk_gc
 
 DIGEST = "sha256:" + "ab" * 32
 GOOD_POD = f"""apiVersion: v1

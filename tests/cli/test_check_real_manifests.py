@@ -7,6 +7,7 @@ import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.cli.conftest import Runner
@@ -80,25 +81,41 @@ def test_fix_through_a_merge_key_never_sets_run_as_non_root_on_uid_0(
     assert "runAsNonRoot" not in root, root  # the mutation never touches a UID-0 container
 
 
-def test_workload_owned_by_a_kind_podgate_does_not_check_is_checked(
-    podgate: Runner, tmp_path: Path
-) -> None:
-    # k8s.io/api testdata/*/apps.v1.Deployment.yaml (ownerReferences kind: kindValue):
-    # "managed by Anything/x, checked there", but nothing checks it: exit 0.
-    path = tmp_path / "d.yaml"
-    path.write_text("""apiVersion: apps/v1
+OWNED = """apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
-  ownerReferences: [{apiVersion: example.com/v1, kind: Anything, name: x, uid: u, controller: true}]
+  ownerReferences: [{apiVersion: %s, kind: %s, name: x, uid: u, controller: true}]
 spec:
   selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web}}
     spec: {containers: [{name: web, image: nginx}]}
-""")
-    run = podgate("check", str(path))
+"""
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind"),
+    [
+        ("example.com/v1", "Anything"),  # k8s.io/api testdata/*/apps.v1.Deployment.yaml
+        ("serving.knative.dev/v1", "Revision"),
+        ("apps/v1", "Deployment"),  # a manifest is a person's write: references count for nothing
+    ],
+)
+def test_check_and_podgate_test_judge_an_owned_workload_alike(
+    podgate: Runner, tmp_path: Path, api_version: str, kind: str
+) -> None:
+    """One subject rule for every entry point: what `check` refuses, a
+    `podgate test` case expecting a failure finds failing (not skipped)."""
+    (tmp_path / "d.yaml").write_text(OWNED % (api_version, kind))
+    run = podgate("check", str(tmp_path / "d.yaml"))
     assert run.code == 1, run.out
+    (tmp_path / "podgate-test.yaml").write_text(
+        "resources: [d.yaml]\n"
+        "results: [{policy: require-probes, resource: Deployment/web, result: fail}]\n"
+    )
+    suite = podgate("test", str(tmp_path / "podgate-test.yaml"))
+    assert suite.code == 0, suite.out
 
 
 def test_sarif_reports_an_unreadable_input(podgate: Runner, tmp_path: Path) -> None:

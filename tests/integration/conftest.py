@@ -5,15 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.harness import Server, default_cluster, start_server
-from tests.webhook.fakes import FakeSink
+from tests.integration.harness import Server, default_cluster, sink, start_server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """One real server for a module: synced fake cluster, fake event sink."""
-    cache, _, _ = default_cluster()
-    srv = start_server(tmp_path_factory.mktemp("server"), context=cache, sink=FakeSink())
+    """One real server for a module: a synced cluster double, an Event sink double."""
+    srv = start_server(tmp_path_factory.mktemp("server"), cluster=default_cluster(), sink=sink())
     yield srv
     srv.stop()
 
@@ -21,7 +19,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture
 def fresh_server(tmp_path: Path) -> Iterator[Server]:
     """A server of its own, for tests that change its config or certificates."""
-    cache, _, _ = default_cluster()
-    srv = start_server(tmp_path, context=cache, sink=FakeSink())
+    srv = start_server(tmp_path, cluster=default_cluster(), sink=sink())
     yield srv
     srv.stop()

@@ -1,32 +1,37 @@
-"""Start the real server: in a thread (with fakes at the kube seam) or as a
-`podgate serve` subprocess, over TLS with a generated CA."""
+"""Start the real server as `podgate serve` runs it: on the main thread of a
+process of its own (the deadline's alarm needs it), over TLS with a generated
+CA, either as that process with doubles at its cluster seams or as the
+`podgate serve` command itself."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import multiprocessing
 import os
 import re
+import signal
 import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from policies.model import Context
-from tests.webhook.fakes import FakeSink, FakeSource, namespace, network_policy, wait_for
-from webhook import tls
-from webhook.cluster import NAMESPACES, NETWORK_POLICIES, ClusterCache
-from webhook.health import Health, HealthServer, Slots
-from webhook.serve import bind
-from webhook.server import Worker, WorkerSettings
+from tests.integration.doubles import FakeCluster, SharedSink, fake_cluster
+from tests.webhook.fakes import namespace, network_policy, wait_for
+from webhook.server import tls
+from webhook.server.serve import bind
+from webhook.server.worker import Worker, WorkerSettings
+from webhook.telemetry.health import Health, HealthServer, Slots
 
+SPAWN = multiprocessing.get_context("spawn")
 PLUGIN = Path(__file__).parent / "plugins" / "chaos.py"
 
 BASE_CONFIG = f"""
@@ -66,16 +71,13 @@ def metric(text: str, name: str, **labels: str) -> float:
 def cluster(
     namespaces: Sequence[dict[str, Any]] = (),
     policies: Sequence[dict[str, Any]] = (),
-) -> tuple[ClusterCache, FakeSource, FakeSource]:
-    netpols = FakeSource(NETWORK_POLICIES, list(policies))
-    nss = FakeSource(NAMESPACES, list(namespaces))
-    cache = ClusterCache(
-        netpols, nss, stale_after_s=60.0, watch_timeout_s=1, backoff_initial_s=0.05
-    )
-    return cache, netpols, nss
+    *,
+    watch_idle_s: float | None = 0.2,
+) -> FakeCluster:
+    return fake_cluster(SPAWN, namespaces, policies, watch_idle_s=watch_idle_s)
 
 
-def default_cluster() -> tuple[ClusterCache, FakeSource, FakeSource]:
+def default_cluster(*, watch_idle_s: float | None = 0.2) -> FakeCluster:
     return cluster(
         [
             namespace("shop"),
@@ -83,19 +85,54 @@ def default_cluster() -> tuple[ClusterCache, FakeSource, FakeSource]:
             namespace("quiet", **{"podgate.dev/mode": "off"}),
         ],
         [network_policy("shop", "web-ingress", {"app": "web"})],
+        watch_idle_s=watch_idle_s,
     )
+
+
+def sink() -> SharedSink:
+    return SharedSink(SPAWN)
+
+
+def _serve(
+    settings: WorkerSettings,
+    sock: socket.socket,
+    fake: FakeCluster | None,
+    events: SharedSink | None,
+    log_path: str,
+    ports: Connection,
+) -> None:
+    """The server's process: what `podgate serve` runs with one worker."""
+    from webhook.telemetry import logs
+    from webhook.telemetry.exit import leave
+
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    logs.configure("info")
+    slots = Slots(1)
+    health = Health(slots)
+    side = HealthServer(health, "127.0.0.1", 0)
+    side.start()
+    ports.send(side.port)
+    cache = fake.cache() if fake is not None else None
+    worker = Worker(
+        settings, slots=slots, on_terminate=health.terminating.set, cache=cache, sink=events
+    )
+    worker.run(sock)
+    side.stop()
+    leave(0)
 
 
 @dataclass
 class Server:
-    worker: Worker
-    health: Health
-    side: HealthServer
-    thread: threading.Thread
+    process: Any  # multiprocessing's SpawnProcess
     port: int
+    side_port: int
     cert_dir: Path
     config_path: Path
-    sink: FakeSink | None
+    log_path: Path
+    sink: SharedSink | None
+    cluster: FakeCluster | None
     client: httpx.Client = field(init=False)
 
     def __post_init__(self) -> None:
@@ -123,24 +160,32 @@ class Server:
         return response
 
     def side_get(self, path: str) -> httpx.Response:
-        return httpx.get(f"http://127.0.0.1:{self.side.port}{path}", timeout=5.0)
+        return httpx.get(f"http://127.0.0.1:{self.side_port}{path}", timeout=5.0)
 
     def metrics(self) -> str:
         return self.side_get("/metrics").text
 
+    def log_lines(self) -> list[dict[str, Any]]:
+        """The server's JSON log lines so far."""
+        lines = self.log_path.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
     def stop(self) -> None:
         self.client.close()
-        self.worker.shutdown()
-        self.thread.join(10)
-        self.side.stop()
+        if self.process.is_alive():
+            os.kill(self.process.pid, signal.SIGTERM)
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
 
 
 def start_server(
     tmp: Path,
     *,
     config_text: str = BASE_CONFIG,
-    context: Context | None = None,
-    sink: FakeSink | None = None,
+    cluster: FakeCluster | None = None,
+    sink: SharedSink | None = None,
     wait_ready: bool = True,
     **settings: Any,
 ) -> Server:
@@ -148,6 +193,7 @@ def start_server(
     tls.ensure_self_signed(cert_dir, ["localhost"])
     config_path = tmp / "config.yaml"
     config_path.write_text(config_text)
+    log_path = tmp / "server.log"
     base = WorkerSettings(
         cert_file=str(cert_dir / tls.CERT_FILE),
         key_file=str(cert_dir / tls.KEY_FILE),
@@ -158,28 +204,45 @@ def start_server(
         grace_s=5.0,
         config_poll_s=0.1,
         cert_check_s=0.05,
+        event_burst=1000,  # a module's tests share one server: never rate-limit its Events
     )
     worker_settings = dataclasses.replace(base, **settings)
-    slots = Slots(1)
-    health = Health(slots)
-    worker = Worker(
-        worker_settings,
-        slots=slots,
-        on_terminate=health.terminating.set,
-        context=context,
-        sink=sink,
-    )
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    thread = threading.Thread(target=worker.run, args=(sock,), daemon=True)
-    thread.start()
-    side = HealthServer(health, "127.0.0.1", 0)
-    side.start()
-    wait_for(lambda: worker.server.started, timeout=10)
-    server = Server(worker, health, side, thread, port, cert_dir, config_path, sink)
-    if wait_ready:
-        wait_for(lambda: server.side_get("/readyz").status_code == 200, timeout=10)
+    ports, theirs = SPAWN.Pipe(duplex=False)
+    multiprocessing.allow_connection_pickling()
+    process = SPAWN.Process(
+        target=_serve,
+        args=(worker_settings, sock, cluster, sink, str(log_path), theirs),
+        name="podgate-test-server",
+        daemon=True,
+    )
+    process.start()
+    sock.close()  # the server's process has its own
+    if not ports.poll(30):
+        process.kill()
+        raise AssertionError(f"the server did not start:\n{_text(log_path)}")
+    side_port = ports.recv()
+    server = Server(process, port, side_port, cert_dir, config_path, log_path, sink, cluster)
+    try:
+        wait_for(lambda: _answers(server, "/healthz"), timeout=30)
+        if wait_ready:
+            wait_for(lambda: _answers(server, "/readyz"), timeout=30)
+    except AssertionError:
+        server.stop()
+        raise AssertionError(f"the server did not become ready:\n{_text(log_path)}") from None
     return server
+
+
+def _answers(server: Server, path: str) -> bool:
+    try:
+        return server.side_get(path).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _text(path: Path) -> str:
+    return path.read_text() if path.exists() else "<no log>"
 
 
 # --- as a subprocess ------------------------------------------------------------------------

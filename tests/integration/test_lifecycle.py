@@ -19,21 +19,21 @@ from tests.integration.harness import (
     Server,
     cluster,
     metric,
+    sink,
     start_server,
     tls_context,
 )
-from tests.webhook.fakes import FakeSink, namespace, network_policy, wait_for
-from webhook import tls
+from tests.webhook.fakes import namespace, network_policy, wait_for
+from webhook.server import tls
 
 UNLABELLED = rv.deployment("api", "shop")  # compliant, but no NetworkPolicy selects app=api
 
 
 def test_cache_not_synced_readyz_false_and_network_policy_capped_to_warn(tmp_path: Path) -> None:
-    cache, netpols, _ = cluster(
-        [namespace("shop")], [network_policy("shop", "web", {"app": "web"})]
-    )
+    fake = cluster([namespace("shop")], [network_policy("shop", "web", {"app": "web"})])
+    netpols = fake.network_policies
     netpols.list_gate.clear()  # the NetworkPolicy list hangs: never synced
-    srv = start_server(tmp_path, context=cache, sink=FakeSink(), wait_ready=False)
+    srv = start_server(tmp_path, cluster=fake, sink=sink(), wait_ready=False)
     try:
         time.sleep(0.6)  # a few heartbeats
         ready = srv.side_get("/readyz")
@@ -61,8 +61,9 @@ def test_cache_not_synced_readyz_false_and_network_policy_capped_to_warn(tmp_pat
 
 
 def test_namespace_label_change_arrives_through_the_watch(tmp_path: Path) -> None:
-    cache, _, nss = cluster([namespace("shop")], [network_policy("shop", "all", None)])
-    srv = start_server(tmp_path, context=cache, sink=FakeSink())
+    fake = cluster([namespace("shop")], [network_policy("shop", "all", None)])
+    nss = fake.namespaces
+    srv = start_server(tmp_path, cluster=fake, sink=sink())
     try:
         bad = rv.deployment("web", "shop", rv.container(resources={}))
         assert srv.review("/validate", rv.review(bad))["allowed"] is False
@@ -73,7 +74,7 @@ def test_namespace_label_change_arrives_through_the_watch(tmp_path: Path) -> Non
 
 
 def test_config_reload_valid_then_invalid(tmp_path: Path) -> None:
-    srv = start_server(tmp_path, sink=FakeSink())
+    srv = start_server(tmp_path, sink=sink())
     try:
         bad = rv.deployment("web", "shop", rv.container(resources={}))
         assert srv.review("/validate", rv.review(bad))["allowed"] is False
@@ -120,8 +121,6 @@ def _served_serial(srv: Server) -> int:
 
 
 def test_tls_1_2_minimum(server: Server) -> None:
-    for ctx in (server.worker.tls.context, server.worker.tls._current):
-        assert ctx.minimum_version is ssl.TLSVersion.TLSv1_2
     client = tls_context(server.ca_file)
     client.maximum_version = ssl.TLSVersion.TLSv1_2
     with (
@@ -132,7 +131,7 @@ def test_tls_1_2_minimum(server: Server) -> None:
 
 
 def test_certificate_rotation_under_load_fails_no_request(tmp_path: Path) -> None:
-    srv = start_server(tmp_path, sink=FakeSink())
+    srv = start_server(tmp_path, sink=sink())
     try:
         first = _served_serial(srv)
         failures: list[str] = []
@@ -180,7 +179,10 @@ def test_certificate_rotation_under_load_fails_no_request(tmp_path: Path) -> Non
         latest = x509.load_pem_x509_certificate(cert).serial_number
         wait_for(lambda: _served_serial(srv) == latest)
         assert latest != first
-        assert srv.worker.tls.reloads >= 3
+        reloads = [
+            line for line in srv.log_lines() if line["msg"] == "serving certificate reloaded"
+        ]
+        assert len(reloads) >= 3
         expiry = metric(srv.metrics(), "podgate_certificate_expiry_timestamp_seconds")
         not_after = x509.load_pem_x509_certificate(cert).not_valid_after_utc
         assert abs(expiry - not_after.timestamp()) < 1

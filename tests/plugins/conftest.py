@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.plugins.venv import plugin_venv
-from webhook.cli import main
+from webhook.cli.main import main
 
 __all__ = ["REPO", "Cli", "Run", "cli", "plugin_venv"]
 

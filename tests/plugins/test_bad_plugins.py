@@ -471,6 +471,21 @@ def test_a_suite_key_that_cannot_hold_is_refused_naming_the_suite(
     assert run.err.startswith(f"podgate test: {suite}: " + error.format(folder=tmp_path))
 
 
+def test_a_suite_giving_a_key_twice_is_refused_as_a_config_is(cli: Cli, tmp_path: Path) -> None:
+    (tmp_path / "pod.yaml").write_text(POD, encoding="utf-8")
+    suite = tmp_path / "podgate-test.yaml"
+    suite.write_text(
+        "resources: [pod.yaml]\nresults: [{policy: require-probes, resource: Pod/web}]\n"
+        "results: []\n",
+        encoding="utf-8",
+    )
+    run = cli("test", str(tmp_path))
+    assert (run.code, run.out) == (2, "")
+    assert run.err.startswith(
+        f"podgate test: {suite}: invalid YAML at line 3, column 1: found duplicate key 'results'"
+    )
+
+
 def test_a_missing_resources_file_names_the_suite(cli: Cli, tmp_path: Path) -> None:
     suite = tmp_path / "podgate-test.yaml"
     suite.write_text(

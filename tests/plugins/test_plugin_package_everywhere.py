@@ -17,7 +17,7 @@ from tests.integration.harness import free_port, tls_context
 from tests.integration.reviews import review
 from tests.plugins.test_plugin_package import PRIVILEGED
 from tests.plugins.venv import PluginVenv
-from webhook import tls
+from webhook.server import tls
 
 pytestmark = pytest.mark.slow  # builds the plugin venv once per session
 
@@ -62,8 +62,8 @@ def test_the_webhook_over_tls_enforces_the_package(plugin_venv: PluginVenv, tmp_
 AUDIT_WITH_A_FAKE_CLUSTER = """
 import json, sys, yaml
 from policies.config import load_config
-from webhook.audit import report_of
-from webhook.report import to_json
+from webhook.cli.audit import report_of
+from webhook.cli.report import to_json
 
 daemonset = yaml.safe_load(sys.stdin.read())
 

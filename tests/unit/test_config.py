@@ -115,6 +115,7 @@ def test_examples_config_loads_and_matches_the_defaults() -> None:
     loaded = load_config(example)
     defaults = load_config()
     assert loaded.describe() == defaults.describe(), "examples/config.yaml documents the defaults"
+    assert loaded.controllers == defaults.controllers
 
 
 def test_unquoted_off_reads_as_off(tmp_path: Path) -> None:

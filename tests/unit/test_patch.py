@@ -12,7 +12,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from policies.config import load_config
-from policies.engine import deep_copy, evaluate
+from policies.copies import deep_copy
+from policies.engine import evaluate
 from policies.model import OFFLINE
 from policies.patch import apply_patch, diff, escape
 

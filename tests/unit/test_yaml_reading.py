@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from webhook import manifests
-from webhook.manifests import _Loader, load_yaml, split_documents
+from policies import yaml_reading
+from policies.yaml_reading import _Loader, load_yaml
+from webhook.cli.manifests import split_documents
 
 
 class Reference(yaml.SafeLoader):
@@ -74,8 +75,8 @@ def test_every_example_and_fixture_reads_the_same() -> None:
 
 def test_remembered_scalar_tags_stay_bounded_and_right() -> None:
     # more distinct plain scalars than the resolver remembers, each read twice
-    values = [f"v{i}" if i % 3 else str(i) for i in range(manifests._PLAIN_TAGS_MAX + 500)]
+    values = [f"v{i}" if i % 3 else str(i) for i in range(yaml_reading._PLAIN_TAGS_MAX + 500)]
     text = "".join(f"k{i}: {v}\n" for i, v in enumerate(values))
     for _ in range(2):
         assert load_yaml(text) == yaml.load(text, Loader=Reference)
-        assert len(manifests._PLAIN_TAGS) <= manifests._PLAIN_TAGS_MAX
+        assert len(yaml_reading._PLAIN_TAGS) <= yaml_reading._PLAIN_TAGS_MAX

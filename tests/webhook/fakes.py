@@ -10,8 +10,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-from webhook.certs import Conflict, NotFound, SecretData
-from webhook.events import ViolationEvent
+from webhook.cluster.client import Conflict, NotFound
+from webhook.cluster.secrets import SecretData
+from webhook.telemetry.events import ViolationEvent
 
 _END = object()
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from webhook.admission import (
+from webhook.server.admission import (
     MAX_WARNING_CHARS,
     MAX_WARNINGS_BYTES,
     V1,

@@ -11,8 +11,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from tests.webhook.fakes import FakeSecrets, FakeWebhooks, wait_for
-from webhook import certs, tls
-from webhook.certs import CA_KEY, CertManager, remove_webhooks
+from webhook.server import certs, tls
+from webhook.server.certs import CA_KEY, CertManager, remove_webhooks
 
 NAMES = tls.service_names("podgate", "podgate-system")
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from tests.webhook.fakes import FakeWebhooks
-from webhook.cleanup import Cleanup, Plan
+from webhook.cli.cleanup import Cleanup, Plan
 
 
 @dataclass

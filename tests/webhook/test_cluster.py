@@ -10,7 +10,8 @@ import pytest
 
 from policies.model import ClusterState
 from tests.webhook.fakes import FakeSource, namespace, network_policy, wait_for
-from webhook.cluster import NAMESPACES, NETWORK_POLICIES, ClusterCache, Gone, KubeOwners
+from webhook.cluster.cache import ClusterCache
+from webhook.cluster.informer import NAMESPACES, NETWORK_POLICIES, Gone
 
 
 class Clock:
@@ -123,56 +124,3 @@ class _Response:
 
 class _NotFound(Exception):
     status = 404
-
-
-def _owners(answers: list[Any], now: list[float]) -> tuple[KubeOwners, list[str]]:
-    """KubeOwners whose ReplicaSet reads answer from `answers` in turn."""
-    owners = KubeOwners(None, ttl_s=10.0, clock=lambda: now[0])
-    asked: list[str] = []
-
-    def read(name: str, namespace: str, **_: Any) -> _Response:
-        asked.append(f"{namespace}/{name}")
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return _Response(answer)
-
-    owners._reads = {"ReplicaSet": read}
-    return owners, asked
-
-
-RS = {"kind": "ReplicaSet", "metadata": {"name": "web-1", "uid": "u1"}}
-REF = {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web-1", "uid": "u1"}
-
-
-def test_an_owner_is_read_once_per_ttl_by_its_name_and_only_with_its_uid() -> None:
-    now = [0.0]
-    recreated = {"kind": "ReplicaSet", "metadata": {"name": "web-1", "uid": "u2"}}
-    owners, asked = _owners([RS, RS, recreated], now)
-    # a reference with another uid first: the namesake is not the owner named,
-    # and what is kept is the object under its name, not the uid claimed
-    assert owners.owner("shop", {**REF, "uid": "someone-else"}) is None
-    assert owners.owner("shop", REF) == RS
-    assert owners.owner("shop", REF) == RS  # a scale-up's next Pods: no API call
-    assert asked == ["shop/web-1"]
-    now[0] = 11.0
-    assert owners.owner("shop", REF) == RS
-    assert len(asked) == 2
-    # deleted and created again under its name within the TTL: read anew
-    assert owners.owner("shop", {**REF, "uid": "u2"}) == recreated
-    assert len(asked) == 3
-
-
-def test_an_owner_that_cannot_be_read_is_none_and_asked_again() -> None:
-    owners, asked = _owners([RuntimeError("connection refused"), RS], [0.0])
-    assert owners.owner("shop", REF) is None
-    assert owners.owner("shop", REF) == RS  # a failure is not an answer: not kept
-    assert len(asked) == 2
-    assert owners.owner("shop", {**REF, "kind": "Rollout"}) is None  # not a kind it reads
-    assert owners.owner("shop", {**REF, "apiVersion": "batch.volcano.sh/v1"}) is None
-    assert owners.owner("shop", {"kind": "ReplicaSet", "name": "x"}) is None  # no uid
-    assert len(asked) == 2
-    gone, asked = _owners([_NotFound(), RS], [0.0])
-    assert gone.owner("shop", REF) is None
-    assert gone.owner("shop", REF) == RS  # created since: what is kept is not it, read anew
-    assert len(asked) == 2

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from webhook.deadline import AlarmDeadline, DeadlineExceeded
+from webhook.server.deadline import AlarmDeadline, DeadlineExceeded
 
 
 @pytest.fixture

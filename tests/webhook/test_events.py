@@ -10,8 +10,8 @@ from policies.model import OFFLINE
 from tests.integration import reviews as rv
 from tests.integration.harness import metric
 from tests.webhook.fakes import FakeSink, wait_for
-from webhook import metrics
-from webhook.events import EventRecorder, ObjectRef, ViolationEvent, events_for
+from webhook.telemetry import metrics
+from webhook.telemetry.events import EventRecorder, ObjectRef, ViolationEvent, events_for
 
 
 class Clock:

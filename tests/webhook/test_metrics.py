@@ -15,8 +15,8 @@ from prometheus_client import (
 )
 
 from policies.model import Action, Outcome, PolicyResult
-from webhook import metrics
-from webhook.metrics import ADMISSION_BUCKETS, Pending
+from webhook.telemetry import metrics
+from webhook.telemetry.metrics import ADMISSION_BUCKETS, Pending
 
 # the bucket bounds themselves, values between them, below the first and past the last
 SAMPLES = [0.0, 0.0001, 0.0005, 0.0007, 0.001, 0.003, 0.0025, 0.5, 9.99, 10.0, 11.0, 3600.0]

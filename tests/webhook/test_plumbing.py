@@ -1,58 +1,17 @@
-"""The evaluation pool and the batching log handler."""
+"""The batching log handler and the refusal log."""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import logging
-import threading
-import time
 
 import pytest
 
 from tests.webhook.fakes import wait_for
-from webhook import logs
-from webhook.evaluator import EvaluationPool
-from webhook.logs import BatchingHandler, JsonFormatter
-
-
-def test_pool_runs_off_the_loop_and_returns_results_and_errors() -> None:
-    pool = EvaluationPool(2)
-
-    def boom() -> int:
-        raise ValueError("bad")
-
-    async def main() -> None:
-        loop_thread = threading.get_ident()
-        threads = await asyncio.gather(*(pool.submit(threading.get_ident) for _ in range(20)))
-        assert loop_thread not in threads
-        assert await pool.submit(lambda: 42) == 42
-        with pytest.raises(ValueError, match="bad"):
-            await pool.submit(boom)
-
-    try:
-        asyncio.run(main())
-    finally:
-        pool.shutdown()
-
-
-def test_a_stuck_call_holds_only_its_thread() -> None:
-    pool = EvaluationPool(2)
-    release = threading.Event()
-
-    async def main() -> None:
-        stuck = pool.submit(release.wait)
-        started = time.monotonic()
-        assert await asyncio.wait_for(pool.submit(lambda: "fine"), 2) == "fine"
-        assert time.monotonic() - started < 1
-        stuck.cancel()  # the deadline gave up on it
-
-    try:
-        asyncio.run(main())
-    finally:
-        release.set()
-        pool.shutdown()
+from webhook.server.app import RefusalLog
+from webhook.telemetry import logs
+from webhook.telemetry.logs import BatchingHandler, JsonFormatter
 
 
 def test_batching_handler_writes_json_lines_and_drops_when_full() -> None:
@@ -137,3 +96,23 @@ def test_closing_stops_the_writer_before_the_last_write() -> None:
     assert stream.getvalue() == "queued\n"
     handler.append("during exit", logging.INFO)  # nobody left to write it later
     assert stream.getvalue() == "queued\nduring exit\n"
+
+
+def test_refusals_are_logged_at_most_once_an_interval(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="podgate.admission")
+    now = [100.0]
+    refusals = RefusalLog(clock=lambda: now[0])
+    for _ in range(3):
+        refusals.refused("validate", 415, "content type must be application/json")
+
+    def logged() -> list[dict[str, object]]:
+        records = [r for r in caplog.records if r.getMessage() == "refused a request"]
+        return [r.fields for r in records]  # type: ignore[attr-defined]
+
+    assert logged() == [
+        {"webhook": "validate", "status": 415, "reason": "content type must be application/json"}
+    ]
+    now[0] += 1.0  # a second later: the next refusal is logged, with the two left out
+    refusals.refused("mutate", 400, "malformed JSON")
+    last = logged()[-1]
+    assert (last["webhook"], last["status"], last["refused_since_last_line"]) == ("mutate", 400, 3)

@@ -9,7 +9,7 @@ import pytest
 
 from policies.engine import evaluate
 from policies.model import OFFLINE, Mode
-from webhook.reload import ConfigHolder
+from webhook.server.reload import ConfigHolder
 
 
 def _bump(path: Path, text: str) -> None:

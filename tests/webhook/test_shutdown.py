@@ -1,4 +1,4 @@
-"""`shutdown.leave`: the exit code arrives, whatever the daemon threads are doing."""
+"""`telemetry.exit.leave`: the exit code arrives, whatever the daemon threads are doing."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ def test_a_log_writer_stuck_on_a_full_stderr_does_not_keep_the_process_alive() -
     code, elapsed, _, _ = _run(
         """
         import logging, time
-        from webhook import logs
-        from webhook.shutdown import leave
+        from webhook.telemetry import logs
+        from webhook.telemetry.exit import leave
         logs.configure("info")
         logging.getLogger("podgate.test").warning("x" * 1_000_000)
         time.sleep(0.5)  # the writer wakes for a warning at once
@@ -52,7 +52,7 @@ def test_without_daemon_threads_it_is_a_normal_exit() -> None:
     code, _, out, _ = _run(
         """
         import atexit
-        from webhook.shutdown import leave
+        from webhook.telemetry.exit import leave
         atexit.register(lambda: print("atexit ran", flush=True))
         leave(4)
         """,
@@ -65,8 +65,8 @@ def test_logged_lines_are_written_before_the_exit() -> None:
     code, _, _, err = _run(
         """
         import logging, threading, time
-        from webhook import logs
-        from webhook.shutdown import leave
+        from webhook.telemetry import logs
+        from webhook.telemetry.exit import leave
         logs.configure("info")
         threading.Thread(target=time.sleep, args=(60,), daemon=True).start()
         logging.getLogger("podgate.test").info("last words")
@@ -82,7 +82,7 @@ def test_a_crash_leaves_every_threads_stack_in_the_log() -> None:
     code, _, _, err = _run(
         """
         import os, threading, time
-        from webhook import logs
+        from webhook.telemetry import logs
         logs.configure("info")
         def watching():
             time.sleep(60)
@@ -103,7 +103,7 @@ def test_logs_can_be_configured_on_a_stderr_without_a_file_descriptor() -> None:
         """
         import io, sys
         sys.stderr = io.StringIO()  # embedded, or captured by a test runner
-        from webhook import logs
+        from webhook.telemetry import logs
         logs.configure("info")
         print("configured")
         """,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from cryptography import x509
 
-from webhook import tls
+from webhook.server import tls
 
 
 def test_self_signed_bundle_has_the_service_names(tmp_path: Path) -> None:

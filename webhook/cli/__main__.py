@@ -1,0 +1,5 @@
+"""`python -m webhook.cli`: the `podgate` command."""
+
+from webhook.cli.main import run
+
+run()

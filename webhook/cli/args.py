@@ -1,0 +1,69 @@
+"""The command line's argument types and shared options: each refuses a bad
+value with argparse's usage error (exit 2), naming what was expected."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+N = TypeVar("N", int, float)
+
+
+def add_config(
+    parser: argparse.ArgumentParser,
+    help: str = "policy config (YAML); built-in defaults if omitted",
+) -> None:
+    parser.add_argument("--config", "-c", metavar="FILE", help=help)
+
+
+def add_output(parser: argparse.ArgumentParser, formats: Sequence[str]) -> None:
+    parser.add_argument("--output", "-o", choices=formats, default="text", help="output format")
+
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def namespace_name(value: str) -> str:
+    """A namespace as the API server accepts one: an RFC 1123 label."""
+    if not _DNS_LABEL.match(value):
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not a namespace name: at most 63 lowercase letters, digits "
+            "and '-', starting and ending with a letter or digit"
+        )
+    return value
+
+
+def _number(value: str, parse: Callable[[str], N], what: str, low: N, high: N, span: str) -> N:
+    """`value` as a number from `low` to `high` (NaN and infinity are not), or
+    argparse's usage error naming what was expected."""
+    try:
+        number = parse(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not {what}") from None
+    if not low <= number <= high:
+        raise argparse.ArgumentTypeError(f"{value} is not between {span}")
+    return number
+
+
+def page_size(value: str) -> int:
+    """A list page: 1 to 10,000 (0 would ask the API server for everything at once)."""
+    return _number(value, int, "a whole number", 1, 10_000, "1 and 10000")
+
+
+def seconds_between_passes(value: str) -> float:
+    """A second to a day: 0 would run full passes back to back."""
+    return _number(value, float, "a number of seconds", 1.0, 86_400.0, "1 second and a day")
+
+
+def colour_enabled(stream: object, disabled: bool) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    return not disabled and "NO_COLOR" not in os.environ and callable(isatty) and bool(isatty())
+
+
+def positive_days(value: str) -> float:
+    """A serving certificate's life: from about a minute and a half (for tests
+    of rotation) to ten years, the managed CA's own."""
+    return _number(value, float, "a number of days", 0.001, 3650.0, "0.001 and 3650")

@@ -1,0 +1,440 @@
+"""`podgate serve | check | audit | test | policies`.
+
+Each subcommand is a thin shell: parse arguments, load the config, call the
+engine through its module, print, return an exit code. Heavy imports (FastAPI,
+the kubernetes client) happen inside the subcommand that needs them, so
+`podgate check` starts fast in CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+from policies.config import Config, ConfigError, load_config
+from policies.model import Mode
+from policies.plugins import PluginError
+from webhook.cli.args import (
+    add_config,
+    add_output,
+    colour_enabled,
+    namespace_name,
+    page_size,
+    positive_days,
+    seconds_between_passes,
+)
+
+if TYPE_CHECKING:
+    from webhook.cli.check import Report
+
+EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
+
+
+def _load(path: str | None) -> Config:
+    return load_config(path)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from webhook.cli.check import bulk_gc
+
+    if args.write and not args.fix:
+        print("podgate check: --write needs --fix", file=sys.stderr)
+        return EXIT_USAGE
+    if args.fix and args.output != "text":
+        print(
+            f"podgate check: --fix prints manifests, not a report: -o {args.output} "
+            "applies to a check without --fix",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    config = _load(args.config)
+    with bulk_gc():
+        return _check(args, config)
+
+
+def _check(args: argparse.Namespace, config: Config) -> int:
+    from webhook.cli.check import Report, check_documents
+    from webhook.cli.manifests import read_inputs
+    from webhook.cli.report import render
+
+    inputs = read_inputs(args.paths)
+    checked = check_documents(inputs.documents, config, namespace=args.namespace, fix=args.fix)
+    report = Report(checked, inputs.unreadable)
+    for unreadable in inputs.unreadable:
+        print(f"podgate check: {unreadable.file}: {unreadable.reason}", file=sys.stderr)
+    if args.fix:
+        return _fix(args, inputs.texts, report)
+    print(render(report, config, args.output, colour=colour_enabled(sys.stdout, args.no_color),
+                 verbose=args.verbose))  # fmt: skip
+    return report.exit_code
+
+
+def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int:
+    """Print the fixed stream, or rewrite the changed files with --write.
+
+    A document that could not be read is left as written, and a mutation
+    that failed on an object is left out of its fix: both are said on
+    stderr, so that "nothing to change" never hides what podgate could not
+    fix. The exit code is the check's, of the manifests as given.
+    """
+    from webhook.cli.fix import as_stream, fixed_texts
+    from webhook.cli.manifests import Document
+    from webhook.cli.report import counted
+
+    said = "podgate check --fix:"
+    for checked in report.checked:
+        doc, decision = checked.source, checked.decision
+        if not isinstance(doc, Document):
+            continue
+        if doc.error:
+            print(f"{said} {doc.where}: {doc.error}; left as written", file=sys.stderr)
+        elif decision is not None:
+            for error in decision.mutation_errors:
+                print(f"{said} {doc.where}: {decision.resource}: mutation {error}; "
+                      "its changes are left out", file=sys.stderr)  # fmt: skip
+    problems: list[str] = []
+    fixed = fixed_texts(texts, report.checked, problems)  # each file parsed and dumped once
+    for problem in problems:
+        print(f"{said} {problem}", file=sys.stderr)
+    changed = {file: text for file, text in fixed.items() if text != texts[file]}
+    if args.write:
+        for file, text in changed.items():
+            if file == "<stdin>":
+                sys.stdout.write(text)
+                continue
+            Path(file).write_text(text, encoding="utf-8")
+            print(f"fixed {file}", file=sys.stderr)
+    elif texts:
+        sys.stdout.write(as_stream(list(fixed.values())))
+    patched = sum(1 for c in report.checked if c.decision is not None and c.decision.patch)
+    if not changed:
+        print(f"{said} nothing to change", file=sys.stderr)
+    else:
+        print(
+            f"{said} {counted(patched, 'object')} fixed in {counted(len(changed), 'file')}",
+            file=sys.stderr,
+        )
+    return report.exit_code
+
+
+def cmd_policies(args: argparse.Namespace) -> int:
+    config = _load(args.config)
+    rows = config.describe()
+    if args.output == "json":
+        print(
+            json.dumps(
+                {"config": config.source, "enforcement": str(config.enforcement), "policies": rows},
+                indent=2,
+            )
+        )
+        return EXIT_OK
+    width = max(len(r["id"]) for r in rows)
+    for row in rows:
+        kind = "mutation" if row["type"] == "mutating" else "policy"
+        print(
+            f"{row['id']:<{width}}  {kind:<8}  {row['action']:<5}  {row['severity']:<8}  "
+            f"{row['title']}  [{row['origin']}]"
+        )
+    if config.enforcement is Mode.AUDIT:
+        print("enforcement: audit (dry run): every deny above is answered as a warning")
+    return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from webhook.server.serve import run
+
+    return run(args)
+
+
+def cmd_webhooks_remove(args: argparse.Namespace) -> int:
+    from webhook.cluster.client import connect
+    from webhook.cluster.webhook_configs import KubeWebhookConfigs
+    from webhook.server.certs import remove_webhooks
+
+    if not (args.validating_webhook or args.mutating_webhook):
+        print("podgate webhooks remove: name --validating-webhook and/or --mutating-webhook",
+              file=sys.stderr)  # fmt: skip
+        return EXIT_USAGE
+    try:
+        api = connect(args.kubeconfig, fallback_default=True)
+        done = remove_webhooks(
+            KubeWebhookConfigs(api), args.validating_webhook, args.mutating_webhook
+        )
+    except Exception as exc:
+        print(f"podgate webhooks remove: {exc}", file=sys.stderr)
+        return EXIT_DENIED
+    for line in done:
+        print(line)
+    return EXIT_OK
+
+
+def cmd_cleanup(args: argparse.Namespace) -> int:
+    from webhook.cli.cleanup import Cleanup, Plan
+    from webhook.cluster.client import connect
+    from webhook.cluster.leftovers import KubeLeftovers
+    from webhook.cluster.webhook_configs import KubeWebhookConfigs
+
+    if not args.namespace:
+        print("podgate cleanup: --namespace (or POD_NAMESPACE) is needed", file=sys.stderr)
+        return EXIT_USAGE
+    plan = Plan(
+        validating=args.validating_webhook,
+        mutating=args.mutating_webhook,
+        namespace=args.namespace,
+        stop=args.stop_deployment,
+        secret=args.cert_secret,
+        lease=args.lease,
+        policy_reports=args.policy_reports,
+        timeout_s=args.timeout,
+    )
+    cleanup: Cleanup | None = None
+    try:
+        api = connect(args.kubeconfig, fallback_default=True)
+        cleanup = Cleanup(KubeWebhookConfigs(api), KubeLeftovers(api))
+        cleanup.run(plan)
+    except Exception as exc:
+        for line in cleanup.done if cleanup else []:
+            print(line)
+        print(f"podgate cleanup: {exc}", file=sys.stderr)
+        return EXIT_DENIED
+    for line in cleanup.done:
+        print(line)
+    return EXIT_OK
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    from webhook.cli.audit import run
+
+    return run(args)
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from webhook.cli.testing import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="podgate", description="Kubernetes admission policies in plain, typed Python."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    check = sub.add_parser("check", help="check manifests offline (files, folders, - for stdin)")
+    check.add_argument("paths", nargs="+", metavar="PATH")
+    add_config(check)
+    add_output(check, ("text", "json", "sarif", "junit"))
+    check.add_argument(
+        "--namespace",
+        "-n",
+        type=namespace_name,
+        default="default",
+        help="namespace of manifests that set none",
+    )
+    check.add_argument(
+        "--fix",
+        action="store_true",
+        help="print every input as one YAML stream, with the mutations' defaults injected",
+    )
+    check.add_argument(
+        "--write", action="store_true", help="with --fix: rewrite the files in place"
+    )
+    check.add_argument("--verbose", "-v", action="store_true", help="also list passing results")
+    check.add_argument("--no-color", action="store_true", help="never colour the text output")
+    check.set_defaults(func=cmd_check)
+
+    pols = sub.add_parser("policies", help="list the policies, their actions and origins")
+    add_config(pols)
+    add_output(pols, ("text", "json"))
+    pols.set_defaults(func=cmd_policies)
+
+    serve = sub.add_parser("serve", help="run the admission webhook over TLS")
+    add_config(serve)
+    serve.add_argument("--cert", metavar="FILE", help="serving certificate (PEM)")
+    serve.add_argument("--key", metavar="FILE", help="serving private key (PEM)")
+    serve.add_argument(
+        "--self-signed", action="store_true", help="generate a CA and serving cert into --cert-dir"
+    )
+    serve.add_argument("--cert-dir", default="certs", metavar="DIR", help="where certs are written")
+    serve.add_argument(
+        "--manage-certs",
+        action="store_true",
+        help="in a cluster: keep a CA and serving cert in --cert-secret, rotate them and "
+        "patch the caBundle of the webhook configurations",
+    )
+    serve.add_argument("--cert-secret", metavar="NAME", help="Secret holding managed certs")
+    serve.add_argument("--service", metavar="NAME", help="Service name (for certificate SANs)")
+    serve.add_argument(
+        "--san", action="append", default=[], metavar="NAME_OR_IP",
+        help="with --self-signed: an extra DNS name or IP address in the serving certificate, "
+        "e.g. the address a kind node reaches this host at (repeatable)",
+    )  # fmt: skip
+    serve.add_argument("--namespace", metavar="NS", default=os.environ.get("POD_NAMESPACE"))
+    serve.add_argument(
+        "--validating-webhook", metavar="NAME", help="ValidatingWebhookConfiguration to patch"
+    )
+    serve.add_argument(
+        "--mutating-webhook", metavar="NAME", help="MutatingWebhookConfiguration to patch"
+    )
+    serve.add_argument("--host", default="0.0.0.0")
+    serve.add_argument("--port", type=int, default=8443)
+    serve.add_argument("--metrics-port", type=int, default=8080)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument(
+        "--kubeconfig", metavar="FILE", help="cluster access (else in-cluster, else none)"
+    )
+    serve.add_argument("--no-cluster", action="store_true", help="never connect to a cluster")
+    serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
+    serve.add_argument(
+        "--deadline",
+        type=float,
+        default=2.5,
+        metavar="SECONDS",
+        help="answer by the failure action when evaluation takes longer; keep it below the "
+        "webhooks' timeoutSeconds (default 2.5)",
+    )
+    serve.add_argument(
+        "--read-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="close connections whose request has not fully arrived by then (default 5)",
+    )
+    serve.add_argument(
+        "--shutdown-delay",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="after SIGTERM, keep serving this long with readiness off (default 2)",
+    )
+    serve.add_argument(
+        "--grace-period",
+        type=float,
+        default=25.0,
+        metavar="SECONDS",
+        help="then wait this long for in-flight requests (default 25)",
+    )
+    serve.add_argument(
+        "--config-poll-seconds", type=float, default=2.0, metavar="SECONDS",
+        help="how often the config file is checked for changes (default 2)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--cache-stale-seconds", type=float, default=60.0, metavar="SECONDS",
+        help="a cluster watch broken this long makes the cache count as unsynced (default 60)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--event-qps", type=float, default=5.0, metavar="N",
+        help="Events API calls per second per worker; the excess is dropped (default 5)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--event-flush-seconds", type=float, default=30.0, metavar="SECONDS",
+        help="how often the counts of aggregated Events are written back (default 30)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--cert-sync-seconds", type=float, default=600.0, metavar="SECONDS",
+        help="with --manage-certs: how often the Secret and caBundle are re-checked",
+    )  # fmt: skip
+    serve.add_argument(
+        "--cert-days", type=positive_days, default=365.0, metavar="DAYS",
+        help="with --manage-certs: lifetime of the serving certificate, renewed with a "
+        "third of it left (default 365; fractions for tests of rotation)",
+    )  # fmt: skip
+    serve.set_defaults(func=cmd_serve)
+
+    hooks = sub.add_parser("webhooks", help="manage podgate's webhook configurations")
+    hooks_sub = hooks.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
+    remove = hooks_sub.add_parser(
+        "remove", help="delete the webhook configurations (missing ones are fine)"
+    )
+    remove.add_argument("--validating-webhook", metavar="NAME")
+    remove.add_argument("--mutating-webhook", metavar="NAME")
+    remove.add_argument(
+        "--kubeconfig", metavar="FILE", help="cluster access (else in-cluster, else default)"
+    )
+    remove.set_defaults(func=cmd_webhooks_remove)
+
+    cleanup = sub.add_parser(
+        "cleanup",
+        help="remove what podgate made in the cluster (the chart's pre-delete hook): "
+        "webhook configurations first, then its Secret, Lease and PolicyReports",
+    )
+    cleanup.add_argument("--validating-webhook", metavar="NAME")
+    cleanup.add_argument("--mutating-webhook", metavar="NAME")
+    cleanup.add_argument("--namespace", metavar="NS", default=os.environ.get("POD_NAMESPACE"))
+    cleanup.add_argument(
+        "--stop-deployment", action="append", default=[], metavar="NAME",
+        help="scale to zero and wait for its pods before deleting the rest (repeatable)",
+    )  # fmt: skip
+    cleanup.add_argument("--cert-secret", metavar="NAME", help="the managed certificate Secret")
+    cleanup.add_argument("--lease", metavar="NAME", help="the audit's Lease")
+    cleanup.add_argument(
+        "--policy-reports", metavar="NAME", help="PolicyReports of this name, in every namespace"
+    )
+    cleanup.add_argument("--timeout", type=float, default=60.0, metavar="SECONDS",
+                         help="how long to wait for the stopped pods (default 60)")  # fmt: skip
+    cleanup.add_argument(
+        "--kubeconfig", metavar="FILE", help="cluster access (else in-cluster, else default)"
+    )
+    cleanup.set_defaults(func=cmd_cleanup)
+
+    audit = sub.add_parser("audit", help="audit what already runs in a cluster")
+    add_config(audit)
+    add_output(audit, ("text", "json", "sarif", "junit"))
+    audit.add_argument("--kubeconfig", metavar="FILE")
+    audit.add_argument(
+        "--namespace", "-n", type=namespace_name, help="only this namespace (default: all)"
+    )
+    audit.add_argument("--page-size", type=page_size, default=500)
+    audit.add_argument("--watch", action="store_true", help="run continuously (kopf operator)")
+    audit.add_argument("--metrics-port", type=int, default=8080)
+    audit.add_argument("--resync-seconds", type=seconds_between_passes, default=600.0)
+    audit.add_argument("--policy-reports", action="store_true", help="write PolicyReport objects")
+    audit.add_argument("--verbose", "-v", action="store_true")
+    audit.add_argument(
+        "--log-level", default="info", choices=("debug", "info", "warning", "error"),
+        help="with --watch: JSON log lines on stderr at this level",
+    )  # fmt: skip
+    audit.add_argument("--no-color", action="store_true")
+    audit.set_defaults(func=cmd_audit)
+
+    test = sub.add_parser("test", help="run policy test suites (podgate-test.yaml)")
+    test.add_argument("paths", nargs="+", metavar="PATH")
+    add_config(
+        test,
+        "plugins for the suites that load none (each suite's own config: gives "
+        "parameters and actions)",
+    )
+    add_output(test, ("text", "json", "junit"))
+    test.set_defaults(func=cmd_test)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except (ConfigError, PluginError) as exc:
+        print(f"podgate {args.command}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # `podgate check ... | head`
+        return code if "code" in locals() else EXIT_OK
+    return code
+
+
+def run() -> NoReturn:
+    """The `podgate` console script: `main`, then an exit no daemon thread can spoil."""
+    from webhook.telemetry.exit import leave
+
+    # a manifest may carry text UTF-8 cannot write (a lone surrogate from a
+    # JSON escape): printed as an escape, never an exception in the report
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if callable(reconfigure):
+            reconfigure(errors="backslashreplace")
+    leave(main())

@@ -1,0 +1,274 @@
+"""One serving process: the app, its background threads, and uvicorn over TLS.
+
+uvicorn is used as a library so that podgate controls three things it does
+not offer by itself: the TLS context (reloaded when the certificate files
+change), a read timeout for requests that arrive only in part (uvicorn's h11
+protocol only times out idle keep-alive connections), and what SIGTERM does
+(readiness off first, then a drain, then exit 0).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import math
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from policies.budget import BudgetGuard
+from policies.model import OFFLINE, Context
+from webhook.cluster.cache import ClusterCache
+from webhook.server.app import MAX_BODY, Handlers, create_app
+from webhook.server.deadline import AlarmDeadline
+from webhook.server.handlers import Mutator, Validator
+from webhook.server.reload import ConfigHolder
+from webhook.server.tls import ReloadingTLS
+from webhook.telemetry import metrics
+from webhook.telemetry.events import EventRecorder, EventSink
+from webhook.telemetry.health import Slots
+
+log = logging.getLogger("podgate.server")
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Everything a worker needs; plain values so it crosses a process spawn."""
+
+    cert_file: str
+    key_file: str
+    config_path: str | None = None
+    kubeconfig: str | None = None
+    no_cluster: bool = False
+    deadline_s: float = 2.5
+    read_timeout_s: float = 5.0
+    keep_alive_s: float = 60.0  # the API server reuses connections; handshakes are costly
+    grace_s: float = 25.0
+    shutdown_delay_s: float = 2.0
+    config_poll_s: float = 2.0
+    cache_stale_s: float = 60.0
+    event_qps: float = 5.0
+    event_burst: int = 25
+    event_flush_s: float = 30.0
+    max_connections: int = 1000
+    max_body: int = MAX_BODY
+    cert_check_s: float = 1.0
+
+
+class GuardedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with a deadline for receiving a whole request.
+
+    The timer runs from the connection being made (or the previous response
+    being sent and more bytes arriving) until the request, body included, has
+    arrived. A client that sends half a request and stalls is disconnected
+    when it fires; the app then sees a disconnect instead of waiting forever.
+    """
+
+    read_timeout_s = 5.0
+    _read_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def _arm(self) -> None:
+        if self._read_timer is None:
+            self._read_timer = self.loop.call_later(self.read_timeout_s, self._read_expired)
+
+    def _disarm(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
+            self._arm()  # a request has begun and is not complete
+        else:
+            self._disarm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _read_expired(self) -> None:
+        self._read_timer = None
+        # Armed only on connect and while request bytes arrive, so IDLE here means
+        # partial headers (or none at all since the handshake); idle keep-alive
+        # connections are left to uvicorn's own timer.
+        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
+            log.info(
+                "closing a connection whose request did not arrive in time",
+                extra={"fields": {"client": str(self.client), "timeout_s": self.read_timeout_s}},
+            )
+            self.transport.close()
+
+
+def guarded_protocol(read_timeout_s: float) -> type[GuardedH11Protocol]:
+    return type("GuardedH11", (GuardedH11Protocol,), {"read_timeout_s": read_timeout_s})
+
+
+class PodgateServer(uvicorn.Server):
+    """uvicorn.Server whose signals go through `on_signal` and are not re-raised."""
+
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[int], None]) -> None:
+        super().__init__(config)
+        self._on_signal = on_signal
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def handler(sig: int, frame: FrameType | None) -> None:
+            self._on_signal(sig)
+
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            yield
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+
+
+class Worker:
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        *,
+        slots: Slots,
+        index: int = 0,
+        on_terminate: Callable[[], None] | None = None,
+        config: ConfigHolder | None = None,
+        cache: ClusterCache | None = None,
+        sink: EventSink | None = None,
+    ) -> None:
+        """`cache` and `sink` are the cluster's adapters, built by whoever
+        starts the worker: without a cache nothing of the cluster is known
+        (OFFLINE), without a sink no Event is sent."""
+        self.settings = settings
+        self.slots, self.index = slots, index
+        self._on_terminate = on_terminate
+        self.config = config or ConfigHolder(settings.config_path)
+        self.cache = cache
+        self.context: Context = cache if cache is not None else OFFLINE
+        self.recorder = (
+            EventRecorder(
+                sink,
+                qps=settings.event_qps,
+                burst=settings.event_burst,
+                flush_s=settings.event_flush_s,
+            )
+            if sink is not None
+            else None
+        )
+        self.tls = ReloadingTLS(
+            Path(settings.cert_file), Path(settings.key_file), check_interval=settings.cert_check_s
+        )
+        # the engine runs inline on the event loop, stopped at the deadline by
+        # SIGALRM: a worker runs on its process's main thread
+        self.deadline = AlarmDeadline()
+        guard = BudgetGuard()  # one set of cool-downs for both webhooks
+        budget = settings.deadline_s
+        self.handlers = Handlers(
+            Validator(
+                self.config, self.context, self.deadline,
+                events=self.recorder, guard=guard, deadline_s=budget,
+            ),
+            Mutator(self.config, self.context, self.deadline, guard=guard, deadline_s=budget),
+            draining=lambda: bool(self.slots.draining.value),
+        )  # fmt: skip
+        self.app = create_app(self.handlers, max_body=settings.max_body)
+        uconfig = uvicorn.Config(
+            self.app,
+            http=guarded_protocol(settings.read_timeout_s),
+            lifespan="off",
+            ws="none",
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            proxy_headers=False,  # the API server calls us directly; nothing to trust
+            timeout_keep_alive=int(settings.keep_alive_s),
+            timeout_graceful_shutdown=math.ceil(settings.grace_s),
+            limit_concurrency=settings.max_connections,
+        )
+        uconfig.load()
+        uconfig.ssl = self.tls.context
+        self.server = PodgateServer(uconfig, self._signal)
+        self._terminating = False
+
+    # --- lifecycle ----------------------------------------------------------------
+    def _signal(self, sig: int) -> None:
+        if self._terminating:
+            if sig == signal.SIGINT:
+                self.server.force_exit = True
+            return
+        self._terminating = True
+        log.info(
+            "shutting down: readiness off, draining",
+            extra={"fields": {"signal": signal.Signals(sig).name,
+                              "delay_s": self.settings.shutdown_delay_s}},
+        )  # fmt: skip
+        self.slots.ready[self.index] = 0
+        self.slots.draining.value = 1
+        if self._on_terminate is not None:
+            self._on_terminate()
+        # keep serving while the endpoint is taken out of the Service, then stop
+        timer = threading.Timer(self.settings.shutdown_delay_s, self.shutdown)
+        timer.daemon = True
+        timer.start()
+
+    def shutdown(self) -> None:
+        self.server.should_exit = True
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self.slots.beat[self.index] = time.monotonic()
+            if not self._terminating:
+                synced = self.cache is None or self.cache.synced
+                self.slots.ready[self.index] = 1 if self.server.started and synced else 0
+            if self.cache is not None:
+                self.cache.update_metrics()
+            metrics.pending.flush()
+            await asyncio.sleep(0.5)
+
+    async def serve(self, sock: socket.socket) -> None:
+        if self.cache is not None:
+            self.cache.start()
+        if self.recorder is not None:
+            self.recorder.start()
+        self.config.start(self.settings.config_poll_s)
+        beat = asyncio.create_task(self._heartbeat())
+        # Everything allocated so far lives as long as the process: keep it out
+        # of the cyclic collector, whose full passes otherwise show up as p99.
+        gc.collect()
+        gc.freeze()
+        try:
+            await self.server.serve(sockets=[sock])
+        finally:
+            beat.cancel()
+            metrics.pending.flush()
+            self.slots.ready[self.index] = 0
+            if self.recorder is not None:
+                self.recorder.stop()
+            if self.cache is not None:
+                self.cache.stop()
+            self.config.stop()
+
+    def run(self, sock: socket.socket) -> None:
+        try:
+            asyncio.run(self.serve(sock))
+        finally:
+            self.deadline.close()
