@@ -36,9 +36,14 @@ TIMEOUT=${PODGATE_E2E_TIMEOUT:-120}
 [[ $CACHE == /* ]] || CACHE="$PWD/$CACHE"
 [[ $STATE == /* ]] || STATE="$PWD/$STATE"
 STATE=${STATE%/}
-# Every process this script starts carries it from fork on: pid_of tells ours
-# from a reused pid by it.
-export PODGATE_E2E_STATE=$STATE
+# Every process this script starts carries it: pid_of tells ours from a
+# reused pid by it. It must be in this script's own initial environment, as
+# /proc/PID/environ of a child that has forked but not yet exec'd shows its
+# parent's initial environment: an export alone lost that race under load.
+if [[ ${PODGATE_E2E_STATE:-} != "$STATE" ]]; then
+  export PODGATE_E2E_STATE=$STATE
+  exec "$HERE/cluster.sh" "$@"
+fi
 SERVICE_CIDR=10.0.0.0/24
 FIRST_SERVICE_IP=10.0.0.1
 MARKER=.podgate-e2e-state
