@@ -241,11 +241,19 @@ pid_of() { # pid_of NAME -> pid if it is alive and ours
   [[ -f $f ]] || return 1
   pid=$(cat "$f")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
   # Guard against pid reuse: our processes carry the state dir in their
-  # environment (start_cmd puts it there).
-  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF -- "PODGATE_E2E_STATE=$STATE" || return 1
-  printf '%s' "$pid"
+  # environment. A process in the middle of an exec shows an empty environ
+  # for a moment, so a live one is asked a few times.
+  local try
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF -- "PODGATE_E2E_STATE=$STATE"; then
+      printf '%s' "$pid"
+      return 0
+    fi
+    sleep 0.05
+  done
+  return 1
 }
 
 stop_one() { # stop_one NAME: TERM the process group, KILL after 15 s
