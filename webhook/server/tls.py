@@ -316,11 +316,17 @@ class ReloadingTLS:
         # moved to `_current`, which holds the certificate.
         self.context = server_context(cert_file, key_file)
         self.context.sni_callback = self._on_hello
-        self._record_expiry()
+        self._record_expiry("serving certificate loaded")
 
-    def _record_expiry(self) -> None:
+    def _record_expiry(self, message: str) -> None:
+        """Export and log when the certificate in use expires: each pod says
+        which one it serves, which the runbook's certificate checks read."""
+        fields = {"cert": str(self.cert_file)}
         with contextlib.suppress(OSError, ValueError):
-            metrics.CERT_EXPIRY.set(expiry_timestamp(self.cert_file.read_bytes()))
+            expiry = expiry_timestamp(self.cert_file.read_bytes())
+            metrics.CERT_EXPIRY.set(expiry)
+            fields["not_after"] = dt.datetime.fromtimestamp(expiry, dt.UTC).isoformat()
+        log.info(message, extra={"fields": fields})
 
     def maybe_reload(self, force: bool = False) -> bool:
         """Load the files if they changed; True when a new certificate is in use."""
@@ -342,8 +348,7 @@ class ReloadingTLS:
                 return False
             self._current, self._signature = context, signature
             self.reloads += 1
-        log.info("serving certificate reloaded", extra={"fields": {"cert": str(self.cert_file)}})
-        self._record_expiry()
+        self._record_expiry("serving certificate reloaded")
         return True
 
     def _on_hello(
