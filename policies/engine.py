@@ -33,6 +33,7 @@ from policies.patch import diff
 from policies.registry import Metadata, Mutation, Policy
 from policies.subject import Subject, as_before, as_made_by, renewed_containers, subject_of
 from policies.views import LIST_KEYS, PodView, as_mapping
+from policies.workloads import not_judged
 
 INVALID_MANIFEST = "invalid-manifest"
 
@@ -291,9 +292,7 @@ def _evaluate(
         obj, default_namespace=default_namespace, exempt_images=config.exempt_images
     )
     if pod is None:
-        return Decision(
-            ref, config.enforcement, skipped_reason=f"{ref.kind or 'object'} has no pod template"
-        )
+        return Decision(ref, config.enforcement, skipped_reason=not_judged(obj))
     if config.namespace_exempt(pod.namespace):
         return Decision(
             ref, config.enforcement, skipped_reason=f"namespace {pod.namespace} is exempt"

@@ -37,7 +37,7 @@ def test_json_shape_matches_the_contract(podgate: Runner, tmp_path: Path) -> Non
     (tmp_path / "d.yaml").write_text(DEPLOYMENT)
     run = podgate("check", str(tmp_path / "d.yaml"), "-o", "json")
     data = run.json()
-    assert set(data) == {"results", "errors", "summary"}
+    assert set(data) == {"results", "errors", "skipped", "summary"}
     first = data["results"][0]
     assert {"policy", "result", "action", "message", "resource", "source"} <= set(first)
     assert first["resource"] == {

@@ -67,3 +67,35 @@ def positive_days(value: str) -> float:
     """A serving certificate's life: from about a minute and a half (for tests
     of rotation) to ten years, the managed CA's own."""
     return _number(value, float, "a number of days", 0.001, 3650.0, "0.001 and 3650")
+
+
+def add_check_arguments(check: argparse.ArgumentParser) -> None:
+    """`podgate check`'s options (webhook/cli/checking.py runs it)."""
+    check.add_argument("paths", nargs="+", metavar="PATH")
+    add_config(check)
+    add_output(check, ("text", "json", "sarif", "junit"))
+    check.add_argument(
+        "--namespace",
+        "-n",
+        type=namespace_name,
+        default="default",
+        help="namespace of manifests that set none",
+    )
+    check.add_argument(
+        "--ignore", action="append", default=[], metavar="GLOB",
+        help="leave out files and folders whose name or path matches (repeatable), "
+        "e.g. 'values*.yaml' or 'charts/*'",
+    )  # fmt: skip
+    check.add_argument(
+        "--fix",
+        action="store_true",
+        help="print every input as one YAML stream, with the mutations' defaults injected",
+    )
+    check.add_argument(
+        "--write", action="store_true", help="with --fix: rewrite the files in place"
+    )
+    check.add_argument(
+        "--verbose", "-v", action="store_true",
+        help="also list passing results, objects not evaluated and skipped files, with why",
+    )  # fmt: skip
+    check.add_argument("--no-color", action="store_true", help="never colour the text output")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from policies.budget import BudgetGuard
@@ -30,7 +30,7 @@ from policies.model import (
 from policies.network_policy import network_policy_info
 from policies.subject import subject_of
 from policies.workloads import api_group, workload_kind
-from webhook.cli.manifests import Document, Unreadable
+from webhook.cli.manifests import Document, Skipped, Unreadable
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +140,7 @@ class Report:
     checked: list[Checked]
     unreadable: list[Unreadable]
     unit: str = "document"  # what the text summary counts: "object" for a cluster
+    skipped: list[Skipped] = field(default_factory=list)  # files left out on purpose
 
     def rows(self) -> list[tuple[Checked, PolicyResult]]:
         return [(c, r) for c in self.checked for r in c.results]
@@ -159,6 +160,7 @@ class Report:
             "results": counts,
             "failures": actions,
             "unreadable_inputs": len(self.unreadable),
+            "skipped_paths": len(self.skipped),
         }
 
     @property

@@ -13,24 +13,20 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from policies.config import Config, ConfigError, load_config
 from policies.model import Mode
 from policies.plugins import PluginError
 from webhook.cli.args import (
+    add_check_arguments,
     add_config,
     add_output,
-    colour_enabled,
     namespace_name,
     page_size,
     positive_days,
     seconds_between_passes,
 )
-
-if TYPE_CHECKING:
-    from webhook.cli.check import Report
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
@@ -40,86 +36,9 @@ def _load(path: str | None) -> Config:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from webhook.cli.check import bulk_gc
+    from webhook.cli.checking import run
 
-    if args.write and not args.fix:
-        print("podgate check: --write needs --fix", file=sys.stderr)
-        return EXIT_USAGE
-    if args.fix and args.output != "text":
-        print(
-            f"podgate check: --fix prints manifests, not a report: -o {args.output} "
-            "applies to a check without --fix",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    config = _load(args.config)
-    with bulk_gc():
-        return _check(args, config)
-
-
-def _check(args: argparse.Namespace, config: Config) -> int:
-    from webhook.cli.check import Report, check_documents
-    from webhook.cli.manifests import read_inputs
-    from webhook.cli.report import render
-
-    inputs = read_inputs(args.paths)
-    checked = check_documents(inputs.documents, config, namespace=args.namespace, fix=args.fix)
-    report = Report(checked, inputs.unreadable)
-    for unreadable in inputs.unreadable:
-        print(f"podgate check: {unreadable.file}: {unreadable.reason}", file=sys.stderr)
-    if args.fix:
-        return _fix(args, inputs.texts, report)
-    print(render(report, config, args.output, colour=colour_enabled(sys.stdout, args.no_color),
-                 verbose=args.verbose))  # fmt: skip
-    return report.exit_code
-
-
-def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int:
-    """Print the fixed stream, or rewrite the changed files with --write.
-
-    A document that could not be read is left as written, and a mutation
-    that failed on an object is left out of its fix: both are said on
-    stderr, so that "nothing to change" never hides what podgate could not
-    fix. The exit code is the check's, of the manifests as given.
-    """
-    from webhook.cli.fix import as_stream, fixed_texts
-    from webhook.cli.manifests import Document
-    from webhook.cli.report import counted
-
-    said = "podgate check --fix:"
-    for checked in report.checked:
-        doc, decision = checked.source, checked.decision
-        if not isinstance(doc, Document):
-            continue
-        if doc.error:
-            print(f"{said} {doc.where}: {doc.error}; left as written", file=sys.stderr)
-        elif decision is not None:
-            for error in decision.mutation_errors:
-                print(f"{said} {doc.where}: {decision.resource}: mutation {error}; "
-                      "its changes are left out", file=sys.stderr)  # fmt: skip
-    problems: list[str] = []
-    fixed = fixed_texts(texts, report.checked, problems)  # each file parsed and dumped once
-    for problem in problems:
-        print(f"{said} {problem}", file=sys.stderr)
-    changed = {file: text for file, text in fixed.items() if text != texts[file]}
-    if args.write:
-        for file, text in changed.items():
-            if file == "<stdin>":
-                sys.stdout.write(text)
-                continue
-            Path(file).write_text(text, encoding="utf-8")
-            print(f"fixed {file}", file=sys.stderr)
-    elif texts:
-        sys.stdout.write(as_stream(list(fixed.values())))
-    patched = sum(1 for c in report.checked if c.decision is not None and c.decision.patch)
-    if not changed:
-        print(f"{said} nothing to change", file=sys.stderr)
-    else:
-        print(
-            f"{said} {counted(patched, 'object')} fixed in {counted(len(changed), 'file')}",
-            file=sys.stderr,
-        )
-    return report.exit_code
+    return run(args)
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
@@ -226,26 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     check = sub.add_parser("check", help="check manifests offline (files, folders, - for stdin)")
-    check.add_argument("paths", nargs="+", metavar="PATH")
-    add_config(check)
-    add_output(check, ("text", "json", "sarif", "junit"))
-    check.add_argument(
-        "--namespace",
-        "-n",
-        type=namespace_name,
-        default="default",
-        help="namespace of manifests that set none",
-    )
-    check.add_argument(
-        "--fix",
-        action="store_true",
-        help="print every input as one YAML stream, with the mutations' defaults injected",
-    )
-    check.add_argument(
-        "--write", action="store_true", help="with --fix: rewrite the files in place"
-    )
-    check.add_argument("--verbose", "-v", action="store_true", help="also list passing results")
-    check.add_argument("--no-color", action="store_true", help="never colour the text output")
+    add_check_arguments(check)
     check.set_defaults(func=cmd_check)
 
     pols = sub.add_parser("policies", help="list the policies, their actions and origins")

@@ -61,12 +61,14 @@ def to_json(report: Report, config: Config) -> str:
                 }
             )
     errors = [{"file": u.file, "reason": u.reason} for u in report.unreadable]
+    skipped = [{"path": s.path, "reason": s.reason} for s in report.skipped]
     # One result per line: json's C encoder only runs without `indent`, and
     # indenting in Python costs more than evaluating. It stays greppable too.
     lines = ",\n    ".join(_compact(r) for r in results)
     body = f"\n    {lines}\n  " if results else ""
     return (
         f'{{\n  "results": [{body}],\n  "errors": {_compact(errors)},\n'
+        f'  "skipped": {_compact(skipped)},\n'
         f'  "summary": {_compact(report.summary())}\n}}'
     )
 
@@ -93,7 +95,10 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
     for checked in report.checked:
         shown = [r for r in checked.results if verbose or r.failed]
         exempt = checked.exempt_reason if verbose else None
-        if not shown and not exempt:
+        unjudged = None
+        if verbose and not shown and not exempt and checked.decision is not None:
+            unjudged = checked.decision.skipped_reason or None
+        if not shown and not exempt and not unjudged:
             continue
         doc = checked.source
         if isinstance(doc, InCluster):  # the object is the place
@@ -104,6 +109,8 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
             lines.append(f"{doc.where}: {checked.resource}")
         if exempt:
             lines.append(f"  {'EXEMPT':<11} not evaluated: {exempt}")
+        elif unjudged:
+            lines.append(f"  {'SKIP':<11} not evaluated: {unjudged}")
         for result in shown:
             outcome = str(result.outcome).upper()
             action = _action_of(result) if result.failed else ""
@@ -116,6 +123,8 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
                 lines.append(f"  {status} {line}")
     for unreadable in report.unreadable:
         lines.append(paint(f"{unreadable.file}: cannot read: {unreadable.reason}", "error"))
+    if verbose:
+        lines.extend(f"{skipped.path}: skipped: {skipped.reason}" for skipped in report.skipped)
     summary = report.summary()
     counts, failures = summary["results"], summary["failures"]
     exempt = summary["exempt"]
@@ -127,6 +136,8 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
         + (f"; {counted(exempt, 'workload')} exempt" if exempt else "")
         + (" (-v says why)" if exempt and not verbose else "")
         + (f"; {counted(len(report.unreadable), 'unreadable input')}" if report.unreadable else "")
+        + (f"; {counted(len(report.skipped), 'path')} skipped" if report.skipped else "")
+        + (" (-v lists them)" if report.skipped and not verbose else "")
     )
     return "\n".join(lines)
 
