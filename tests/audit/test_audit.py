@@ -494,7 +494,7 @@ def test_an_exempt_workload_is_listed_as_check_lists_it() -> None:
         "Deployment kube-system/dns\n  EXEMPT      not evaluated: namespace kube-system is exempt"
         in text
     )
-    assert text.splitlines()[-1].startswith("5 objects, 4 evaluated: ")
+    assert text.splitlines()[-1].startswith("5 objects, 4 evaluated, ")
     assert text.splitlines()[-1].endswith("; 1 workload exempt")
 
 

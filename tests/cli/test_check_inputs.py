@@ -276,7 +276,7 @@ def test_workloads_of_exempt_namespaces_are_counted_and_explained(
     run = podgate("check", str(path))
     assert run.code == 0
     assert run.out.strip().endswith("1 workload exempt (-v says why)")
-    assert run.out.startswith("1 document, 0 evaluated")
+    assert run.out.startswith("1 object, 0 evaluated, 0 failed; 0 results")
     verbose = podgate("check", "-v", str(path))
     assert "EXEMPT      not evaluated: namespace kube-system is exempt" in verbose.out
     assert podgate("check", "-o", "json", str(path)).json()["summary"]["exempt"] == 1

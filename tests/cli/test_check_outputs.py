@@ -237,3 +237,16 @@ def test_verbose_text_gives_the_reason_of_a_skip(podgate: Runner, tmp_path: Path
         "  SKIP        require-non-root: Windows pods do not use runAsNonRoot/runAsUser"
         in run.out.splitlines()
     )
+
+
+def test_the_summary_counts_objects_and_results_apart(podgate: Runner, tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(DEPLOYMENT + "---\n" + NETWORK_POLICY + "\n")
+    run = podgate("check", str(tmp_path / "d.yaml"))
+    # 3 objects (Deployment, Service, NetworkPolicy); only the Deployment is
+    # evaluated, by the 5 policies, of which 4 fail: objects and results differ
+    assert run.out.splitlines()[-1] == (
+        "3 objects, 1 evaluated, 1 failed; 5 results: 1 passed, 4 failed, 0 errors, "
+        "0 skipped; 4 deny, 0 warn, 0 audit"
+    )
+    summary = podgate("check", "-o", "json", str(tmp_path / "d.yaml")).json()["summary"]
+    assert (summary["objects"], summary["failed_objects"]) == (3, 1)

@@ -36,7 +36,7 @@ def report_of(
 
     done = scan(reader, config, keep, namespace=namespace, page_size=page_size)
     unreadable = [Unreadable(f"cluster {plural}", why) for plural, why in done.unreadable.items()]
-    return Report(checked, unreadable, unit="object")
+    return Report(checked, unreadable)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -139,23 +139,30 @@ def check_documents(
 class Report:
     checked: list[Checked]
     unreadable: list[Unreadable]
-    unit: str = "document"  # what the text summary counts: "object" for a cluster
     skipped: list[Skipped] = field(default_factory=list)  # files left out on purpose
 
     def rows(self) -> list[tuple[Checked, PolicyResult]]:
         return [(c, r) for c in self.checked for r in c.results]
 
     def summary(self) -> dict[str, Any]:
+        """Objects and results counted apart: an object has a result per policy."""
         counts = {str(o): 0 for o in Outcome}
         actions = {"deny": 0, "warn": 0, "audit": 0}
-        for _, result in self.rows():
-            counts[str(result.outcome)] += 1
-            if result.failed and str(result.effective_action) in actions:
-                actions[str(result.effective_action)] += 1
+        failed_objects = 0
+        for checked in self.checked:
+            failed = False
+            for result in checked.results:
+                counts[str(result.outcome)] += 1
+                if result.failed and str(result.effective_action) in actions:
+                    actions[str(result.effective_action)] += 1
+                    failed = True
+            failed_objects += failed
         evaluated = sum(1 for c in self.checked if c.decision is None or c.decision.results)
         return {
-            "documents": len(self.checked),
+            "documents": len(self.checked),  # the objects: kept under its first name
+            "objects": len(self.checked),
             "evaluated": evaluated,
+            "failed_objects": failed_objects,
             "exempt": sum(1 for c in self.checked if c.exempt_reason),
             "results": counts,
             "failures": actions,

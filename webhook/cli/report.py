@@ -79,7 +79,7 @@ _ENCODER = json.JSONEncoder(default=str, ensure_ascii=False)
 
 
 def counted(n: int, noun: str) -> str:
-    """`1 document`, `2 documents`: the summary lines are read by people."""
+    """`1 object`, `2 objects`: the summary lines are read by people."""
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
@@ -125,21 +125,29 @@ def to_text(report: Report, config: Config, *, colour: bool = False, verbose: bo
         lines.append(paint(f"{unreadable.file}: cannot read: {unreadable.reason}", "error"))
     if verbose:
         lines.extend(f"{skipped.path}: skipped: {skipped.reason}" for skipped in report.skipped)
+    lines.append(summary_line(report, verbose=verbose))
+    return "\n".join(lines)
+
+
+def summary_line(report: Report, *, verbose: bool = False) -> str:
+    """`12 objects, 10 evaluated, 3 failed; 60 results: ...`: objects and their
+    results (one per policy) counted apart, so that neither reads as the other."""
     summary = report.summary()
     counts, failures = summary["results"], summary["failures"]
-    exempt = summary["exempt"]
-    lines.append(
-        f"{counted(summary['documents'], report.unit)}, {summary['evaluated']} evaluated: "
+    exempt, skipped, unreadable = summary["exempt"], len(report.skipped), len(report.unreadable)
+    total = sum(counts.values())
+    return (
+        f"{counted(summary['objects'], 'object')}, {summary['evaluated']} evaluated, "
+        f"{summary['failed_objects']} failed; {counted(total, 'result')}: "
         f"{counts['pass']} passed, {counts['fail']} failed, {counted(counts['error'], 'error')}, "
         f"{counts['skip']} skipped; {failures['deny']} deny, {failures['warn']} warn, "
         f"{failures['audit']} audit"
         + (f"; {counted(exempt, 'workload')} exempt" if exempt else "")
         + (" (-v says why)" if exempt and not verbose else "")
-        + (f"; {counted(len(report.unreadable), 'unreadable input')}" if report.unreadable else "")
-        + (f"; {counted(len(report.skipped), 'path')} skipped" if report.skipped else "")
-        + (" (-v lists them)" if report.skipped and not verbose else "")
+        + (f"; {counted(unreadable, 'unreadable input')}" if unreadable else "")
+        + (f"; {counted(skipped, 'path')} skipped" if skipped else "")
+        + (" (-v lists them)" if skipped and not verbose else "")
     )
-    return "\n".join(lines)
 
 
 _SARIF_LEVEL = {Action.DENY: "error", Action.WARN: "warning", Action.AUDIT: "note"}
