@@ -15,7 +15,6 @@ import re
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from types import ModuleType
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -374,21 +373,3 @@ class Registry:
 
     def ids(self) -> frozenset[str]:
         return frozenset(self.policies) | frozenset(self.mutations)
-
-
-def collect(module: ModuleType, origin: str) -> list[Entry]:
-    """The policies and mutations a module defines at its top level, tagged with origin.
-
-    Objects merely imported into the module (a plugin reusing a built-in) are
-    not collected again: only those whose function the module itself, or a
-    submodule of it, defines. The submodule rule lets a plugin package's entry
-    point name the package, whose `__init__` imports the policies from the
-    modules that define them, as any Python package re-exports its API.
-    """
-    own = module.__name__
-    return [
-        value.with_origin(origin)
-        for value in vars(module).values()
-        if isinstance(value, Policy | Mutation)
-        and (value.func.__module__ == own or value.func.__module__.startswith(own + "."))
-    ]
