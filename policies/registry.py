@@ -15,7 +15,7 @@ import re
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -39,6 +39,14 @@ class Params(BaseModel):
 
 class NoParams(Params):
     """For policies without parameters."""
+
+
+class Example(NamedTuple):
+    """A manifest a policy refuses and the same manifest fixed (YAML, one or
+    more documents), shown by `podgate explain` and checked by the tests."""
+
+    fails: str
+    passes: str
 
 
 P = TypeVar("P", bound=Params)
@@ -93,6 +101,7 @@ class Metadata:
     default_action: Action = Action.DENY
     concerns_ephemeral: bool = True  # evaluated for pods/ephemeralcontainers updates
     requires_cluster: bool = False  # needs cluster state from the Context
+    example: Example | None = None
     origin: str = ""  # set when collected: "builtin", "module:x", "file:x.py", ...
 
     def as_dict(self) -> dict[str, Any]:
@@ -177,6 +186,7 @@ def _metadata(
     default_action: Action | str,
     concerns_ephemeral: bool,
     requires_cluster: bool,
+    example: Example | None = None,
 ) -> Metadata:
     where = _where(func)
     if not id or not _ID.match(id):
@@ -237,6 +247,7 @@ def _metadata(
         default_action=default_action,
         concerns_ephemeral=concerns_ephemeral,
         requires_cluster=requires_cluster,
+        example=example,
     )
 
 
@@ -263,12 +274,14 @@ def policy(
     default_action: Action | str = Action.DENY,
     concerns_ephemeral: bool = True,
     requires_cluster: bool = False,
+    example: Example | None = None,
 ) -> Callable[[Callable[..., Any]], Policy[Any]]:
     """Declare a validating policy.
 
     The function takes any of `pod` (a PodView), `params` (its Params model,
     validated from the config) and `ctx` (the cluster Context), and yields or
-    returns Violations. The docstring is the policy's description.
+    returns Violations. The docstring is the policy's description; `example`
+    a manifest it refuses and its fix, for `podgate explain`.
     """
     return _declaring(
         Policy,
@@ -282,6 +295,7 @@ def policy(
         default_action=default_action,
         concerns_ephemeral=concerns_ephemeral,
         requires_cluster=requires_cluster,
+        example=example,
     )
 
 
