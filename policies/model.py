@@ -192,6 +192,8 @@ class NetworkPolicyInfo:
     name: str
     pod_selector: Mapping[str, Any]
     policy_types: frozenset[str]
+    # the policyTypes it has at least one rule for (an empty one denies all)
+    rule_types: frozenset[str] = frozenset()
 
     @functools.cached_property
     def selector(self) -> Selector | InvalidSelector:
