@@ -212,6 +212,7 @@ def test_policies_command_lists_everything(podgate: Runner) -> None:
         "require": ["liveness", "readiness"],
         "mode": "all",
         "skip_jobs": True,
+        "include_sidecars": True,
     }
     assert rows["default-resources"]["type"] == "mutating"
     assert all(row["origin"] == "builtin" for row in rows.values())
