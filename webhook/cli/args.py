@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
+from webhook.cli.overrides import add_overrides
+
 N = TypeVar("N", int, float)
 
 
@@ -99,3 +101,13 @@ def add_check_arguments(check: argparse.ArgumentParser) -> None:
         help="also list passing results, objects not evaluated and skipped files, with why",
     )  # fmt: skip
     check.add_argument("--no-color", action="store_true", help="never colour the text output")
+    add_fail_on(check)
+    add_overrides(check)
+
+
+def add_fail_on(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--fail-on", choices=("deny", "warn", "audit"), default="deny",
+        help="exit 1 for failures with this action or a stronger one (default deny; "
+        "warn: warnings fail the build too)",
+    )  # fmt: skip

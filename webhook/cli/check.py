@@ -173,10 +173,21 @@ class Report:
     @property
     def exit_code(self) -> int:
         """2: an input could not be read; 1: something would be refused; else 0."""
+        return self.exit_code_at(Action.DENY)
+
+    def exit_code_at(self, fail_on: Action) -> int:
+        """As `exit_code`, with 1 for any failure whose action is `fail_on` or
+        stronger (`warn`: warnings fail the build too, as conftest's --fail-on-warn)."""
         if self.unreadable:
             return 2
-        denied = any(r.failed and r.effective_action is Action.DENY for _, r in self.rows())
-        return 1 if denied else 0
+        least = _STRENGTH[fail_on]
+        failing = any(
+            r.failed and _STRENGTH.get(r.effective_action, 0) >= least for _, r in self.rows()
+        )
+        return 1 if failing else 0
+
+
+_STRENGTH = {Action.AUDIT: 1, Action.WARN: 2, Action.DENY: 3}
 
 
 def resource_of(checked: Checked) -> ResourceRef:

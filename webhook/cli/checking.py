@@ -7,10 +7,12 @@ import sys
 from pathlib import Path
 
 from policies.config import Config, load_config
+from policies.model import Action
 from webhook.cli.args import colour_enabled
 from webhook.cli.check import Report, bulk_gc, check_documents
 from webhook.cli.inputs import STDIN, STDIN_NAME, Inputs, read_inputs
 from webhook.cli.manifests import Document, Unreadable
+from webhook.cli.overrides import apply_overrides
 from webhook.cli.report import counted, render
 
 EXIT_USAGE = 2
@@ -28,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    config = load_config(args.config)
+    config = apply_overrides(load_config(args.config), args.sets, args.only, args.skip)
     with bulk_gc():
         return _check(args, config)
 
@@ -45,7 +47,7 @@ def _check(args: argparse.Namespace, config: Config) -> int:
         return _fix(args, inputs.texts, report)
     print(render(report, config, args.output, colour=colour_enabled(sys.stdout, args.no_color),
                  verbose=args.verbose))  # fmt: skip
-    return report.exit_code
+    return report.exit_code_at(Action(args.fail_on))
 
 
 def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int:
@@ -91,7 +93,7 @@ def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int
             f"{said} {counted(patched, 'object')} fixed in {counted(len(changed), 'file')}",
             file=sys.stderr,
         )
-    return report.exit_code
+    return report.exit_code_at(Action(args.fail_on))
 
 
 def _named(paths: list[str]) -> str:

@@ -21,12 +21,14 @@ from policies.plugins import PluginError
 from webhook.cli.args import (
     add_check_arguments,
     add_config,
+    add_fail_on,
     add_output,
     namespace_name,
     page_size,
     positive_days,
     seconds_between_passes,
 )
+from webhook.cli.overrides import add_overrides, apply_overrides
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
@@ -42,7 +44,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = apply_overrides(_load(args.config), args.sets, args.only, args.skip)
     rows = config.describe()
     if args.output == "json":
         print(
@@ -151,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     pols = sub.add_parser("policies", help="list the policies, their actions and origins")
     add_config(pols)
     add_output(pols, ("text", "json"))
+    add_overrides(pols)
     pols.set_defaults(func=cmd_policies)
 
     serve = sub.add_parser("serve", help="run the admission webhook over TLS")
@@ -300,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --watch: JSON log lines on stderr at this level",
     )  # fmt: skip
     audit.add_argument("--no-color", action="store_true")
+    add_fail_on(audit)
+    add_overrides(audit)
     audit.set_defaults(func=cmd_audit)
 
     test = sub.add_parser("test", help="run policy test suites (podgate-test.yaml)")
