@@ -45,6 +45,15 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 def cmd_policies(args: argparse.Namespace) -> int:
     config = apply_overrides(_load(args.config), args.sets, args.only, args.skip)
+    if args.id:
+        from webhook.cli.explain import UnknownPolicy, describe, render
+
+        try:
+            print(render(describe(config, args.id), args.output))
+        except UnknownPolicy as exc:
+            print(f"podgate {args.command}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return EXIT_OK
     rows = config.describe()
     if args.output == "json":
         print(
@@ -150,11 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_check_arguments(check)
     check.set_defaults(func=cmd_check)
 
-    pols = sub.add_parser("policies", help="list the policies, their actions and origins")
-    add_config(pols)
-    add_output(pols, ("text", "json"))
-    add_overrides(pols)
-    pols.set_defaults(func=cmd_policies)
+    pols = sub.add_parser(
+        "policies", help="list the policies, their actions and origins; with an ID, explain it"
+    )
+    pols.add_argument("id", nargs="?", metavar="ID", help="explain this policy or mutation")
+    explain = sub.add_parser(
+        "explain", help="one policy or mutation: description, parameters, an example and its fix"
+    )
+    explain.add_argument("id", metavar="ID")
+    for listing in (pols, explain):
+        add_config(listing)
+        add_output(listing, ("text", "json"))
+        add_overrides(listing)
+        listing.set_defaults(func=cmd_policies)
 
     serve = sub.add_parser("serve", help="run the admission webhook over TLS")
     add_config(serve)
