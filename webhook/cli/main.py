@@ -18,6 +18,7 @@ from typing import NoReturn
 from policies.config import Config, ConfigError, load_config
 from policies.model import Mode
 from policies.plugins import PluginError
+from webhook.cli.about import Version, cmd_completion, cmd_version
 from webhook.cli.args import (
     add_check_arguments,
     add_config,
@@ -153,7 +154,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="podgate", description="Kubernetes admission policies in plain, typed Python."
     )
+    parser.add_argument("--version", action=Version, help="print podgate's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    version = sub.add_parser("version", help="print podgate's version")
+    add_output(version, ("text", "json"))
+    version.set_defaults(func=cmd_version)
+    completion = sub.add_parser(
+        "completion", help="print a shell completion script: podgate completion bash > FILE"
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
+    add_config(completion, "complete the policies of this config's plugins too")
+    completion.set_defaults(func=cmd_completion, build_parser=build_parser)
 
     check = sub.add_parser("check", help="check manifests offline (files, folders, - for stdin)")
     add_check_arguments(check)
