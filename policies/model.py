@@ -119,6 +119,7 @@ class PolicyResult(NamedTuple):
     violations: tuple[Violation, ...] = ()
     reason: str = ""  # why it skipped or errored
     duration_s: float = 0.0
+    raised_at: str = ""  # where a policy that raised raised: `plugin.py:12 in team_label`
 
     @property
     def failed(self) -> bool:
