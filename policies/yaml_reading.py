@@ -217,3 +217,14 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     if not problem or getattr(exc, "problem_mark", None) is None:
         return ": " + " ".join(str(exc).split())
     return place_yaml_problem(exc, problem)
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """One document's node tree, with the line and column of every node: where
+    a finding is in the file (values are built by `load_yaml`)."""
+    loader = _Loader(text)
+    try:
+        node: yaml.Node | None = loader.get_single_node()
+        return node
+    finally:
+        loader.dispose()

@@ -67,9 +67,28 @@ def test_sarif_is_valid_and_levels_follow_actions(podgate: Runner, tmp_path: Pat
     levels = {r["ruleId"]: r["level"] for r in sarif["runs"][0]["results"]}
     assert levels["require-probes"] == "error"
     assert levels["require-network-policy"] == "warning"
-    location = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
-    assert location["region"]["startLine"] == 2
     assert "invalid-manifest" in {r["id"] for r in driver["rules"]}
+
+
+def test_sarif_has_a_result_per_violation_pointing_at_its_field(
+    podgate: Runner, tmp_path: Path
+) -> None:
+    (tmp_path / "d.yaml").write_text(DEPLOYMENT)
+    results = json.loads(podgate("check", str(tmp_path / "d.yaml"), "-o", "sarif").out)["runs"][0][
+        "results"
+    ]
+
+    def region(rule: str, text: str) -> tuple[int, int]:
+        (found,) = [r for r in results if r["ruleId"] == rule and text in r["message"]["text"]]
+        place = found["locations"][0]["physicalLocation"]["region"]
+        return place["startLine"], place["startColumn"]
+
+    # 3 resources, 2 probes, 1 non-root, 1 digest, 1 network policy: one each
+    assert len(results) == 8
+    assert region("require-image-digest", "uses tag") == (15, 9)  # the image key
+    assert region("require-probes", "no livenessProbe") == (14, 9)  # missing: the container
+    assert region("require-network-policy", "no NetworkPolicy") == (11, 7)  # the labels
+    assert region("require-non-root", "runAsNonRoot") == (14, 9)
 
 
 def test_junit_counts(podgate: Runner, tmp_path: Path) -> None:

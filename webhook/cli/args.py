@@ -25,6 +25,9 @@ def add_output(parser: argparse.ArgumentParser, formats: Sequence[str]) -> None:
     parser.add_argument("--output", "-o", choices=formats, default="text", help="output format")
 
 
+# the names of webhook/cli/formats.py's renderers, without importing them here
+REPORT_FORMATS = ("text", "json", "sarif", "junit", "github", "policyreport")
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -75,7 +78,7 @@ def add_check_arguments(check: argparse.ArgumentParser) -> None:
     """`podgate check`'s options (webhook/cli/checking.py runs it)."""
     check.add_argument("paths", nargs="+", metavar="PATH")
     add_config(check)
-    add_output(check, ("text", "json", "sarif", "junit"))
+    add_output(check, REPORT_FORMATS)
     check.add_argument(
         "--namespace",
         "-n",

@@ -42,7 +42,7 @@ def report_of(
 
 def run(args: argparse.Namespace) -> int:
     from webhook.cli.args import colour_enabled
-    from webhook.cli.report import render
+    from webhook.cli.formats import render
     from webhook.cluster.client import connect
 
     config = apply_overrides(load_config(args.config), args.sets, args.only, args.skip)

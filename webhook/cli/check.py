@@ -140,6 +140,7 @@ class Report:
     checked: list[Checked]
     unreadable: list[Unreadable]
     skipped: list[Skipped] = field(default_factory=list)  # files left out on purpose
+    texts: dict[str, str] = field(default_factory=dict)  # each file's text: where fields are
 
     def rows(self) -> list[tuple[Checked, PolicyResult]]:
         return [(c, r) for c in self.checked for r in c.results]

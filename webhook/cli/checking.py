@@ -10,10 +10,11 @@ from policies.config import Config, load_config
 from policies.model import Action
 from webhook.cli.args import colour_enabled
 from webhook.cli.check import Report, bulk_gc, check_documents
+from webhook.cli.formats import render
 from webhook.cli.inputs import STDIN, STDIN_NAME, Inputs, read_inputs
 from webhook.cli.manifests import Document, Unreadable
 from webhook.cli.overrides import apply_overrides
-from webhook.cli.report import counted, render
+from webhook.cli.report import counted
 
 EXIT_USAGE = 2
 
@@ -40,7 +41,7 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     if not inputs.documents and not inputs.unreadable:
         inputs.unreadable.append(Unreadable(_named(args.paths), _nothing_to_check(inputs)))
     checked = check_documents(inputs.documents, config, namespace=args.namespace, fix=args.fix)
-    report = Report(checked, inputs.unreadable, skipped=inputs.skipped)
+    report = Report(checked, inputs.unreadable, skipped=inputs.skipped, texts=inputs.texts)
     for unreadable in inputs.unreadable:
         print(f"podgate check: {unreadable.file}: {unreadable.reason}", file=sys.stderr)
     if args.fix:

@@ -20,6 +20,7 @@ from policies.model import Mode
 from policies.plugins import PluginError
 from webhook.cli.about import Version, cmd_completion, cmd_version
 from webhook.cli.args import (
+    REPORT_FORMATS,
     add_check_arguments,
     add_config,
     add_fail_on,
@@ -315,7 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="audit what already runs in a cluster")
     add_config(audit)
-    add_output(audit, ("text", "json", "sarif", "junit"))
+    add_output(audit, REPORT_FORMATS)
     audit.add_argument("--kubeconfig", metavar="FILE")
     audit.add_argument(
         "--namespace", "-n", type=namespace_name, help="only this namespace (default: all)"
