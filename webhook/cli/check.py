@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,12 +118,20 @@ def offline_context(documents: Sequence[Document], namespace: str) -> StaticCont
 
 
 def check_documents(
-    documents: Sequence[Document], config: Config, *, namespace: str = "default", fix: bool = False
+    documents: Sequence[Document],
+    config: Config,
+    *,
+    namespace: str = "default",
+    fix: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Checked]:
     ctx = offline_context(documents, namespace)
     guard = BudgetGuard()
     checked: list[Checked] = []
-    for doc in documents:
+    total = len(documents)
+    for position, doc in enumerate(documents):
+        if progress is not None and not position & 255:
+            progress(position, total, "checking objects")
         if doc.obj is None:
             checked.append(Checked(doc, None, None))
             continue

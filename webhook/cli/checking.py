@@ -14,6 +14,7 @@ from webhook.cli.formats import render
 from webhook.cli.inputs import STDIN, STDIN_NAME, Inputs, read_inputs
 from webhook.cli.manifests import Document, Unreadable
 from webhook.cli.overrides import apply_overrides
+from webhook.cli.progress import Progress
 from webhook.cli.report import counted
 
 EXIT_USAGE = 2
@@ -37,10 +38,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace, config: Config) -> int:
-    inputs = read_inputs(args.paths, ignore=args.ignore)
+    progress = Progress(sys.stderr)
+    inputs = read_inputs(args.paths, ignore=args.ignore, progress=progress)
     if not inputs.documents and not inputs.unreadable:
         inputs.unreadable.append(Unreadable(_named(args.paths), _nothing_to_check(inputs)))
-    checked = check_documents(inputs.documents, config, namespace=args.namespace, fix=args.fix)
+    checked = check_documents(
+        inputs.documents, config, namespace=args.namespace, fix=args.fix, progress=progress
+    )
+    progress.clear()
     report = Report(checked, inputs.unreadable, skipped=inputs.skipped, texts=inputs.texts)
     for unreadable in inputs.unreadable:
         print(f"podgate check: {unreadable.file}: {unreadable.reason}", file=sys.stderr)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -104,7 +104,10 @@ def _is_kindless(documents: Iterable[Document]) -> bool:
 
 
 def read_inputs(
-    paths: Sequence[str], stdin: BinaryIO | None = None, ignore: Sequence[str] = ()
+    paths: Sequence[str],
+    stdin: BinaryIO | None = None,
+    ignore: Sequence[str] = (),
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> Inputs:
     """Every document of every input, the inputs that could not be read, and
     what was skipped (see the module's doc for the rule)."""
@@ -131,7 +134,9 @@ def read_inputs(
                 except OSError as exc:
                     failure = Unreadable(str(file), exc.strerror or str(exc))
                     sources.append((str(file), failure, file == path))
-        for name, data, named in sources:
+        for position, (name, data, named) in enumerate(sources):
+            if progress is not None:
+                progress(position, len(sources), "reading files")
             text = data if isinstance(data, Unreadable) else decode(data, name)
             if isinstance(text, Unreadable):
                 inputs.unreadable.append(text)
