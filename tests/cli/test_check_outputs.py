@@ -119,7 +119,10 @@ def test_fix_keeps_comments_and_other_documents(podgate: Runner, tmp_path: Path)
     assert run.out.endswith("spec: {ports: [{port: 80}]}\n"), "the Service is copied verbatim"
     docs = list(yaml.safe_load_all(run.out))
     container = docs[0]["spec"]["template"]["spec"]["containers"][0]
-    assert container["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}}
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"memory": "512Mi"},
+    }
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert path.read_text() == DEPLOYMENT, "without --write the file is untouched"
 
