@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections import Counter
 from pathlib import Path
 
 from policies.config import Config, load_config
@@ -12,7 +13,7 @@ from webhook.cli.args import colour_enabled
 from webhook.cli.check import Report, bulk_gc, check_documents
 from webhook.cli.formats import render
 from webhook.cli.inputs import STDIN, STDIN_NAME, Inputs, read_inputs
-from webhook.cli.manifests import Document, Unreadable
+from webhook.cli.manifests import Document, Unreadable, parse_text
 from webhook.cli.overrides import apply_overrides
 from webhook.cli.progress import Progress
 from webhook.cli.report import counted
@@ -50,13 +51,13 @@ def _check(args: argparse.Namespace, config: Config) -> int:
     for unreadable in inputs.unreadable:
         print(f"podgate check: {unreadable.file}: {unreadable.reason}", file=sys.stderr)
     if args.fix:
-        return _fix(args, inputs.texts, report)
+        return _fix(args, config, inputs.texts, report)
     print(render(report, config, args.output, colour=colour_enabled(sys.stdout, args.no_color),
                  verbose=args.verbose))  # fmt: skip
     return report.exit_code_at(Action(args.fail_on))
 
 
-def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int:
+def _fix(args: argparse.Namespace, config: Config, texts: dict[str, str], report: Report) -> int:
     """Print the fixed stream, or rewrite the changed files with --write.
 
     A document that could not be read is left as written, and a mutation
@@ -99,7 +100,28 @@ def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int
             f"{said} {counted(patched, 'object')} fixed in {counted(len(changed), 'file')}",
             file=sys.stderr,
         )
+    print(f"{said} {_remaining(fixed, config, args.namespace)}", file=sys.stderr)
     return report.exit_code_at(Action(args.fail_on))
+
+
+def _remaining(fixed: dict[str, str], config: Config, namespace: str) -> str:
+    """What `podgate check` still finds in the fixed output: the findings that
+    need a person (a probe, a digest, a UID), counted by policy."""
+    documents = [doc for file, text in fixed.items() for doc in parse_text(text, file)]
+    found: Counter[str] = Counter()
+    for checked in check_documents(documents, config, namespace=namespace):
+        for result in checked.results:
+            if result.failed and result.effective_action is not Action.OFF:
+                found[result.policy] += max(1, len(result.violations))
+    if not found:
+        return "no findings remain"
+    each = ", ".join(f"{policy} ({count})" for policy, count in found.most_common())
+    total = sum(found.values())
+    verb = "remains" if total == 1 else "remain"
+    return (
+        f"{counted(total, 'finding')} {verb} that --fix cannot fix: {each}; "
+        "podgate check on the fixed output lists them"
+    )
 
 
 def _named(paths: list[str]) -> str:
