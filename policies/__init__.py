@@ -35,6 +35,7 @@ from policies.model import (
 )
 from policies.quantity import InvalidQuantity, parse_quantity
 from policies.registry import (
+    Example,
     Metadata,
     Mutation,
     NoParams,
@@ -59,6 +60,7 @@ __all__ = [
     "ContainerView",
     "Context",
     "Decision",
+    "Example",
     "Field",
     "ImageRef",
     "InvalidImage",

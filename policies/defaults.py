@@ -47,9 +47,12 @@ class DefaultResources(Params):
         description="Requests filled in where a container sets neither request nor limit.",
     )
     limits: dict[ResourceName, str] = Field(
-        default_factory=dict,
-        description="Limits filled in where missing (none by default: a made-up memory "
-        "limit can OOM-kill a workload, so require-resources asks the user instead).",
+        default={"memory": "512Mi"},
+        description="Limits filled in where missing, never below the container's request "
+        "(a request above it becomes the limit). A memory limit keeps a leak to its own "
+        "container, restarted where everyone sees it, instead of the node's OOM killer "
+        "picking other pods; 512Mi is four times the default request. No CPU limit: "
+        "one only throttles.",
     )
 
     _numbers_requests = field_validator("requests", mode="before")(_numbers_as_quantities)

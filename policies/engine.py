@@ -30,9 +30,11 @@ from policies.model import (
     Skip,
 )
 from policies.patch import diff
+from policies.raised import raised_at
 from policies.registry import Metadata, Mutation, Policy
 from policies.subject import Subject, as_before, as_made_by, renewed_containers, subject_of
 from policies.views import LIST_KEYS, PodView, as_mapping
+from policies.workloads import not_judged
 
 INVALID_MANIFEST = "invalid-manifest"
 
@@ -129,7 +131,8 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
         elapsed = time.perf_counter() - start
         reason = f"policy raised {type(exc).__name__}: {exc}"
         failure = run.adjust(settings.failure_action)
-        return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed)
+        where = raised_at(exc, pol.func)
+        return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed, where)
     except BaseException as exc:
         interrupted(run.guard, pid, time.perf_counter() - start, settings.budget_s, exc)
         raise
@@ -291,9 +294,7 @@ def _evaluate(
         obj, default_namespace=default_namespace, exempt_images=config.exempt_images
     )
     if pod is None:
-        return Decision(
-            ref, config.enforcement, skipped_reason=f"{ref.kind or 'object'} has no pod template"
-        )
+        return Decision(ref, config.enforcement, skipped_reason=not_judged(obj))
     if config.namespace_exempt(pod.namespace):
         return Decision(
             ref, config.enforcement, skipped_reason=f"namespace {pod.namespace} is exempt"
