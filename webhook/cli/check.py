@@ -13,7 +13,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from policies.budget import BudgetGuard
 from policies.config import Config
 from policies.engine import INVALID_MANIFEST, evaluate, resource_ref
 from policies.model import (
@@ -121,16 +120,13 @@ def check_documents(
     documents: Sequence[Document], config: Config, *, namespace: str = "default", fix: bool = False
 ) -> list[Checked]:
     ctx = offline_context(documents, namespace)
-    guard = BudgetGuard()
     checked: list[Checked] = []
     for doc in documents:
         if doc.obj is None:
             checked.append(Checked(doc, None, None))
             continue
         subject = subject_of(doc.obj, config)
-        decision = evaluate(
-            subject, ctx, config, mutate=fix, default_namespace=namespace, guard=guard
-        )
+        decision = evaluate(subject, ctx, config, mutate=fix, default_namespace=namespace)
         checked.append(Checked(doc, decision.resource, decision))
     return checked
 

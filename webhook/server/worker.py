@@ -27,7 +27,6 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from policies.budget import BudgetGuard
 from policies.model import OFFLINE, Context
 from webhook.cluster.cache import ClusterCache
 from webhook.server.app import MAX_BODY, Handlers, create_app
@@ -180,14 +179,12 @@ class Worker:
         # the engine runs inline on the event loop, stopped at the deadline by
         # SIGALRM: a worker runs on its process's main thread
         self.deadline = AlarmDeadline()
-        guard = BudgetGuard()  # one set of cool-downs for both webhooks
         budget = settings.deadline_s
         self.handlers = Handlers(
             Validator(
-                self.config, self.context, self.deadline,
-                events=self.recorder, guard=guard, deadline_s=budget,
+                self.config, self.context, self.deadline, events=self.recorder, deadline_s=budget
             ),
-            Mutator(self.config, self.context, self.deadline, guard=guard, deadline_s=budget),
+            Mutator(self.config, self.context, self.deadline, deadline_s=budget),
             draining=lambda: bool(self.slots.draining.value),
         )  # fmt: skip
         self.app = create_app(self.handlers, max_body=settings.max_body)
