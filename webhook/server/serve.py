@@ -37,12 +37,15 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def bind(host: str, port: int) -> socket.socket:
+    from webhook.server.connections import defer_accept
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must say TCP: asyncio only disables Nagle (TCP_NODELAY) on accepted
     # sockets whose proto is IPPROTO_TCP, and a response written in two parts
     # then waits for the client's delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    defer_accept(sock)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
