@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from policies.model import Action, Mode
 from policies.plugins import load_registry
@@ -64,6 +71,15 @@ def _off_is_false(value: object) -> object:
     return "off" if value is False else value
 
 
+# What JSON Schema (the chart's values.schema.json) says of an action: helm reads
+# values as YAML 1.1 too, so an unquoted `off` arrives as false.
+ActionSetting = Annotated[
+    Action,
+    BeforeValidator(_off_is_false),
+    WithJsonSchema({"enum": [*(a.value for a in Action), False]}),
+]
+
+
 def _not_a_boolean(value: object) -> object:
     """`budget_ms: true` is a mistake, not 1 ms."""
     if isinstance(value, bool):
@@ -73,7 +89,10 @@ def _not_a_boolean(value: object) -> object:
 
 # Finite, positive, and within the API server's longest webhook timeout (30 s).
 BudgetMs = Annotated[
-    float, BeforeValidator(_not_a_boolean), Field(gt=0, le=30_000, allow_inf_nan=False)
+    float,
+    BeforeValidator(_not_a_boolean),
+    Field(gt=0, le=30_000, allow_inf_nan=False),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 30_000}),
 ]
 
 
@@ -99,8 +118,8 @@ KUBE_CONTROLLERS = (
 class CommonSettings(_Strict):
     """Keys every policy section accepts besides its own parameters."""
 
-    action: Annotated[Action | None, BeforeValidator(_off_is_false)] = None
-    failure_action: Annotated[Action | None, BeforeValidator(_off_is_false)] = None
+    action: ActionSetting | None = None
+    failure_action: ActionSetting | None = None
     budget_ms: BudgetMs | None = None
 
 
@@ -120,7 +139,7 @@ class ConfigFile(_Strict):
     entry_points: bool = Field(
         default=True, description="Load policies from installed `podgate.policies` packages."
     )
-    failure_action: Annotated[Action | None, BeforeValidator(_off_is_false)] = Field(
+    failure_action: ActionSetting | None = Field(
         default=None,
         description="What a policy decides for an object it could not evaluate (it raised, "
         "ran over its budget, or the deadline passed), unless its section says otherwise. "
@@ -131,7 +150,7 @@ class ConfigFile(_Strict):
         description="CPU time one policy may spend on one object; over it, the result is an "
         "error decided by the failure action, for that object only.",
     )
-    unsynced_action: Annotated[Action, BeforeValidator(_off_is_false)] = Field(
+    unsynced_action: ActionSetting = Field(
         default=Action.WARN,
         description="The strongest action a cluster-dependent policy (require-network-policy) "
         "may take while the cluster cache is not synced: never deny on stale data.",

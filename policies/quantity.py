@@ -29,6 +29,11 @@ _QUANTITY = re.compile(
 )
 
 
+# The same syntax for JSON Schema (the chart's values.schema.json): no named
+# groups, which not every schema validator's regular expressions know.
+QUANTITY_PATTERN = r"^\s*[+-]?(\d+\.?\d*|\.\d+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?\d+)?\s*$"
+
+
 class InvalidQuantity(ValueError):
     pass
 
