@@ -163,3 +163,26 @@ def test_a_review_in_progress_is_never_evicted(server: Server) -> None:
         for conn in held:
             conn.close()
     wait_for(lambda: metric(server.metrics(), "podgate_connections") <= LIMIT, timeout=5)
+
+
+def test_connections_the_client_dropped_give_their_memory_back(tmp_path: Path) -> None:
+    # Closed by the client without a TLS close_notify, as a crashing client or
+    # a flood does: uvicorn's keep-alive timer held each one for its timeout.
+    server = start_server(tmp_path, keep_alive_s=300.0)
+    try:
+        context = tls_context(server.ca_file)
+        _keep_alive(server, context).close()  # warm-up
+        time.sleep(1.0)
+        baseline = _rss_kib(server.process.pid)
+        held = [_keep_alive(server, context) for _ in range(400)]
+        grown = _rss_kib(server.process.pid)
+        for conn in held:
+            conn.close()
+        deadline = time.monotonic() + 20
+        while _rss_kib(server.process.pid) > baseline * 1.15 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        after = _rss_kib(server.process.pid)
+        assert grown > baseline * 1.15, (baseline, grown)  # the test measures something
+        assert after <= baseline * 1.15, (baseline, grown, after)
+    finally:
+        server.stop()

@@ -109,6 +109,10 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+        # uvicorn cancels its keep-alive timer only when the connection ended
+        # cleanly; otherwise the timer holds the closed connection, TLS
+        # buffers and all, for the keep-alive timeout.
+        self._unset_keepalive_if_required()
 
     def _read_expired(self) -> None:
         self._read_timer = None
