@@ -127,7 +127,7 @@ def test_bursts_of_connects_without_a_client_hello_give_their_memory_back(
     baseline = _rss_kib(server.process.pid)
     for _ in range(4):
         burst(500)
-    # MemoryTrimmer looks every few seconds; asyncio's TLS buffers were 256 KiB each
+    # MemoryTrimmer looks every second; asyncio's TLS buffers were 256 KiB each
     deadline = time.monotonic() + 15
     while _rss_kib(server.process.pid) > baseline * 1.25 and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -8,13 +8,14 @@ protocol, at layers that stay whatever parses HTTP (h11 today):
   so podgate allocates nothing for it until its ClientHello arrives, or
   until the deferral ends;
 - the event loop closes one whose TLS handshake has not completed within
-  `HANDSHAKE_TIMEOUT_S` (`ssl_handshake_timeout`, 60 s by default);
+  `HANDSHAKE_TIMEOUT_S` (`ssl_handshake_timeout`, 60 s by default), and
+  stops waiting for a closing peer's close_notify after `SHUTDOWN_TIMEOUT_S`;
 - asyncio's TLS layer reads into a buffer of `TLS_READ_BUFFER` bytes per
   connection, not 256 KiB, allocated and zeroed for every connection
   accepted, handshake or not;
-- past `--max-connections` open connections, the oldest idle one is closed
-  to make room (`ConnectionTracker`), so a client holding thousands of idle
-  connections neither runs the process out of memory nor gets the next
+- past `--max-connections` open connections, the oldest idle one is
+  aborted to make room (`ConnectionTracker`), so a client holding thousands
+  of idle connections neither runs the process out of memory nor gets the next
   caller refused (uvicorn's own limit answers 503 past it: with
   `failurePolicy: Fail`, a refusal of every Pod write in the cluster);
 - memory freed when connections close is handed back to the system
@@ -25,7 +26,7 @@ protocol, at layers that stay whatever parses HTTP (h11 today):
 `GuardedConnection` applies the tracker (and the client certificate's names,
 with `--client-cn`) to whichever uvicorn HTTP protocol serves: it uses only
 what uvicorn's h11 and httptools protocols share (`connection_made`,
-`connection_lost`, `cycle`, `shutdown`).
+`connection_lost`, `cycle`, `transport`).
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ log = logging.getLogger("podgate.server")
 
 DEFER_ACCEPT_S = 5
 HANDSHAKE_TIMEOUT_S = 5.0
+SHUTDOWN_TIMEOUT_S = 5.0  # waiting for the peer's close_notify; asyncio's default is 30
 # A TLS record carries 16 KiB at most: reading twice that at a time costs a
 # large body a few more reads, and every idle connection 224 KiB less.
 TLS_READ_BUFFER = 16 * 1024 + 512
-TRIM_INTERVAL_S = 5.0
+TRIM_INTERVAL_S = 1.0
 
 
 def defer_accept(sock: socket.socket, seconds: int = DEFER_ACCEPT_S) -> None:
@@ -87,6 +89,7 @@ async def serve_tls(
         ssl=context,
         backlog=backlog,
         ssl_handshake_timeout=HANDSHAKE_TIMEOUT_S,
+        ssl_shutdown_timeout=SHUTDOWN_TIMEOUT_S,
     )
 
 
@@ -94,8 +97,7 @@ class UvicornConnection(Protocol):
     """What uvicorn's HTTP protocols (h11 and httptools) have in common."""
 
     cycle: Any  # the request in progress: None before the first, then the last one
-
-    def shutdown(self) -> None: ...
+    transport: asyncio.Transport
 
 
 def idle(connection: UvicornConnection) -> bool:
@@ -159,7 +161,9 @@ class ConnectionTracker:
                     break
         for connection in victims:
             del self._open[connection]
-            connection.shutdown()  # closes an idle connection at once
+            # Aborted, not closed: a TLS close waits for the peer's close_notify,
+            # and a flood's connections would pile up, memory and all, meanwhile.
+            connection.transport.abort()
         metrics.CONNECTIONS_CLOSED.labels("evicted").inc(len(victims))
 
 
@@ -212,9 +216,10 @@ class MemoryTrimmer:
 
     glibc returns memory from the top of its heaps only, and raises its
     mmap threshold as large blocks are freed: after a burst of connections
-    the freed blocks stay in the process. Every few seconds, when the
-    resident size grew by `GROWTH` since the last trim, `malloc_trim(0)`
-    releases every free page of every heap. A trim during a burst finds its
+    the freed blocks stay in the process. Every second, when the
+    resident size grew by `GROWTH` since the last trim, a full collection
+    frees what waits in reference cycles and `malloc_trim(0)` releases every
+    free page of every heap. A trim during a burst finds its
     connections still open, so trimming goes on for `RETRIES` more rounds
     after growth, until the size is back within `GROWTH` of the smallest
     seen after a trim. It runs on a thread of its own (ctypes drops the GIL
@@ -222,7 +227,7 @@ class MemoryTrimmer:
     """
 
     GROWTH = 8 * 1024 * 1024
-    RETRIES = 12
+    RETRIES = 30
 
     def __init__(self, interval_s: float = TRIM_INTERVAL_S) -> None:
         self.interval_s = interval_s
