@@ -29,7 +29,7 @@ STABLE_API = {
     "parse_image", "ImageRef", "InvalidImage", "image_matches", "parse_quantity",
     "InvalidQuantity", "selector_matches", "InvalidSelector",
     # running policies (tests, tools)
-    "evaluate", "BudgetGuard", "Decision", "PolicyResult", "Outcome", "Mode", "ResourceRef",
+    "evaluate", "Decision", "PolicyResult", "Outcome", "Mode", "ResourceRef",
 }  # fmt: skip
 
 PLUGIN_SOURCES = sorted(

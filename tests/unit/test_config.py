@@ -25,6 +25,15 @@ def test_defaults_without_a_file() -> None:
     assert all(m.enabled for m in config.mutations.values())
 
 
+def test_the_defaults_are_the_secure_ones_and_an_empty_mapping_gives_them(tmp_path: Path) -> None:
+    for config in (load_config(), load_config(write(tmp_path, "{}\n"))):
+        assert config.exemptions.allow_annotation is False
+        # a policy that cannot be evaluated decides as its action would
+        for settings in config.policies.values():
+            assert settings.failure_action is settings.action
+    assert load_config().describe() == load_config(write(tmp_path, "{}\n")).describe()
+
+
 def test_a_full_config_is_applied(tmp_path: Path) -> None:
     config = load_config(
         write(
@@ -83,6 +92,9 @@ exemptions: {namespaces: [kube-*], images: ["registry.k8s.io/*"], allow_annotati
         ("exemptions: {namespace: [x]}", "exemptions.namespace: Extra inputs"),
         ("budget_ms: -1", "budget_ms: Input should be greater than 0"),
         ("- a list", "the config must be a mapping"),
+        ("just text", "the config must be a mapping, got str"),
+        ("", "the config is empty; write {} for the built-in defaults"),
+        ("# all commented out\n", "the config is empty"),
         ("enforcement: [", "not valid YAML"),
         ("plugins: [no_such_module_xyz]", "module:no_such_module_xyz: import failed"),
         (

@@ -7,11 +7,18 @@ import argparse
 import os
 import re
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import NoReturn, TypeVar
 
 from webhook.cli.overrides import add_overrides
 
 N = TypeVar("N", int, float)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error on one line: what is wrong, and where help is."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see `{self.prog} --help`)\n")
 
 
 def add_config(
@@ -51,6 +58,26 @@ def _number(value: str, parse: Callable[[str], N], what: str, low: N, high: N, s
     if not low <= number <= high:
         raise argparse.ArgumentTypeError(f"{value} is not between {span}")
     return number
+
+
+def port(value: str) -> int:
+    """A TCP port, or 0 for any free one."""
+    return _number(value, int, "a port number", 0, 65_535, "0 and 65535")
+
+
+def positive_seconds(value: str) -> float:
+    """A duration that must not be zero: a timeout or deadline of 0 would refuse everything."""
+    return _number(value, float, "a number of seconds", 0.001, 86_400.0, "0.001 and 86400")
+
+
+def seconds(value: str) -> float:
+    """A duration that may be zero (a delay)."""
+    return _number(value, float, "a number of seconds", 0.0, 86_400.0, "0 and 86400")
+
+
+def count(value: str) -> int:
+    """A count of at least one (workers, connections)."""
+    return _number(value, int, "a whole number", 1, 1_000_000, "1 and 1000000")
 
 
 def page_size(value: str) -> int:

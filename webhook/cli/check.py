@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from policies.budget import BudgetGuard
 from policies.config import Config
 from policies.engine import INVALID_MANIFEST, evaluate, resource_ref
 from policies.model import (
@@ -126,7 +125,6 @@ def check_documents(
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Checked]:
     ctx = offline_context(documents, namespace)
-    guard = BudgetGuard()
     checked: list[Checked] = []
     total = len(documents)
     for position, doc in enumerate(documents):
@@ -136,9 +134,7 @@ def check_documents(
             checked.append(Checked(doc, None, None))
             continue
         subject = subject_of(doc.obj, config)
-        decision = evaluate(
-            subject, ctx, config, mutate=fix, default_namespace=namespace, guard=guard
-        )
+        decision = evaluate(subject, ctx, config, mutate=fix, default_namespace=namespace)
         checked.append(Checked(doc, decision.resource, decision))
     return checked
 

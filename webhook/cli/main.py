@@ -21,13 +21,18 @@ from policies.plugins import PluginError
 from webhook.cli.about import Version, cmd_completion, cmd_version
 from webhook.cli.args import (
     REPORT_FORMATS,
+    Parser,
     add_check_arguments,
     add_config,
     add_fail_on,
     add_output,
+    count,
     namespace_name,
     page_size,
+    port,
     positive_days,
+    positive_seconds,
+    seconds,
     seconds_between_passes,
 )
 from webhook.cli.overrides import add_overrides, apply_overrides
@@ -152,7 +157,7 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="podgate", description="Kubernetes admission policies in plain, typed Python."
     )
     parser.add_argument("--version", action=Version, help="print podgate's version and exit")
@@ -214,9 +219,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--mutating-webhook", metavar="NAME", help="MutatingWebhookConfiguration to patch"
     )
     serve.add_argument("--host", default="0.0.0.0")
-    serve.add_argument("--port", type=int, default=8443)
-    serve.add_argument("--metrics-port", type=int, default=8080)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--port", type=port, default=8443, help="the admission port (TLS)")
+    serve.add_argument(
+        "--metrics-port", type=port, default=8080,
+        help="plain HTTP /metrics, /healthz, /readyz (default 8080)",
+    )  # fmt: skip
+    serve.add_argument("--workers", type=count, default=1)
+    serve.add_argument(
+        "--max-connections", type=count, default=4096, metavar="N",
+        help="open connections to the admission port, shared out among the workers; past it "
+        "the oldest idle one is closed to make room (default 4096)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--client-ca", metavar="FILE",
+        help="mutual TLS: refuse any caller without a client certificate signed by a CA in "
+        "FILE (PEM), e.g. the one the API server's admission kubeconfig presents",
+    )  # fmt: skip
+    serve.add_argument(
+        "--client-cn", action="append", default=[], metavar="NAME",
+        help="with --client-ca: also require the certificate's common name or a DNS name to "
+        "be NAME (repeatable)",
+    )  # fmt: skip
     serve.add_argument(
         "--kubeconfig", metavar="FILE", help="cluster access (else in-cluster, else none)"
     )
@@ -224,29 +247,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument(
         "--deadline",
-        type=float,
+        type=positive_seconds,
         default=2.5,
         metavar="SECONDS",
-        help="answer by the failure action when evaluation takes longer; keep it below the "
-        "webhooks' timeoutSeconds (default 2.5)",
+        help="past it, each policy not evaluated decides by its failure action; keep it below "
+        "the webhooks' timeoutSeconds (default 2.5)",
     )
     serve.add_argument(
         "--read-timeout",
-        type=float,
+        type=positive_seconds,
         default=5.0,
         metavar="SECONDS",
         help="close connections whose request has not fully arrived by then (default 5)",
     )
     serve.add_argument(
         "--shutdown-delay",
-        type=float,
+        type=seconds,
         default=2.0,
         metavar="SECONDS",
         help="after SIGTERM, keep serving this long with readiness off (default 2)",
     )
     serve.add_argument(
         "--grace-period",
-        type=float,
+        type=seconds,
         default=25.0,
         metavar="SECONDS",
         help="then wait this long for in-flight requests (default 25)",
@@ -323,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     audit.add_argument("--page-size", type=page_size, default=500)
     audit.add_argument("--watch", action="store_true", help="run continuously (kopf operator)")
-    audit.add_argument("--metrics-port", type=int, default=8080)
+    audit.add_argument("--metrics-port", type=port, default=8080)
     audit.add_argument("--resync-seconds", type=seconds_between_passes, default=600.0)
     audit.add_argument("--policy-reports", action="store_true", help="write PolicyReport objects")
     audit.add_argument("--verbose", "-v", action="store_true")
