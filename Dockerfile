@@ -21,10 +21,12 @@
 # version and sha256 it names (pip refuses anything else), and podgate's own
 # wheel is built with the locked setuptools/wheel, without build isolation, so
 # nothing unpinned is fetched. The lock is made from pyproject.toml (a test
-# checks the two agree) with pip-tools:
+# checks the two agree) with pip-tools, the `tracing` extra included, so the
+# image can trace admissions when the chart's `tracing.enabled` asks for it:
 #
 #   pip-compile --generate-hashes --allow-unsafe --strip-extras --all-build-deps \
-#     --no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+#     --extra tracing --no-emit-index-url --no-emit-find-links \
+#     -o requirements.lock pyproject.toml
 #
 # The base is named by tag. To pin it by digest, where a registry is reachable
 # (skopeo from Debian; `crane digest` prints the same), run from the repository:

@@ -19,8 +19,16 @@ target (`quiet_runs`): in the others the machine stalled, whatever the app.
 A soak (`--soak-seconds`) drives /validate at the fixed rate and reports the
 server's RSS at start and end.
 
+`--tracing` measures what tracing costs instead, /validate in turns on:
+podgate with tracing off, podgate tracing every request (`--otlp-endpoint`
+to an OTLP/HTTP receiver in a process of its own), and, given `--baseline
+DIR` (a checkout of another revision, e.g. main before tracing existed),
+that revision's podgate, so the cost of the off path is measured against
+code without it in the same run.
+
     python bench/webhook_bench.py                      # a short run
     python bench/webhook_bench.py --soak-seconds 300   # the 5-minute memory check
+    python bench/webhook_bench.py --tracing --baseline ../main --workers 1 --soak-seconds 0
 
 Prints one JSON document. Not run in CI: it needs both cores to itself.
 """
@@ -252,7 +260,9 @@ def _wait_port(port: int, ctx: ssl.SSLContext, proc: subprocess.Popen[bytes]) ->
     raise RuntimeError("server did not start")
 
 
-def start_podgate(workers: int, cert_dir: str, ctx: ssl.SSLContext, *extra: str) -> Running:
+def start_podgate(
+    workers: int, cert_dir: str, ctx: ssl.SSLContext, *extra: str, root: Path = ROOT
+) -> Running:
     port = _free_port()
     command = [
         sys.executable, "-m", "webhook.cli", "serve", "--self-signed", "--cert-dir", cert_dir,
@@ -260,11 +270,30 @@ def start_podgate(workers: int, cert_dir: str, ctx: ssl.SSLContext, *extra: str)
         "--workers", str(workers), "--no-cluster", "--shutdown-delay", "0", *extra,
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-    proc = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    proc = subprocess.Popen(  # `-m` imports podgate from `root`, the cwd
+        command, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     _wait_port(port, ctx, proc)
     return Running(proc, port)
+
+
+def start_receiver() -> tuple[subprocess.Popen[str], str]:
+    """An OTLP/HTTP receiver in a process of its own; prints its endpoint,
+    and the number of spans it got when its stdin closes."""
+    code = (
+        "import sys\n"
+        "from tests.otlp import HttpReceiver\n"
+        "with HttpReceiver() as r:\n"
+        "    print(r.endpoint, flush=True)\n"
+        "    sys.stdin.read()\n"
+        "    print(len(r.collected.spans), flush=True)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], cwd=ROOT, text=True,
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
 
 
 def start_floor(workers: int, cert_dir: str, ctx: ssl.SSLContext) -> Running:
@@ -512,6 +541,73 @@ def bench_workers(
     return results
 
 
+def bench_tracing(
+    workers: int, cert_dir: str, ctx: ssl.SSLContext, args: argparse.Namespace
+) -> dict[str, Any]:
+    """/validate with tracing off, on (every request sampled) and, given
+    --baseline, as the baseline revision serves it, in turns within each run."""
+    body = json.dumps(_review()).encode()
+    request = http_request("/validate", body)
+    receiver, endpoint = start_receiver()
+    servers: dict[str, Running] = {}
+    throughput: dict[str, list[Measure]] = {}
+    fixed: dict[str, list[Measure]] = {}
+    cpu: dict[str, list[float]] = {}
+    try:
+        if args.baseline:
+            servers["baseline"] = start_podgate(workers, cert_dir, ctx, root=Path(args.baseline))
+        servers["off"] = start_podgate(workers, cert_dir, ctx)
+        servers["on"] = start_podgate(
+            workers, cert_dir, ctx, "--otlp-endpoint", endpoint, "--trace-sample-ratio", "1"
+        )
+        for _ in range(args.runs):
+            for name, server in servers.items():
+                before = server.cpu_s()
+                measure = asyncio.run(
+                    closed_loop(server.port, ctx, request, args.concurrency, args.seconds)
+                )
+                cpu.setdefault(name, []).append(
+                    (server.cpu_s() - before) / max(1, measure.requests)
+                )
+                throughput.setdefault(name, []).append(measure)
+                fixed.setdefault(name, []).append(
+                    asyncio.run(open_loop(server.port, ctx, request, args.rate, args.seconds))
+                )
+    finally:
+        for server in servers.values():
+            server.stop()
+        spans, _ = receiver.communicate("", timeout=30)
+    results: dict[str, Any] = {
+        name: {
+            "throughput": _median(throughput[name]),
+            "server_cpu_ms_per_request": round(statistics.median(cpu[name]) * 1000, 4),
+            f"at_{int(args.rate)}_rps": _median(fixed[name]),
+        }
+        for name in servers
+    }
+    results["spans_received"] = int(spans.strip() or 0)
+    at = f"at_{int(args.rate)}_rps"
+    pairs = [("on", "off")] + ([("off", "baseline")] if "baseline" in servers else [])
+    results["ratios"] = {
+        f"{a}_vs_{b}": {
+            "throughput_per_run": [
+                _ratio(x.rps, y.rps) for x, y in zip(throughput[a], throughput[b], strict=True)
+            ],
+            "cpu_per_request_per_run": [_ratio(x, y) for x, y in zip(cpu[a], cpu[b], strict=True)],
+            "p99_per_run": [
+                _ratio(x.p99_ms, y.p99_ms) for x, y in zip(fixed[a], fixed[b], strict=True)
+            ],
+            "throughput": _ratio(results[a]["throughput"]["rps"], results[b]["throughput"]["rps"]),
+            "cpu_per_request": _ratio(
+                results[a]["server_cpu_ms_per_request"], results[b]["server_cpu_ms_per_request"]
+            ),
+            "p99": _ratio(results[a][at]["p99_ms"], results[b][at]["p99_ms"]),
+        }
+        for a, b in pairs
+    }
+    return results
+
+
 def soak(cert_dir: str, ctx: ssl.SSLContext, args: argparse.Namespace) -> dict[str, Any]:
     body = json.dumps(_review()).encode()
     server = start_podgate(1, cert_dir, ctx)
@@ -552,6 +648,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="closed-loop connections")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--soak-seconds", type=float, default=20.0, help="0 skips the soak")
+    parser.add_argument(
+        "--tracing", action="store_true", help="measure tracing off and on instead of the floor"
+    )
+    parser.add_argument(
+        "--baseline", metavar="DIR", help="with --tracing: also a checkout of another revision"
+    )
     args = parser.parse_args(argv)
 
     from webhook.server import tls
@@ -564,11 +666,12 @@ def main(argv: list[str] | None = None) -> int:
             "params": vars(args),
         }
         for workers in args.workers:
-            report[f"workers_{workers}"] = bench_workers(workers, cert_dir, ctx, args)
+            bench = bench_tracing if args.tracing else bench_workers
+            report[f"workers_{workers}"] = bench(workers, cert_dir, ctx, args)
         if args.soak_seconds > 0:
             report["soak_validate_1_worker"] = soak(cert_dir, ctx, args)
     one = report.get("workers_1")
-    if one:
+    if one and not args.tracing:
         at = f"at_{int(args.rate)}_rps"
         report["targets"] = {
             "validate_throughput_ratio_ge_0.5": one["ratios"]["validate_throughput_vs_floor"]

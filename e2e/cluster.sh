@@ -18,6 +18,9 @@
 #   PODGATE_CACHE       build cache (binaries, generated go.mod/go.sum)  [~/.cache/podgate]
 #   PODGATE_E2E_DIR     state dir (certs, data, logs, pids, kubeconfig)  [/tmp/podgate-e2e]
 #   PODGATE_E2E_TIMEOUT seconds to wait for each component to be ready   [120]
+#   PODGATE_E2E_TRACE_SAMPLING  the API server's samplingRatePerMillion  [1000000]
+#                       (its spans go over OTLP/gRPC to 127.0.0.1:$PODGATE_E2E_OTLP_PORT,
+#                       which `env` prints: a test that wants them listens there)
 #   PODGATE_E2E_APISERVER_ARGS, PODGATE_E2E_CONTROLLER_MANAGER_ARGS
 #                       extra flags (split on whitespace), e.g. --feature-gates=...
 set -euo pipefail
@@ -461,6 +464,15 @@ EOF
   } >"$STATE/admission-control.yaml"
 }
 
+write_tracing_config() { # the API server's spans, to a port the e2e tests listen on
+  cat >"$STATE/tracing.yaml" <<EOF
+apiVersion: apiserver.config.k8s.io/v1
+kind: TracingConfiguration
+endpoint: 127.0.0.1:$OTLP_PORT
+samplingRatePerMillion: ${PODGATE_E2E_TRACE_SAMPLING:-1000000}
+EOF
+}
+
 cmd_up() {
   local t_all; t_all=$(now)
   if pid_of kube-apiserver >/dev/null && [[ -f $STATE/kubeconfig ]] &&
@@ -485,13 +497,14 @@ cmd_up() {
   chmod 700 "$STATE/etcd"
 
   local t_up; t_up=$(now)
-  read -r ETCD_PORT PEER_PORT API_PORT KCM_PORT <<<"$(free_ports 4)"
-  printf 'ETCD_PORT=%s\nPEER_PORT=%s\nAPI_PORT=%s\nKCM_PORT=%s\n' \
-    "$ETCD_PORT" "$PEER_PORT" "$API_PORT" "$KCM_PORT" >"$STATE/ports.env"
+  read -r ETCD_PORT PEER_PORT API_PORT KCM_PORT OTLP_PORT <<<"$(free_ports 5)"
+  printf 'ETCD_PORT=%s\nPEER_PORT=%s\nAPI_PORT=%s\nKCM_PORT=%s\nOTLP_PORT=%s\n' \
+    "$ETCD_PORT" "$PEER_PORT" "$API_PORT" "$KCM_PORT" "$OTLP_PORT" >"$STATE/ports.env"
   gen_certs
   write_kubeconfig "$STATE/kubeconfig" admin podgate-e2e-admin
   write_kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager system:kube-controller-manager
   write_admission_config
+  write_tracing_config
   local c="$STATE/certs" api_extra kcm_extra
   read -r -a api_extra <<<"${PODGATE_E2E_APISERVER_ARGS:-}"
   read -r -a kcm_extra <<<"${PODGATE_E2E_CONTROLLER_MANAGER_ARGS:-}"
@@ -535,6 +548,7 @@ cmd_up() {
     --proxy-client-cert-file="$c/front-proxy-client.crt" \
     --proxy-client-key-file="$c/front-proxy-client.key" \
     --admission-control-config-file="$STATE/admission-control.yaml" \
+    --tracing-config-file="$STATE/tracing.yaml" \
     --profiling=false \
     "${api_extra[@]}"
   wait_for kube-apiserver /readyz curl_ok "https://127.0.0.1:$API_PORT/readyz" \
@@ -576,6 +590,10 @@ cmd_env() {
   printf 'export KUBECONFIG=%q\n' "$STATE/kubeconfig"
   # the CA of the client certificate the API server presents to webhooks
   printf 'export PODGATE_E2E_WEBHOOK_CLIENT_CA=%q\n' "$STATE/certs/webhook-client-ca.crt"
+  # where the API server sends its spans (OTLP/gRPC); only a tracing test listens there
+  local otlp=""
+  [[ ! -f $STATE/ports.env ]] || otlp=$(sed -n 's/^OTLP_PORT=//p' "$STATE/ports.env")
+  [[ -z $otlp ]] || printf 'export PODGATE_E2E_OTLP_PORT=%q\n' "$otlp"
   # shellcheck disable=SC2016 # $PATH is expanded by the caller's eval
   printf 'export PATH=%q:%q:$PATH\n' "$(dirname "$k")" "$(dirname "$h")"
 }

@@ -138,13 +138,14 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
         violations = pol.evaluate(run.pod, settings.params, run.ctx)
     except Skip as skip:
         elapsed = time.perf_counter() - start
-        return PolicyResult(pid, Outcome.SKIP, action, Action.OFF, (), str(skip), elapsed)
+        reason = str(skip)
+        return PolicyResult(pid, Outcome.SKIP, action, Action.OFF, (), reason, elapsed, "", start)
     except (Exception, SystemExit) as exc:  # sys.exit() in a policy must not end podgate
         elapsed = time.perf_counter() - start
         reason = failure_reason(raised(exc), settings)
         failure = run.adjust(settings.failure_action)
         where = raised_at(exc, pol.func)
-        return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed, where)
+        return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed, where, start)
     except BaseException as exc:
         interrupted(pid, exc)
         raise
@@ -158,14 +159,14 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
         )
         failure = run.adjust(settings.failure_action)
         reason = failure_reason(why, settings)
-        return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed)
+        return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed, "", start)
     if not violations:
-        return PolicyResult(pid, Outcome.PASS, action, Action.OFF, (), "", elapsed)
+        return PolicyResult(pid, Outcome.PASS, action, Action.OFF, (), "", elapsed, "", start)
     effective = action
     if meta.requires_cluster and run.ctx.cluster_state is ClusterState.UNSYNCED:
         effective = weakest(effective, run.config.unsynced_action)
     return PolicyResult(
-        pid, Outcome.FAIL, action, run.adjust(effective), tuple(violations), "", elapsed
+        pid, Outcome.FAIL, action, run.adjust(effective), tuple(violations), "", elapsed, "", start
     )
 
 

@@ -120,6 +120,9 @@ class PolicyResult(NamedTuple):
     reason: str = ""  # why it skipped or errored
     duration_s: float = 0.0
     raised_at: str = ""  # where a policy that raised raised: `plugin.py:12 in team_label`
+    # time.perf_counter() when the policy started; 0.0 when it never ran (a
+    # trace places it on the admission's timeline from this)
+    started: float = 0.0
 
     @property
     def failed(self) -> bool:

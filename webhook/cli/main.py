@@ -299,6 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --manage-certs: lifetime of the serving certificate, renewed with a "
         "third of it left (default 365; fractions for tests of rotation)",
     )  # fmt: skip
+    serve.add_argument(
+        "--otlp-endpoint", metavar="URL",
+        help="trace every admission with OpenTelemetry, sending spans as OTLP/HTTP to URL "
+        "(e.g. http://otel-collector:4318; /v1/traces is added); OTEL_EXPORTER_OTLP_ENDPOINT "
+        "does the same. Needs podgate[tracing]. Off by default",
+    )  # fmt: skip
+    serve.add_argument(
+        "--trace-sample-ratio", type=float, metavar="RATIO",
+        help="with tracing: the share of requests without a traceparent that start a trace; "
+        "a request with one follows its caller's decision (default: OTEL_TRACES_SAMPLER, "
+        "else every one)",
+    )  # fmt: skip
     serve.set_defaults(func=cmd_serve)
 
     hooks = sub.add_parser("webhooks", help="manage podgate's webhook configurations")

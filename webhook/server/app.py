@@ -29,6 +29,7 @@ from webhook.server.admission import BadReview, http_error, parse_review
 from webhook.server.handlers import Handler, Mutator, Validator
 from webhook.telemetry import metrics
 from webhook.telemetry.logs import ADMISSION_LOGGER, log_line
+from webhook.telemetry.tracing import AdmissionSpan
 
 MAX_BODY = 8 * 1024 * 1024
 # Past the cap the rest of the body is read and discarded up to this size, so
@@ -106,8 +107,17 @@ _log = logging.getLogger(ADMISSION_LOGGER)
 REFUSALS = RefusalLog()
 
 
-def _refuse(webhook: str, code: int, message: str, *, close: bool = False) -> Reply:
+def _refuse(
+    webhook: str,
+    code: int,
+    message: str,
+    *,
+    close: bool = False,
+    span: AdmissionSpan | None = None,
+) -> Reply:
     metrics.INVALID_REQUESTS.labels(webhook, str(code)).inc()
+    if span is not None:
+        span.refused(code, message)
     REFUSALS.refused(webhook, code, message)
     return Reply(code, http_error(code, message), close)
 
@@ -122,6 +132,8 @@ async def admit(
     """One admission request, from headers and body chunks to the reply."""
     started = time.perf_counter()
     webhook = handler.webhook
+    tracer = handler.tracer
+    span = tracer.start(webhook, header) if tracer is not None else None
     with metrics.pending.lock:
         in_flight = metrics.in_flight(webhook)
         in_flight.inc()
@@ -129,7 +141,10 @@ async def admit(
         content_type = header("content-type") or ""
         if content_type.partition(";")[0].strip().lower() != JSON:
             return _refuse(
-                webhook, 415, f"content type must be {JSON}, got {content_type or 'none'!r}"
+                webhook,
+                415,
+                f"content type must be {JSON}, got {content_type or 'none'!r}",
+                span=span,
             )
         try:
             body = await read_body(header, chunks, max_body)
@@ -139,16 +154,19 @@ async def admit(
                 413,
                 f"request body of {exc.size} bytes is over the {max_body}-byte limit",
                 close=not exc.drained,
+                span=span,
             )
         try:
             review = parse_review(body)
-            response = handler.review(review.request, started)
+            response = handler.review(review.request, started, span)
         except BadReview as exc:
-            return _refuse(webhook, 400, str(exc))
+            return _refuse(webhook, 400, str(exc), span=span)
         return Reply(200, response.encode(review.api_version), draining())
     finally:
         with metrics.pending.lock:
             in_flight.dec()
+        if span is not None:
+            span.end()
 
 
 class Handlers(NamedTuple):

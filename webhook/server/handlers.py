@@ -35,6 +35,7 @@ from webhook.server.reload import ConfigHolder
 from webhook.telemetry import metrics
 from webhook.telemetry.events import EventRecorder
 from webhook.telemetry.logs import ADMISSION_LOGGER
+from webhook.telemetry.tracing import AdmissionSpan, AdmissionTracer
 
 log = logging.getLogger(ADMISSION_LOGGER)
 
@@ -57,12 +58,16 @@ class Handler:
         *,
         events: EventRecorder | None = None,
         deadline_s: float = 2.5,
+        tracer: AdmissionTracer | None = None,
     ) -> None:
         self.config, self.context, self.deadline = config, context, deadline
         self.events = events
         self.deadline_s = deadline_s
+        self.tracer = tracer  # None: tracing is off
 
-    def review(self, req: AdmissionRequest, started: float) -> AdmissionResponse:
+    def review(
+        self, req: AdmissionRequest, started: float, span: AdmissionSpan | None = None
+    ) -> AdmissionResponse:
         """Answer one request; raises BadReview for a request that cannot be evaluated."""
         answer = self._unjudged(req)
         if answer is None:
@@ -73,7 +78,7 @@ class Handler:
                 answer = self._answer(req.uid, decision)
             if failed:  # counted as an error whatever the failure actions decided
                 answer = Answer(answer.response, "error", answer.result, failed)
-        record(self.webhook, req, answer, time.perf_counter() - started, self.events)
+        record(self.webhook, req, answer, time.perf_counter() - started, self.events, span)
         return answer.response
 
     def _unjudged(self, req: AdmissionRequest) -> Answer | None:

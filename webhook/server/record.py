@@ -11,6 +11,7 @@ from webhook.server.admission import AdmissionRequest, AdmissionResponse
 from webhook.telemetry import metrics
 from webhook.telemetry.events import EventRecorder, events_for
 from webhook.telemetry.logs import ADMISSION_LOGGER, log_line
+from webhook.telemetry.tracing import AdmissionSpan
 
 log = logging.getLogger(ADMISSION_LOGGER)
 
@@ -28,8 +29,9 @@ def record(
     answer: Answer,
     took: float,
     events: EventRecorder | None,
+    span: AdmissionSpan | None = None,
 ) -> None:
-    """Count, log and (given `events`) report one answer."""
+    """Count, log and (given `events`) report one answer; given a span, trace it."""
     dry_run = bool(req.dry_run)
     decision = answer.result
     failed: list[str] = []
@@ -57,10 +59,21 @@ def record(
         obj = req.object if isinstance(req.object, dict) else None
         user = req.user_info.username
         events.record(events_for(decision, operation=req.operation, user=user, obj=obj))
+    ref = decision.resource if decision is not None else None
+    if span is not None:
+        span.record(
+            kind=req.kind.kind,
+            namespace=(ref.namespace if ref else None) or req.namespace,
+            uid=req.uid,
+            operation=req.operation,
+            dry_run=dry_run,
+            decision=answer.decision,
+            results=decision.results if decision is not None else (),
+            note=answer.note,
+        )
     level = logging.WARNING if errors or answer.decision == "error" else logging.INFO
     if not log.isEnabledFor(level):
         return
-    ref = decision.resource if decision is not None else None
     fields: dict[str, Any] = {
         "uid": req.uid,
         "webhook": webhook,
@@ -84,4 +97,6 @@ def record(
         fields["errors"] = errors
     if answer.note:
         fields["note"] = answer.note
+    if span is not None and span.trace_id:
+        fields["trace_id"] = span.trace_id
     log_line(log, level, "admission", fields)

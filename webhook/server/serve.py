@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from webhook.server.worker import Worker, WorkerSettings
     from webhook.telemetry.health import Health, Slots
+    from webhook.telemetry.tracing import TracingSettings
 
 log = logging.getLogger("podgate.serve")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -126,7 +127,9 @@ def _certificates(args: argparse.Namespace, api_client: Any) -> tuple[str, str] 
     return str(cert_dir / tls.CERT_FILE), str(cert_dir / tls.KEY_FILE)
 
 
-def settings_from(args: argparse.Namespace, cert: str, key: str) -> WorkerSettings:
+def settings_from(
+    args: argparse.Namespace, cert: str, key: str, tracing: TracingSettings | None = None
+) -> WorkerSettings:
     from webhook.server.worker import WorkerSettings
 
     return WorkerSettings(
@@ -146,6 +149,7 @@ def settings_from(args: argparse.Namespace, cert: str, key: str) -> WorkerSettin
         max_connections=args.max_connections // args.workers,
         client_ca=args.client_ca,
         client_names=frozenset(args.client_cn),
+        tracing=tracing,
     )
 
 
@@ -170,6 +174,12 @@ def run(args: argparse.Namespace) -> int:
         return _usage("--client-cn needs --client-ca (the CA that signs the callers' certificates)")
     if args.max_connections < args.workers:
         return _usage("--max-connections must be at least --workers (each worker needs one)")
+    from webhook.telemetry.tracing import TracingUnusable, tracing_settings
+
+    try:
+        tracing = tracing_settings(args.otlp_endpoint, args.trace_sample_ratio, os.environ)
+    except TracingUnusable as exc:
+        return _usage(str(exc))
     if args.workers > 1:
         _prepare_multiprocess_metrics()
 
@@ -196,14 +206,15 @@ def run(args: argparse.Namespace) -> int:
         side.stop()
         return _usage(prepared)
     api_client, cert, key = prepared
-    settings = settings_from(args, cert, key)
+    settings = settings_from(args, cert, key, tracing)
     side.start()
     log.info(
         "podgate serving",
         extra={"fields": {"port": sock.getsockname()[1], "metrics_port": side.port,
                           "workers": args.workers, "cluster": api_client is not None,
                           "config": args.config or "<built-in defaults>",
-                          "client_ca": args.client_ca}},
+                          "client_ca": args.client_ca,
+                          "tracing": _tracing_target(tracing)}},
     )  # fmt: skip
     try:
         if args.workers == 1:
@@ -214,6 +225,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         side.stop()
         log.info("podgate stopped")
+
+
+def _tracing_target(tracing: TracingSettings | None) -> str | None:
+    if tracing is None:
+        return None
+    return tracing.endpoint or "OTEL_EXPORTER_OTLP_* endpoint"
 
 
 def _prepare(args: argparse.Namespace) -> tuple[Any, str, str] | str:

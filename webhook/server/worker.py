@@ -44,6 +44,7 @@ from webhook.server.tls import ReloadingTLS
 from webhook.telemetry import metrics
 from webhook.telemetry.events import EventRecorder, EventSink
 from webhook.telemetry.health import Slots
+from webhook.telemetry.tracing import TracingSettings, start_tracing
 
 log = logging.getLogger("podgate.server")
 
@@ -72,6 +73,7 @@ class WorkerSettings:
     cert_check_s: float = 1.0
     client_ca: str | None = None  # mutual TLS: callers present a certificate it signed
     client_names: frozenset[str] = frozenset()  # ...whose CN or DNS name is one of these
+    tracing: TracingSettings | None = None  # None: off, and the SDK is never imported
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -220,11 +222,15 @@ class Worker:
         # SIGALRM: a worker runs on its process's main thread
         self.deadline = AlarmDeadline()
         budget = settings.deadline_s
+        # made here, in the worker: the exporter's thread would not survive a spawn
+        self.tracer = start_tracing(settings.tracing) if settings.tracing is not None else None
+        tracer = self.tracer
         self.handlers = Handlers(
             Validator(
-                self.config, self.context, self.deadline, events=self.recorder, deadline_s=budget
+                self.config, self.context, self.deadline,
+                events=self.recorder, deadline_s=budget, tracer=tracer,
             ),
-            Mutator(self.config, self.context, self.deadline, deadline_s=budget),
+            Mutator(self.config, self.context, self.deadline, deadline_s=budget, tracer=tracer),
             draining=lambda: bool(self.slots.draining.value),
         )  # fmt: skip
         self.app = create_app(self.handlers, max_body=settings.max_body)
@@ -304,6 +310,8 @@ class Worker:
                 self.cache.stop()
             self.config.stop()
             self.trimmer.stop()
+            if self.tracer is not None:
+                self.tracer.shutdown()
 
     def run(self, sock: socket.socket) -> None:
         try:
