@@ -37,6 +37,12 @@ class Engine(Protocol):
 
     def pids(self) -> list[int]: ...
 
+    def pause(self) -> None:
+        """While its webhook configurations are away (one that would make
+        them again must not run then)."""
+
+    def resume(self) -> None: ...
+
     def stop(self) -> None: ...
 
 
@@ -132,6 +138,12 @@ class PodgateOnHost:
         extra = [int(p) for p in children.read_text().split()] if children.exists() else []
         return [pid, *extra]
 
+    def pause(self) -> None:
+        """podgate never makes its webhook configurations (its chart does)."""
+
+    def resume(self) -> None:
+        pass
+
     def stop(self) -> None:
         helm("uninstall", "podgate", "--namespace", "podgate-system", "--no-hooks", "--wait")
         if self.server is not None:
@@ -163,6 +175,12 @@ class PodgateOnNode:
         if self.release is None:
             return []
         return pids_of_pods(p["metadata"]["uid"] for p in self.release.pods("webhook"))
+
+    def pause(self) -> None:
+        """podgate only patches the caBundle of configurations its chart made."""
+
+    def resume(self) -> None:
+        pass
 
     def stop(self) -> None:
         helm("uninstall", "podgate", "-n", "podgate-node", "--wait", "--timeout", "120s")
