@@ -60,10 +60,10 @@ from bench.engines import (  # noqa: E402
     PodgateOnNode,
     Registration,
     component_pid,
-    cpu_seconds,
     until,
 )
 from bench.kyverno import Kyverno  # noqa: E402
+from bench.procs import cpu_seconds  # noqa: E402
 
 NAMESPACE = "podgate-bench"
 DIGEST = "sha256:" + "b2" * 32

@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from e2e.conftest import E2E_CONFIG, Podgate, helm, helm_upgrade, kubectl, kubectl_ok
+from bench.procs import with_children
+from e2e.conftest import CHART, E2E_CONFIG, Podgate, chart_values, helm, kubectl, kubectl_ok
 from e2e.node.release import RESTRICTED, NodeRelease, create_namespace, node_images
 
 STATE = Path(os.environ.get("PODGATE_E2E_DIR", "/tmp/podgate-e2e"))
@@ -44,19 +45,6 @@ class Engine(Protocol):
     def resume(self) -> None: ...
 
     def stop(self) -> None: ...
-
-
-def cpu_seconds(pids: Iterable[int]) -> float:
-    """User + system CPU seconds of these processes (all their threads) so far."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
 
 
 def component_pid(name: str) -> int:
@@ -121,22 +109,28 @@ class PodgateOnHost:
 
     workdir: Path
     name: str = "podgate-host"
-    selector: str = "app.kubernetes.io/instance=podgate"
+    # a release of its own: the webhook configurations are named after it, and
+    # podgate on the node may be installed at the same time
+    selector: str = "app.kubernetes.io/instance=podgate-host"
     server: Podgate | None = None
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.server = Podgate(self.workdir)
         self.server.start()  # with the e2e config: every policy denies
-        helm_upgrade(self.server)
+        values = self.workdir / "values.yaml"
+        values.write_text(chart_values(self.server))
+        proc = helm(
+            "upgrade", "--install", "podgate-host", str(CHART), "-n", "podgate-system",
+            "--create-namespace", "-f", str(values),
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise RuntimeError(f"helm: {proc.stderr}")
 
     def pids(self) -> list[int]:
         if self.server is None or self.server.process is None:
             return []
-        pid = self.server.process.pid
-        children = Path(f"/proc/{pid}/task/{pid}/children")
-        extra = [int(p) for p in children.read_text().split()] if children.exists() else []
-        return [pid, *extra]
+        return with_children(self.server.process.pid)
 
     def pause(self) -> None:
         """podgate never makes its webhook configurations (its chart does)."""
@@ -145,7 +139,7 @@ class PodgateOnHost:
         pass
 
     def stop(self) -> None:
-        helm("uninstall", "podgate", "--namespace", "podgate-system", "--no-hooks", "--wait")
+        helm("uninstall", "podgate-host", "-n", "podgate-system", "--no-hooks", "--wait")
         if self.server is not None:
             self.server.stop()
 

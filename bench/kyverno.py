@@ -35,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import procs  # noqa: E402
 from e2e.conftest import free_port, helm, kubectl, kubectl_ok  # noqa: E402
 
 VERSION = "v1.19.1"
@@ -196,12 +197,7 @@ class Kyverno:
     def stop(self) -> None:
         if self.process is not None:
             self.resume()
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            procs.stop(self.process, 30)
             self.process = None
         # It leaves its webhook configurations behind, some failing closed:
         # they would refuse every Pod once nothing answers them.

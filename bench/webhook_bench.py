@@ -59,6 +59,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import procs  # noqa: E402
+
 DIGEST = "sha256:" + "0" * 64
 P99_TARGET_MS = 5.0  # at the fixed rate, on one worker (the issue's target)
 NAMESPACE = "shop"
@@ -251,23 +253,11 @@ class Running:
 
     def pids(self) -> list[int]:
         """The server process and its children (workers)."""
-        out = [self.proc.pid]
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        if children.exists():
-            out += [int(p) for p in children.read_text().split()]
-        return out
+        return procs.with_children(self.proc.pid)
 
     def cpu_s(self) -> float:
         """CPU seconds (user + system) used so far by the server and its workers."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total / ticks
+        return procs.cpu_seconds(self.pids())
 
     def rss_mb(self) -> float:
         total = 0
@@ -281,12 +271,7 @@ class Running:
         return round(total / 1024, 1)
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        procs.stop(self.proc)
 
 
 def _wait_port(port: int, ctx: ssl.SSLContext, proc: subprocess.Popen[bytes]) -> None:
