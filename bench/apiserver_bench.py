@@ -461,8 +461,8 @@ def main(argv: list[str] | None = None) -> int:
         started: list[Engine] = []
         try:
             for engine in engines:
+                started.append(engine)  # stopped whatever its start got to
                 engine.start()
-                started.append(engine)
             with from_kubeconfig(kubeconfig) as api:
                 rounds = run_rounds(api, engines, cells, args)
         finally:

@@ -37,6 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import procs  # noqa: E402
 from e2e.conftest import free_port, helm, kubectl, kubectl_ok  # noqa: E402
+from e2e.node.release import create_namespace  # noqa: E402
 
 VERSION = "v1.19.1"
 MODULE = "github.com/kyverno/kyverno"
@@ -123,8 +124,7 @@ class Kyverno:
         self.workdir.mkdir(parents=True, exist_ok=True)
         for crds in CRD_DIRS:
             kubectl_ok("apply", "--server-side", "-f", str(source / "config" / "crds" / crds))
-        if kubectl("get", "namespace", NAMESPACE).returncode != 0:
-            kubectl_ok("create", "namespace", NAMESPACE)
+        create_namespace(NAMESPACE)  # waits out an earlier run's deletion
         kubectl_ok(
             "apply", "-n", NAMESPACE, "-f", "-", stdin=default_configmaps(source, self.workdir)
         )
@@ -154,8 +154,11 @@ class Kyverno:
         ]  # fmt: skip
         log = (self.workdir / "kyverno.log").open("ab")
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        self._wait_for(lambda: self._configs() >= 1, "its webhook configurations")
-        kubectl_ok("apply", "-f", str(POLICIES))
+        # Its webhook configurations come before its serving certificate: the
+        # policies go through its own webhook, so they are applied until it answers.
+        self._wait_for(
+            lambda: kubectl("apply", "-f", str(POLICIES)).returncode == 0, "policy webhook answer"
+        )
         self._wait_for(self._policies_ready, "its policies to be ready")
 
     def _wait_for(self, check: Callable[[], bool], what: str, timeout: float = 180) -> None:
@@ -166,10 +169,6 @@ class Kyverno:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"kyverno: no {what} within {timeout} s")
             time.sleep(1)
-
-    def _configs(self) -> int:
-        proc = kubectl("get", "validatingwebhookconfigurations", "-l", SELECTOR, "-o", "name")
-        return len(proc.stdout.split())
 
     def _policies_ready(self) -> bool:
         proc = kubectl("get", "clusterpolicies", "-o", "json")
