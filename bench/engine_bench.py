@@ -41,7 +41,7 @@ from policies.images import parse_image
 from policies.model import NetworkPolicyInfo, StaticContext
 from policies.quantity import parse_quantity
 from webhook.cli.check import Report, bulk_gc, check_documents
-from webhook.cli.manifests import read_inputs
+from webhook.cli.inputs import read_inputs
 from webhook.cli.report import to_json
 
 DIGEST = "sha256:" + "5e" * 32

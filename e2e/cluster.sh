@@ -241,11 +241,19 @@ pid_of() { # pid_of NAME -> pid if it is alive and ours
   [[ -f $f ]] || return 1
   pid=$(cat "$f")
   [[ $pid =~ ^[0-9]+$ ]] || return 1
-  kill -0 "$pid" 2>/dev/null || return 1
   # Guard against pid reuse: our processes carry the state dir in their
-  # environment (start_cmd puts it there).
-  tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF -- "PODGATE_E2E_STATE=$STATE" || return 1
-  printf '%s' "$pid"
+  # environment. A process in the middle of an exec shows an empty environ
+  # for a moment, so a live one is asked a few times.
+  local try
+  for try in 1 2 3 4 5 6 7 8 9 10; do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | grep -qxF -- "PODGATE_E2E_STATE=$STATE"; then
+      printf '%s' "$pid"
+      return 0
+    fi
+    sleep 0.05
+  done
+  return 1
 }
 
 stop_one() { # stop_one NAME: TERM the process group, KILL after 15 s
@@ -340,6 +348,11 @@ subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,
     # delegated authentication.
     mkca front-proxy-ca podgate-e2e-front-proxy-ca
     sign front-proxy-ca front-proxy-client "/CN=front-proxy-client" "$client"
+    # What the API server presents to admission webhooks that ask for a client
+    # certificate (podgate serve --client-ca): a CA of its own, so trusting it
+    # trusts no other client of this cluster.
+    mkca webhook-client-ca podgate-e2e-webhook-client-ca
+    sign webhook-client-ca webhook-client "/CN=kube-apiserver-webhook-client" "$client"
     # Service-account token signing key pair.
     openssl genrsa -out sa.key 2048 2>/dev/null
     openssl rsa -in sa.key -pubout -out sa.pub 2>/dev/null
@@ -426,6 +439,28 @@ curl_ok() { # curl_ok URL [ARGS]: HTTP 200 and body "ok" (or etcd health true)
   [[ $body == ok || $body == *'"health":"true"'* ]]
 }
 
+write_admission_config() { # the API server's client certificate for every webhook
+  local c="$STATE/certs"
+  cat >"$STATE/webhook-client.kubeconfig" <<EOF
+apiVersion: v1
+kind: Config
+users:
+  - name: "*"
+    user:
+      client-certificate: $c/webhook-client.crt
+      client-key: $c/webhook-client.key
+EOF
+  local plugin
+  {
+    printf 'apiVersion: apiserver.config.k8s.io/v1\nkind: AdmissionConfiguration\nplugins:\n'
+    for plugin in ValidatingAdmissionWebhook MutatingAdmissionWebhook; do
+      printf '  - name: %s\n    configuration:\n' "$plugin"
+      printf '      apiVersion: apiserver.config.k8s.io/v1\n      kind: WebhookAdmissionConfiguration\n'
+      printf '      kubeConfigFile: %s\n' "$STATE/webhook-client.kubeconfig"
+    done
+  } >"$STATE/admission-control.yaml"
+}
+
 cmd_up() {
   local t_all; t_all=$(now)
   if pid_of kube-apiserver >/dev/null && [[ -f $STATE/kubeconfig ]] &&
@@ -456,6 +491,7 @@ cmd_up() {
   gen_certs
   write_kubeconfig "$STATE/kubeconfig" admin podgate-e2e-admin
   write_kubeconfig "$STATE/controller-manager.kubeconfig" controller-manager system:kube-controller-manager
+  write_admission_config
   local c="$STATE/certs" api_extra kcm_extra
   read -r -a api_extra <<<"${PODGATE_E2E_APISERVER_ARGS:-}"
   read -r -a kcm_extra <<<"${PODGATE_E2E_CONTROLLER_MANAGER_ARGS:-}"
@@ -498,6 +534,7 @@ cmd_up() {
     --requestheader-extra-headers-prefix=X-Remote-Extra- \
     --proxy-client-cert-file="$c/front-proxy-client.crt" \
     --proxy-client-key-file="$c/front-proxy-client.key" \
+    --admission-control-config-file="$STATE/admission-control.yaml" \
     --profiling=false \
     "${api_extra[@]}"
   wait_for kube-apiserver /readyz curl_ok "https://127.0.0.1:$API_PORT/readyz" \
@@ -537,6 +574,8 @@ cmd_env() {
   [[ -x $k && -x $h ]] || log "warning: binaries not built yet; run '$0 build'"
   [[ -f $STATE/kubeconfig ]] || log "warning: no kubeconfig at $STATE/kubeconfig; run '$0 up'"
   printf 'export KUBECONFIG=%q\n' "$STATE/kubeconfig"
+  # the CA of the client certificate the API server presents to webhooks
+  printf 'export PODGATE_E2E_WEBHOOK_CLIENT_CA=%q\n' "$STATE/certs/webhook-client-ca.crt"
   # shellcheck disable=SC2016 # $PATH is expanded by the caller's eval
   printf 'export PATH=%q:%q:$PATH\n' "$(dirname "$k")" "$(dirname "$h")"
 }

@@ -46,6 +46,9 @@ IMAGE = f"registry.example.com/shop/web@{DIGEST}"
 E2E_CONFIG: dict[str, Any] = {
     "enforcement": "enforce",
     "policies": {"require-network-policy": {"action": "deny"}},
+    # the annotation is off by default; on, it can be limited to some namespaces
+    # (test_existing_workloads' namespace for it is e2e-the-exempt-anno-<suffix>)
+    "exemptions": {"allow_annotation": True, "annotation_namespaces": ["e2e-the-exempt-*"]},
 }
 
 

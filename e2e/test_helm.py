@@ -100,3 +100,41 @@ def test_typo_in_values_is_refused_by_the_schema(tmp_path: Path) -> None:
     proc = helm("template", "x", str(CHART), "--set", "webhook.replica=3")
     assert proc.returncode != 0
     assert "replica" in proc.stderr
+
+
+def test_upgrade_with_a_config_podgate_refuses_leaves_the_release_untouched(
+    tmp_path: Path,
+) -> None:
+    release = f"cfg-{uuid.uuid4().hex[:5]}"
+    namespace = f"e2e-{release}"
+    values = tmp_path / "values.yaml"
+    values.write_text(
+        yaml.safe_dump(
+            {
+                "webhook": {"objectSelector": NEVER, "replicas": 1},
+                "audit": {"enabled": False},
+                "preDeleteHook": {"enabled": False},
+                "config": {"policies": {"require-probes": {"mode": "any"}}},
+            }
+        )
+    )
+    kubectl_ok("create", "namespace", namespace)
+    kubectl_ok("label", "namespace", namespace, "podgate.dev/ignore=true")
+    try:
+        install = helm("install", release, str(CHART), "-n", namespace, "-f", str(values))
+        assert install.returncode == 0, install.stderr
+        configmap = f"{release}-podgate-config"
+        before = kubectl_ok("get", "configmap", configmap, "-n", namespace, "-o", "json")
+        # a parameter podgate refuses: the new pods would crash-loop on it
+        upgrade = helm("upgrade", release, str(CHART), "-n", namespace, "-f", str(values),
+                       "--set", "config.policies.require-probes.mode=most")  # fmt: skip
+        assert upgrade.returncode != 0
+        assert "/config/policies/require-probes/mode" in upgrade.stderr, upgrade.stderr
+        history = json.loads(helm("history", release, "-n", namespace, "-o", "json").stdout)
+        assert [(h["revision"], h["status"]) for h in history] == [(1, "deployed")]
+        after = kubectl_ok("get", "configmap", configmap, "-n", namespace, "-o", "json")
+        assert json.loads(after)["data"] == json.loads(before)["data"]
+        assert "mode: any" in json.loads(after)["data"]["config.yaml"]
+    finally:
+        helm("uninstall", release, "-n", namespace, "--wait")
+        kubectl("delete", "namespace", namespace, "--wait=false")

@@ -243,18 +243,19 @@ def test_the_api_server_s_own_view(installed: Podgate, tmp_path: Path) -> None:
 def test_config_checks_and_a_config_that_does_not_load(restored: Podgate, tmp_path: Path) -> None:
     listed = run_block("config-policies", tmp_path).stdout
     assert re.search(r"require-resources\s+policy\s+deny", listed), listed
-    # an upgrade whose config the schema lets through but podgate refuses:
-    # a policy parameter it does not know
+    # an upgrade whose config the schema lets through but podgate refuses: a
+    # quantity out of range (the schema checks its syntax, podgate its size)
     bad = helm(
         "upgrade", RELEASE, str(CHART), "-n", RELEASE_NAMESPACE, "--reuse-values",
-        "--set", "config.policies.require-probes.requre={liveness}",
+        "--set", "config.mutations.default-resources.requests.cpu=1e40",
     )  # fmt: skip
     assert bad.returncode == 0, bad.stderr
     refused = run_block("config-reload-invalid", tmp_path, errexit=False)
     assert refused.returncode == 2, refused.stdout
-    assert "requre" in refused.stdout
+    assert "mutations.default-resources.requests" in refused.stdout, refused.stdout
+    assert "out of range" in refused.stdout
     back = run_block("config-rollback", tmp_path).stdout
-    assert "requre" not in (tmp_path / "podgate-config.yaml").read_text()
+    assert "1e40" not in (tmp_path / "podgate-config.yaml").read_text()
     assert "require-probes" in back
 
 

@@ -16,7 +16,6 @@ on it as on any model.
 
 from pydantic import Field
 
-from policies.budget import BudgetGuard
 from policies.engine import evaluate
 from policies.images import ImageRef, InvalidImage, image_matches, parse_image
 from policies.model import (
@@ -35,6 +34,7 @@ from policies.model import (
 )
 from policies.quantity import InvalidQuantity, parse_quantity
 from policies.registry import (
+    Example,
     Metadata,
     Mutation,
     NoParams,
@@ -53,12 +53,12 @@ from policies.workloads import POD_KINDS, WorkloadKind
 __all__ = [
     "POD_KINDS",
     "Action",
-    "BudgetGuard",
     "ClusterState",
     "ContainerList",
     "ContainerView",
     "Context",
     "Decision",
+    "Example",
     "Field",
     "ImageRef",
     "InvalidImage",

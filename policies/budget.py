@@ -1,69 +1,61 @@
-"""Each policy's time budget, and the cool-down of one that runs over it.
+"""Each policy's time budget, counted in the CPU time it spends on one object.
 
-A policy that is slow once is likely slow again: rather than let it eat the
-time budget of every following request, it is suspended for a cool-down and
-decided by its failure action meanwhile. The webhook's overall deadline
-(webhook/server/deadline.py) interrupts one that does not return.
+A budget on the wall clock would count the time the process waits for a
+core: on a starved node (a tight CPU limit, a noisy neighbour, a flood of
+requests) every policy would run over it at once, and the answers would be
+decided by failure actions instead of by the policies. The CPU time of the
+evaluating thread counts only the work the policy did on this object.
+
+Reading a thread's CPU clock is a system call, a dozen times the cost of the
+wall clock, so it is read only when it matters: a policy whose wall time is
+within its budget is within it in CPU time too. Over it, the CPU time spent
+since the clock's last reading, less the wall time that passed before the
+policy began (an upper bound of what was spent then), is what the policy
+spent at least; a starved process is never blamed for what it did not do.
+
+Whatever a policy costs, it decides only the object at hand: nothing here
+outlives one evaluation (docs/adr/0006-failure-semantics.md).
 """
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
 
-from policies.views import LIST_KEYS, PodView
-
-
-@dataclass
-class BudgetGuard:
-    """Suspends a policy for a cool-down after it runs over its time budget."""
-
-    cooldown_s: float = 30.0
-    clock: Callable[[], float] = time.monotonic
-    _until: dict[str, float] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    starts_cool_downs: bool = True
-
-    def suspended(self, policy_id: str) -> bool:
-        until = self._until.get(policy_id)
-        return until is not None and self.clock() < until
-
-    def overran(self, policy_id: str) -> None:
-        if not self.starts_cool_downs:
-            return
-        with self._lock:
-            self._until[policy_id] = self.clock() + self.cooldown_s
-
-    def honoured_only(self) -> BudgetGuard:
-        """The same cool-downs, honoured, but none started by who uses this one
-        (a dry run: anyone may send one)."""
-        return replace(self, starts_cool_downs=False)
+_thread_time = time.thread_time
+_perf_counter = time.perf_counter
 
 
-# A cool-down is for a policy that is slow, not for an object that is huge:
-# past this many containers a policy over its budget is the object's doing
-# (anyone may send one, and the cool-down would decide everyone's requests).
-COOL_DOWN_MAX_CONTAINERS = 64
+class CpuClock:
+    """The CPU time a policy spent, for one evaluation on one thread."""
+
+    __slots__ = ("_cpu", "_wall")
+
+    def __init__(self) -> None:
+        self._cpu = _thread_time()
+        self._wall = _perf_counter()
+
+    def spent_since(self, started: float) -> float:
+        """At least the CPU seconds spent since `started` (a perf_counter
+        reading taken after this clock was made or last read)."""
+        cpu, wall = _thread_time(), _perf_counter()
+        spent = (cpu - self._cpu) - max(0.0, started - self._wall)
+        self._cpu, self._wall = cpu, wall
+        return max(0.0, spent)
 
 
-def guard_for(pod: PodView, guard: BudgetGuard | None) -> BudgetGuard | None:
-    if guard is None or not guard.starts_cool_downs:
-        return guard
-    containers = sum(len(c) for c in (pod.spec.get(k) for k in LIST_KEYS) if isinstance(c, list))
-    return guard if containers <= COOL_DOWN_MAX_CONTAINERS else guard.honoured_only()
+def over_budget(clock: CpuClock, started: float, ended: float, budget_s: float) -> float | None:
+    """The CPU seconds a policy spent when they exceed its budget, else None.
+    `started` and `ended` are the perf_counter readings around it."""
+    if ended - started <= budget_s:  # never more CPU than wall time: no system call
+        return None
+    spent = clock.spent_since(started)
+    return spent if spent > budget_s else None
 
 
-def interrupted(
-    guard: BudgetGuard | None, pid: str, elapsed: float, budget_s: float, exc: BaseException
-) -> None:
-    """A policy stopped by the caller's deadline (a BaseException, so that a
-    policy's own `except Exception` cannot swallow it) ran over its budget
-    too: it is suspended like one that returned late, or the next request
-    would wait for it again; and the exception names it for the caller."""
-    if guard is not None and elapsed > budget_s:
-        guard.overran(pid)
+def interrupted(pid: str, exc: BaseException) -> None:
+    """Name the policy that was running when the caller's deadline stopped
+    the engine (a BaseException, so that a policy's own `except Exception`
+    cannot swallow it), for the message the caller answers with."""
     setattr(exc, _RUNNING, pid)
 
 

@@ -17,7 +17,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+)
 
 from policies.model import Action, Mode
 from policies.plugins import load_registry
@@ -43,14 +50,34 @@ class Exemptions(_Strict):
         description="Image globs whose containers are left out of every policy.",
     )
     allow_annotation: bool = Field(
-        default=True,
-        description="Honour the `podgate.dev/exempt: <id>,<id>|*` annotation on objects.",
+        default=False,
+        description="Honour the `podgate.dev/exempt: <id>,<id>|*` annotation on objects. Off "
+        "by default: whoever may create a Pod could otherwise exempt it from any policy.",
+    )
+    annotation_policies: list[Annotated[str, Field(min_length=1)]] = Field(
+        default=["*"],
+        description="With `allow_annotation`: the policies and mutations the annotation may "
+        "exempt from (ids; `*`: any). An id outside this list is ignored.",
+    )
+    annotation_namespaces: list[Annotated[str, Field(min_length=1)]] = Field(
+        default=["*"],
+        description="With `allow_annotation`: namespace globs where the annotation is "
+        "honoured; elsewhere it is ignored.",
     )
 
 
 def _off_is_false(value: object) -> object:
     """YAML 1.1 reads an unquoted `off` as false; in an action it means `off`."""
     return "off" if value is False else value
+
+
+# What JSON Schema (the chart's values.schema.json) says of an action: helm reads
+# values as YAML 1.1 too, so an unquoted `off` arrives as false.
+ActionSetting = Annotated[
+    Action,
+    BeforeValidator(_off_is_false),
+    WithJsonSchema({"enum": [*(a.value for a in Action), False]}),
+]
 
 
 def _not_a_boolean(value: object) -> object:
@@ -62,7 +89,10 @@ def _not_a_boolean(value: object) -> object:
 
 # Finite, positive, and within the API server's longest webhook timeout (30 s).
 BudgetMs = Annotated[
-    float, BeforeValidator(_not_a_boolean), Field(gt=0, le=30_000, allow_inf_nan=False)
+    float,
+    BeforeValidator(_not_a_boolean),
+    Field(gt=0, le=30_000, allow_inf_nan=False),
+    WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "maximum": 30_000}),
 ]
 
 
@@ -88,8 +118,8 @@ KUBE_CONTROLLERS = (
 class CommonSettings(_Strict):
     """Keys every policy section accepts besides its own parameters."""
 
-    action: Annotated[Action | None, BeforeValidator(_off_is_false)] = None
-    failure_action: Annotated[Action | None, BeforeValidator(_off_is_false)] = None
+    action: ActionSetting | None = None
+    failure_action: ActionSetting | None = None
     budget_ms: BudgetMs | None = None
 
 
@@ -109,17 +139,18 @@ class ConfigFile(_Strict):
     entry_points: bool = Field(
         default=True, description="Load policies from installed `podgate.policies` packages."
     )
-    failure_action: Annotated[Action, BeforeValidator(_off_is_false)] = Field(
-        default=Action.WARN,
-        description="What a policy that raises (or runs over budget) decides, unless its "
-        "section says otherwise. `warn` admits with a warning.",
+    failure_action: ActionSetting | None = Field(
+        default=None,
+        description="What a policy decides for an object it could not evaluate (it raised, "
+        "ran over its budget, or the deadline passed), unless its section says otherwise. "
+        "Unset: the policy's own action, so a deny policy refuses what it could not check.",
     )
     budget_ms: BudgetMs = Field(
         default=250.0,
-        description="Time budget of one policy on one object; over it, the result is an "
-        "error decided by the failure action, and the policy is suspended for a cool-down.",
+        description="CPU time one policy may spend on one object; over it, the result is an "
+        "error decided by the failure action, for that object only.",
     )
-    unsynced_action: Annotated[Action, BeforeValidator(_off_is_false)] = Field(
+    unsynced_action: ActionSetting = Field(
         default=Action.WARN,
         description="The strongest action a cluster-dependent policy (require-network-policy) "
         "may take while the cluster cache is not synced: never deny on stale data.",
@@ -184,6 +215,22 @@ class Config:
 
     def namespace_exempt(self, namespace: str) -> bool:
         return self._exempt_namespace.match(namespace) is not None
+
+    @functools.cached_property
+    def _annotation_namespace(self) -> re.Pattern[str]:
+        globs = self.exemptions.annotation_namespaces
+        return re.compile("|".join(fnmatch.translate(g) for g in globs) or "(?!)")
+
+    def annotation_exempts(self, namespace: str, asked: frozenset[str]) -> frozenset[str]:
+        """What the `podgate.dev/exempt` annotation may exempt an object of
+        `namespace` from, of the ids it names (`*` among them: everything allowed)."""
+        exemptions = self.exemptions
+        if not exemptions.allow_annotation or not self._annotation_namespace.match(namespace):
+            return frozenset()
+        allowed = frozenset(exemptions.annotation_policies)
+        if "*" in allowed:
+            return asked
+        return allowed if "*" in asked else asked & allowed
 
     @functools.cached_property
     def active_policies(self) -> tuple[tuple[str, Policy[Any], PolicySettings], ...]:
@@ -298,15 +345,22 @@ def resolve(raw: ConfigFile, registry: Registry, source: str = "<built-in defaul
         for mid in raw.mutations
         if mid not in registry.mutations
     ]
+    known = {*registry.policies, *registry.mutations, "*"}
+    unknown += [
+        f"exemptions.annotation_policies[{index}]: no such policy or mutation: {pid}"
+        for index, pid in enumerate(raw.exemptions.annotation_policies)
+        if pid not in known
+    ]
     if unknown:
         raise ConfigError("\n".join(unknown))
     policies: dict[str, PolicySettings] = {}
     for pid, pol in registry.policies.items():
         where = f"policies.{pid}"
         common, values = _split_section(raw.policies.get(pid), where)
+        action = common.action or pol.meta.default_action
         policies[pid] = PolicySettings(
-            action=common.action or pol.meta.default_action,
-            failure_action=common.failure_action or raw.failure_action,
+            action=action,
+            failure_action=common.failure_action or raw.failure_action or action,
             budget_s=(common.budget_ms or raw.budget_ms) / 1000.0,
             params=_params(pol.meta.params, values, where, CommonSettings.model_fields),
         )
@@ -338,7 +392,8 @@ def parse_config_file(text: str, source: str) -> ConfigFile:
     except yaml.YAMLError as exc:
         raise ConfigError(f"{source}: not valid YAML{yaml_problem(exc)}") from exc
     if data is None:
-        data = {}
+        # an emptied file is a mistake, not a wish for the defaults: `{}` says that
+        raise ConfigError(f"{source}: the config is empty; write {{}} for the built-in defaults")
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the config must be a mapping, got {type(data).__name__}")
     try:

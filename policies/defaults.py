@@ -7,15 +7,19 @@ set, so applying them to an already-mutated object changes nothing.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
-from policies.quantity import InvalidQuantity, parse_quantity
+from policies.quantity import QUANTITY_PATTERN, InvalidQuantity, parse_quantity
 from policies.registry import Params, mutation
 from policies.views import ContainerList, ContainerView, PodView, as_mapping
 
 ResourceName = Literal["cpu", "memory", "ephemeral-storage"]
+# numbers are written as quantities (below): `cpu: 1` is fine
+QuantityText = Annotated[
+    str, WithJsonSchema({"type": ["string", "number"], "pattern": QUANTITY_PATTERN})
+]
 
 _UNPRIVILEGED_CAPS = frozenset({"SYS_ADMIN", "CAP_SYS_ADMIN"})
 
@@ -32,7 +36,7 @@ def _numbers_as_quantities(values: object) -> object:
     }
 
 
-def _quantity_map(values: dict[ResourceName, str]) -> dict[ResourceName, str]:
+def _quantity_map(values: dict[ResourceName, QuantityText]) -> dict[ResourceName, QuantityText]:
     for name, value in values.items():
         try:
             parse_quantity(value)
@@ -42,14 +46,17 @@ def _quantity_map(values: dict[ResourceName, str]) -> dict[ResourceName, str]:
 
 
 class DefaultResources(Params):
-    requests: dict[ResourceName, str] = Field(
+    requests: dict[ResourceName, QuantityText] = Field(
         default={"cpu": "100m", "memory": "128Mi"},
         description="Requests filled in where a container sets neither request nor limit.",
     )
-    limits: dict[ResourceName, str] = Field(
-        default_factory=dict,
-        description="Limits filled in where missing (none by default: a made-up memory "
-        "limit can OOM-kill a workload, so require-resources asks the user instead).",
+    limits: dict[ResourceName, QuantityText] = Field(
+        default={"memory": "512Mi"},
+        description="Limits filled in where missing, never below the container's request "
+        "(a request above it becomes the limit). A memory limit keeps a leak to its own "
+        "container, restarted where everyone sees it, instead of the node's OOM killer "
+        "picking other pods; 512Mi is four times the default request. No CPU limit: "
+        "one only throttles.",
     )
 
     _numbers_requests = field_validator("requests", mode="before")(_numbers_as_quantities)

@@ -4,7 +4,8 @@ The webhook, `podgate check`, `podgate test` and the audit all call
 `evaluate` on the subject the one rule gives them (subject.py). It never
 raises for a bad object or a failing policy: a policy that raises, or runs
 over its time budget, becomes an `error` result decided by that policy's
-failure action, so one broken rule cannot take admission down with it.
+failure action, for that object only: nothing one evaluation does changes
+another's (docs/adr/0006-failure-semantics.md).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from policies.budget import BudgetGuard, guard_for, interrupted
+from policies.budget import CpuClock, interrupted, over_budget
 from policies.config import Config, PolicySettings
 from policies.copies import copy_for_mutation
 from policies.model import (
@@ -30,9 +31,11 @@ from policies.model import (
     Skip,
 )
 from policies.patch import diff
+from policies.raised import raised_at
 from policies.registry import Metadata, Mutation, Policy
 from policies.subject import Subject, as_before, as_made_by, renewed_containers, subject_of
 from policies.views import LIST_KEYS, PodView, as_mapping
+from policies.workloads import not_judged
 
 INVALID_MANIFEST = "invalid-manifest"
 
@@ -58,21 +61,42 @@ def resource_ref(obj: Mapping[str, Any], default_namespace: str | None = None) -
 _MODES = {str(m): m for m in Mode}
 
 
-def _mode(pod: PodView, ctx: Context, config: Config) -> Mode:
-    labels = ctx.namespace_labels(pod.namespace)
+def namespace_mode(namespace: str, ctx: Context, config: Config) -> Mode:
+    labels = ctx.namespace_labels(namespace)
     if not labels or MODE_LABEL not in labels:
         return config.enforcement
     # an unknown value (a typo) must not switch podgate off: the global mode holds
     return _MODES.get(labels[MODE_LABEL], config.enforcement)
 
 
-def _exempted_ids(pod: PodView, config: Config) -> frozenset[str]:
+def exempted_ids(namespace: str, annotations: Mapping[str, Any], config: Config) -> frozenset[str]:
+    """The ids the object's `podgate.dev/exempt` annotation exempts it from,
+    as far as the config lets it (off unless `exemptions.allow_annotation`)."""
     if not config.exemptions.allow_annotation:
         return frozenset()
-    value = pod.annotations.get(EXEMPT_ANNOTATION)
+    value = annotations.get(EXEMPT_ANNOTATION)
     if not isinstance(value, str):
         return frozenset()
-    return frozenset(part.strip() for part in value.split(",") if part.strip())
+    asked = frozenset(part.strip() for part in value.split(",") if part.strip())
+    return config.annotation_exempts(namespace, asked)
+
+
+def failure_reason(why: str, settings: PolicySettings) -> str:
+    """An error result's reason: podgate could not evaluate the policy, why,
+    and the setting that decided the object."""
+    return f"podgate could not evaluate it: {why} (failure_action: {settings.failure_action})"
+
+
+# A policy's exception message can carry any part of the object; the answer
+# and the logs quote this much of it.
+MAX_EXCEPTION_CHARS = 200
+
+
+def raised(exc: BaseException) -> str:
+    text = str(exc)
+    if len(text) > MAX_EXCEPTION_CHARS:
+        text = text[: MAX_EXCEPTION_CHARS - 1] + "…"
+    return f"the policy raised {type(exc).__name__}: {text}"
 
 
 class _Run:
@@ -81,19 +105,14 @@ class _Run:
     A slotted class rather than a frozen dataclass: one is built per
     evaluation, and a frozen dataclass's __init__ is slow."""
 
-    __slots__ = ("config", "ctx", "exempt", "guard", "mode", "pod")
+    __slots__ = ("clock", "config", "ctx", "exempt", "mode", "pod")
 
     def __init__(
-        self,
-        pod: PodView,
-        ctx: Context,
-        config: Config,
-        mode: Mode,
-        exempt: frozenset[str],
-        guard: BudgetGuard | None,
+        self, pod: PodView, ctx: Context, config: Config, mode: Mode, exempt: frozenset[str]
     ) -> None:
         self.pod, self.ctx, self.config = pod, ctx, config
-        self.mode, self.exempt, self.guard = mode, exempt, guard
+        self.mode, self.exempt = mode, exempt
+        self.clock = CpuClock()
 
     def applies(self, meta: Metadata) -> bool:
         return self.pod.kind in meta.kinds
@@ -114,11 +133,6 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
     if meta.requires_cluster and run.ctx.cluster_state is ClusterState.OFFLINE:
         reason = "no cluster connection: cluster state unknown"
         return PolicyResult(pid, Outcome.SKIP, action, Action.OFF, (), reason)
-    if run.guard is not None and run.guard.suspended(pid):
-        reason = "suspended for a cool-down after running over its time budget"
-        return PolicyResult(
-            pid, Outcome.ERROR, action, run.adjust(settings.failure_action), (), reason
-        )
     start = time.perf_counter()
     try:
         violations = pol.evaluate(run.pod, settings.params, run.ctx)
@@ -127,18 +141,23 @@ def _evaluate_policy(run: _Run, pol: Policy[Any], settings: PolicySettings) -> P
         return PolicyResult(pid, Outcome.SKIP, action, Action.OFF, (), str(skip), elapsed)
     except (Exception, SystemExit) as exc:  # sys.exit() in a policy must not end podgate
         elapsed = time.perf_counter() - start
-        reason = f"policy raised {type(exc).__name__}: {exc}"
+        reason = failure_reason(raised(exc), settings)
         failure = run.adjust(settings.failure_action)
-        return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed)
+        where = raised_at(exc, pol.func)
+        return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed, where)
     except BaseException as exc:
-        interrupted(run.guard, pid, time.perf_counter() - start, settings.budget_s, exc)
+        interrupted(pid, exc)
         raise
-    elapsed = time.perf_counter() - start
-    if elapsed > settings.budget_s:
-        if run.guard is not None:
-            run.guard.overran(pid)
-        reason = f"took {elapsed * 1000:.0f} ms, over its {settings.budget_s * 1000:.0f} ms budget"
+    end = time.perf_counter()
+    elapsed = end - start
+    spent = over_budget(run.clock, start, end, settings.budget_s)
+    if spent is not None:
+        why = (
+            f"the policy used {spent * 1000:.0f} ms of CPU time on this object, "
+            f"over its {settings.budget_s * 1000:.0f} ms budget"
+        )
         failure = run.adjust(settings.failure_action)
+        reason = failure_reason(why, settings)
         return PolicyResult(pid, Outcome.ERROR, action, failure, (), reason, elapsed)
     if not violations:
         return PolicyResult(pid, Outcome.PASS, action, Action.OFF, (), "", elapsed)
@@ -177,7 +196,6 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
         if run.applies(m.meta) and not (exempt and (m.meta.id in exempt or "*" in exempt))
     ]
     failed: dict[str, str] = {}
-    budget_s = run.config.raw.budget_ms / 1000
     while True:
         copy = copy_for_mutation(obj, run.pod.workload.template_path)
         template: Any = copy
@@ -190,20 +208,14 @@ def _mutate(run: _Run, obj: Mapping[str, Any]) -> tuple[dict[str, Any], list[str
         for mut, params in mutations:
             if mut.meta.id in failed:
                 continue
-            if run.guard is not None and run.guard.suspended(mut.meta.id):
-                failed[mut.meta.id] = f"{mut.meta.id}: suspended after running over its budget"
-                continue
-            start = time.perf_counter()
             try:
                 mut.apply(view, params, run.ctx)
             except (Exception, SystemExit) as exc:
-                failed[mut.meta.id] = f"{mut.meta.id} raised {type(exc).__name__}: {exc}"
+                failed[mut.meta.id] = f"{mut.meta.id} {raised(exc).removeprefix('the policy ')}"
                 break
             except BaseException as exc:
-                interrupted(run.guard, mut.meta.id, time.perf_counter() - start, budget_s, exc)
+                interrupted(mut.meta.id, exc)
                 raise
-            if time.perf_counter() - start > budget_s and run.guard:
-                run.guard.overran(mut.meta.id)
             applied.append(mut.meta.id)
             if _container_shape(view.spec) != shape:  # it added or removed containers
                 view.__dict__.pop("_views", None)
@@ -221,7 +233,6 @@ def evaluate(
     mutate: bool = True,
     ephemeral_only: bool = False,
     default_namespace: str = "default",
-    guard: BudgetGuard | None = None,
 ) -> Decision:
     """Evaluate one subject: the validating results and, if asked, the mutation patch.
 
@@ -238,15 +249,13 @@ def evaluate(
             ref = resource_ref(obj, default_namespace)
             return Decision(ref, config.enforcement, skipped_reason=subject.skipped)
         mutate = mutate and subject.mutable
-        decision = _evaluate(
-            obj, ctx, config, validate, mutate, ephemeral_only, default_namespace, guard
-        )
+        decision = _evaluate(obj, ctx, config, validate, mutate, ephemeral_only, default_namespace)
         if subject.made_by:
             decision = as_made_by(decision, subject.made_by, config)
         if subject.before is None or decision.allowed:
             return decision
         before = _evaluate(
-            subject.before, ctx, config, True, False, ephemeral_only, default_namespace, guard
+            subject.before, ctx, config, True, False, ephemeral_only, default_namespace
         )
         renewed = renewed_containers(obj, subject.before, default_namespace)
         return decision._replace(results=as_before(decision.results, before.results, renewed))
@@ -258,10 +267,10 @@ def evaluate(
         refused = Action.WARN if mode is Mode.AUDIT else Action.DENY
         reason = "the object is nested too deeply to be checked (about a thousand levels)"
         invalid = PolicyResult(INVALID_MANIFEST, Outcome.ERROR, Action.DENY, refused, (), reason)
-        return Decision(_plain_ref(obj, default_namespace), mode, results=(invalid,))
+        return Decision(plain_ref(obj, default_namespace), mode, results=(invalid,))
 
 
-def _plain_ref(obj: Mapping[str, Any], default_namespace: str) -> ResourceRef:
+def plain_ref(obj: Mapping[str, Any], default_namespace: str) -> ResourceRef:
     """`resource_ref` from its string fields only: safe on any object."""
     metadata = as_mapping(obj.get("metadata"))
 
@@ -284,24 +293,21 @@ def _evaluate(
     mutate: bool,
     ephemeral_only: bool,
     default_namespace: str,
-    guard: BudgetGuard | None,
 ) -> Decision:
     ref = resource_ref(obj, default_namespace)
     pod = PodView.from_object(
         obj, default_namespace=default_namespace, exempt_images=config.exempt_images
     )
     if pod is None:
-        return Decision(
-            ref, config.enforcement, skipped_reason=f"{ref.kind or 'object'} has no pod template"
-        )
+        return Decision(ref, config.enforcement, skipped_reason=not_judged(obj))
     if config.namespace_exempt(pod.namespace):
         return Decision(
             ref, config.enforcement, skipped_reason=f"namespace {pod.namespace} is exempt"
         )
-    mode = _mode(pod, ctx, config)
+    mode = namespace_mode(pod.namespace, ctx, config)
     if mode is Mode.OFF:
         return Decision(ref, mode, skipped_reason=f"{MODE_LABEL}=off on namespace {pod.namespace}")
-    run = _Run(pod, ctx, config, mode, _exempted_ids(pod, config), guard_for(pod, guard))
+    run = _Run(pod, ctx, config, mode, exempted_ids(pod.namespace, pod.annotations, config))
     if pod.problems:
         invalid = PolicyResult(
             INVALID_MANIFEST,

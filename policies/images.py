@@ -21,9 +21,8 @@ _REFERENCE = re.compile(rf"^(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest
 SHA256_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 # The longest reference the grammar allows: a 255-character name, a
 # 128-character tag and a sha512 digest, with room to spare. Anything longer
-# is refused at once, without the parse: a multi-megabyte reference took
-# seconds, which put require-image-digest over its budget and suspended it
-# (so that it admitted everything) for every namespace.
+# is refused at once, without the parse: a multi-megabyte reference would
+# take seconds to parse.
 MAX_REFERENCE_LENGTH = 1024
 
 

@@ -119,6 +119,7 @@ class PolicyResult(NamedTuple):
     violations: tuple[Violation, ...] = ()
     reason: str = ""  # why it skipped or errored
     duration_s: float = 0.0
+    raised_at: str = ""  # where a policy that raised raised: `plugin.py:12 in team_label`
 
     @property
     def failed(self) -> bool:
@@ -192,6 +193,8 @@ class NetworkPolicyInfo:
     name: str
     pod_selector: Mapping[str, Any]
     policy_types: frozenset[str]
+    # the policyTypes it has at least one rule for (an empty one denies all)
+    rule_types: frozenset[str] = frozenset()
 
     @functools.cached_property
     def selector(self) -> Selector | InvalidSelector:

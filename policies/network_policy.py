@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from policies.model import Context, NetworkPolicyInfo, Violation
-from policies.registry import Params, policy
+from policies.registry import Example, Params, policy
 from policies.selectors import InvalidSelector, Selector
 from policies.views import PodView, as_list, as_mapping, format_path
 
@@ -33,13 +33,18 @@ def network_policy_info(obj: Mapping[str, Any], default_namespace: str) -> Netwo
     else:
         types = frozenset({"Ingress", "Egress"} if as_list(spec.get("egress")) else {"Ingress"})
     selector = spec.get("podSelector")
+    rules = {kind for kind, key in _RULES if as_list(spec.get(key))}
     return NetworkPolicyInfo(
         namespace=str(metadata.get("namespace") or default_namespace),
         name=str(metadata.get("name") or "<unnamed>"),
         # a missing podSelector is refused by the API server; {} selects all pods
         pod_selector=selector if isinstance(selector, dict) else {},
         policy_types=types,
+        rule_types=types & rules,
     )
+
+
+_RULES = (("Ingress", "ingress"), ("Egress", "egress"))
 
 
 class PolicyIndex:
@@ -105,6 +110,40 @@ class RequireNetworkPolicy(Params):
         min_length=1,
         description="Which policyTypes must each be covered by a NetworkPolicy selecting the pod.",
     )
+    require_rules: bool = Field(
+        default=False,
+        description="A NetworkPolicy covers a policyType only when it has at least one rule "
+        "for it (Polaris). false: a policyType without rules (a default deny) covers it too.",
+    )
+    match_labels_only: bool = Field(
+        default=False,
+        description="Only NetworkPolicies whose podSelector names labels in matchLabels "
+        "count (Polaris); false: any selector, the empty one (all pods) included.",
+    )
+
+
+_EXAMPLE_POD = """apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: shop, labels: {app: web}}
+spec:
+  containers:
+  - name: web
+    image: nginx
+"""
+_EXAMPLE = Example(
+    fails=_EXAMPLE_POD,
+    passes=_EXAMPLE_POD
+    + """---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Ingress]
+  ingress:
+  - from: [{podSelector: {matchLabels: {app: shop-frontend}}}]
+""",
+)
 
 
 @policy(
@@ -116,6 +155,7 @@ class RequireNetworkPolicy(Params):
     default_action="warn",
     concerns_ephemeral=False,
     requires_cluster=True,
+    example=_EXAMPLE,
 )
 def require_network_policy(
     pod: PodView, params: RequireNetworkPolicy, ctx: Context
@@ -123,7 +163,8 @@ def require_network_policy(
     """A NetworkPolicy in the pod's namespace must select the pod's labels
     (the template's labels for a workload) for each of the configured
     policyTypes. Label selectors are matched with full Kubernetes semantics;
-    the empty podSelector selects every pod of the namespace."""
+    the empty podSelector selects every pod of the namespace. `require_rules`
+    and `match_labels_only` narrow what counts, as Polaris does."""
     candidates = candidates_for(ctx.network_policies(pod.namespace), pod.labels)
     wanted_types = set(params.policy_types)
     invalid: list[str] = []
@@ -134,17 +175,28 @@ def require_network_policy(
         selector = netpol.selector
         if isinstance(selector, InvalidSelector):
             invalid.append(f"NetworkPolicy {netpol.name} was ignored: podSelector {selector}")
+        elif params.match_labels_only and not as_mapping(netpol.pod_selector.get("matchLabels")):
+            continue
         elif selector.matches(pod.labels):
-            covered |= netpol.policy_types
+            covered |= netpol.rule_types if params.require_rules else netpol.policy_types
     for wanted in params.policy_types:
         if wanted in covered:
             continue
         labels = ",".join(f"{k}={v}" for k, v in sorted(pod.labels.items())) or "no labels"
         note = f" ({'; '.join(invalid)})" if invalid else ""
+        which = (
+            f"with {wanted.lower()} rules" if params.require_rules else f"with policyType {wanted}"
+        )
+        by = " by matchLabels" if params.match_labels_only else ""
         yield Violation(
-            f"no NetworkPolicy with policyType {wanted} in namespace {pod.namespace!r} "
-            f"selects these pods ({labels}){note}",
+            f"no NetworkPolicy {which} in namespace {pod.namespace!r} "
+            f"selects these pods{by} ({labels}){note}",
             field=format_path((*pod.spec_path[:-1], "metadata", "labels")),
             fix=f"add a NetworkPolicy with policyTypes [{wanted}] whose podSelector "
-            "matches these labels",
+            + (
+                "names these labels in matchLabels"
+                if params.match_labels_only
+                else "matches these labels"
+            )
+            + (f", with at least one {wanted.lower()} rule" if params.require_rules else ""),
         )

@@ -20,7 +20,7 @@ from importlib.metadata import entry_points as installed_entry_points
 from pathlib import Path
 from types import ModuleType
 
-from policies.registry import Entry, PolicyDefinitionError, Registry, collect
+from policies.registry import Entry, Mutation, Policy, PolicyDefinitionError, Registry
 
 ENTRY_POINT_GROUP = "podgate.policies"
 BUILTIN_MODULES = (
@@ -31,6 +31,24 @@ BUILTIN_MODULES = (
     "policies.network_policy",
     "policies.defaults",
 )
+
+
+def collect(module: ModuleType, origin: str) -> list[Entry]:
+    """The policies and mutations a module defines at its top level, tagged with origin.
+
+    Objects merely imported into the module (a plugin reusing a built-in) are
+    not collected again: only those whose function the module itself, or a
+    submodule of it, defines. The submodule rule lets a plugin package's entry
+    point name the package, whose `__init__` imports the policies from the
+    modules that define them, as any Python package re-exports its API.
+    """
+    own = module.__name__
+    return [
+        value.with_origin(origin)
+        for value in vars(module).values()
+        if isinstance(value, Policy | Mutation)
+        and (value.func.__module__ == own or value.func.__module__.startswith(own + "."))
+    ]
 
 
 class PluginError(ValueError):

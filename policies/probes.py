@@ -8,7 +8,7 @@ from typing import Literal, get_args
 from pydantic import Field
 
 from policies.model import Skip, Violation
-from policies.registry import Params, policy
+from policies.registry import Example, Params, policy
 from policies.views import ContainerList, PodView
 
 Probe = Literal["liveness", "readiness", "startup"]
@@ -36,6 +36,33 @@ class RequireProbes(Params):
         description="Skip what runs to completion: pods of Jobs and CronJobs, and "
         "bare Pods with restartPolicy Never or OnFailure (a test or a one-off task).",
     )
+    include_sidecars: bool = Field(
+        default=True,
+        description="Check native sidecars (init containers with restartPolicy: Always) "
+        "too: they run beside the app, and a hung one is restarted only by its probe. "
+        "false: regular containers only.",
+    )
+
+
+_EXAMPLE_POD = """apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers:
+      - name: web
+        image: nginx
+{probes}"""
+_EXAMPLE = Example(
+    fails=_EXAMPLE_POD.format(probes=""),
+    passes=_EXAMPLE_POD.format(
+        probes="        livenessProbe: {httpGet: {path: /healthz, port: 8080}}\n"
+        "        readinessProbe: {httpGet: {path: /ready, port: 8080}}\n"
+    ),
+)
 
 
 @policy(
@@ -45,10 +72,12 @@ class RequireProbes(Params):
     severity="medium",
     params=RequireProbes,
     concerns_ephemeral=False,
+    example=_EXAMPLE,
 )
 def require_probes(pod: PodView, params: RequireProbes) -> Iterator[Violation]:
     """Regular containers and native sidecars (init containers with
-    `restartPolicy: Always`) must define the configured probes. Init containers
+    `restartPolicy: Always`, unless `include_sidecars` is false) must define
+    the configured probes. Init containers
     run to completion and ephemeral containers cannot have probes, so neither
     is checked; nor, unless `skip_jobs` is false, what runs to completion: pods
     of Jobs and CronJobs, and bare Pods that are not restarted (probes decide
@@ -59,7 +88,7 @@ def require_probes(pod: PodView, params: RequireProbes) -> Iterator[Violation]:
     if params.skip_jobs and pod.kind == "Pod" and restart in ("Never", "OnFailure"):
         raise Skip(f"a Pod with restartPolicy {restart} runs to completion")
     for container in pod.containers(ContainerList.CONTAINERS, ContainerList.INIT):
-        if not container.is_long_running:
+        if not container.is_long_running or (container.is_sidecar and not params.include_sidecars):
             continue
         raw = container.raw
         missing = [p for p in params.require if not raw.get(_FIELD[p])]

@@ -15,8 +15,7 @@ import re
 import types
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from types import ModuleType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -40,6 +39,14 @@ class Params(BaseModel):
 
 class NoParams(Params):
     """For policies without parameters."""
+
+
+class Example(NamedTuple):
+    """A manifest a policy refuses and the same manifest fixed (YAML, one or
+    more documents), shown by `podgate explain` and checked by the tests."""
+
+    fails: str
+    passes: str
 
 
 P = TypeVar("P", bound=Params)
@@ -94,6 +101,7 @@ class Metadata:
     default_action: Action = Action.DENY
     concerns_ephemeral: bool = True  # evaluated for pods/ephemeralcontainers updates
     requires_cluster: bool = False  # needs cluster state from the Context
+    example: Example | None = None
     origin: str = ""  # set when collected: "builtin", "module:x", "file:x.py", ...
 
     def as_dict(self) -> dict[str, Any]:
@@ -178,6 +186,7 @@ def _metadata(
     default_action: Action | str,
     concerns_ephemeral: bool,
     requires_cluster: bool,
+    example: Example | None = None,
 ) -> Metadata:
     where = _where(func)
     if not id or not _ID.match(id):
@@ -238,6 +247,7 @@ def _metadata(
         default_action=default_action,
         concerns_ephemeral=concerns_ephemeral,
         requires_cluster=requires_cluster,
+        example=example,
     )
 
 
@@ -264,12 +274,14 @@ def policy(
     default_action: Action | str = Action.DENY,
     concerns_ephemeral: bool = True,
     requires_cluster: bool = False,
+    example: Example | None = None,
 ) -> Callable[[Callable[..., Any]], Policy[Any]]:
     """Declare a validating policy.
 
     The function takes any of `pod` (a PodView), `params` (its Params model,
     validated from the config) and `ctx` (the cluster Context), and yields or
-    returns Violations. The docstring is the policy's description.
+    returns Violations. The docstring is the policy's description; `example`
+    a manifest it refuses and its fix, for `podgate explain`.
     """
     return _declaring(
         Policy,
@@ -283,6 +295,7 @@ def policy(
         default_action=default_action,
         concerns_ephemeral=concerns_ephemeral,
         requires_cluster=requires_cluster,
+        example=example,
     )
 
 
@@ -374,21 +387,3 @@ class Registry:
 
     def ids(self) -> frozenset[str]:
         return frozenset(self.policies) | frozenset(self.mutations)
-
-
-def collect(module: ModuleType, origin: str) -> list[Entry]:
-    """The policies and mutations a module defines at its top level, tagged with origin.
-
-    Objects merely imported into the module (a plugin reusing a built-in) are
-    not collected again: only those whose function the module itself, or a
-    submodule of it, defines. The submodule rule lets a plugin package's entry
-    point name the package, whose `__init__` imports the policies from the
-    modules that define them, as any Python package re-exports its API.
-    """
-    own = module.__name__
-    return [
-        value.with_origin(origin)
-        for value in vars(module).values()
-        if isinstance(value, Policy | Mutation)
-        and (value.func.__module__ == own or value.func.__module__.startswith(own + "."))
-    ]

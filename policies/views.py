@@ -25,6 +25,8 @@ class ContainerList(enum.StrEnum):
 ALL_LISTS = (ContainerList.CONTAINERS, ContainerList.INIT, ContainerList.EPHEMERAL)
 LIST_KEYS = tuple(str(which) for which in ALL_LISTS)  # the spec's keys, as plain strings
 _LISTS_AND_KEYS = tuple(zip(ALL_LISTS, LIST_KEYS, strict=True))
+# The problems of a malformed object that are listed; the denial says there are more.
+MAX_PROBLEMS = 20
 
 
 def as_mapping(value: object) -> dict[str, Any]:
@@ -300,10 +302,12 @@ class PodView:
                 problems.append(f"{format_path((*spec_path, key))} is not a list")
                 continue
             for index, item in enumerate(value):
-                if not isinstance(item, dict):
+                if not isinstance(item, dict) and len(problems) <= MAX_PROBLEMS:
                     problems.append(f"{format_path((*spec_path, key, index))} is not a mapping")
         if spec and not as_list(spec.get("containers")):
             problems.append(f"{format_path((*spec_path, 'containers'))} is empty")
+        if len(problems) > MAX_PROBLEMS:  # one per item of a list of a million numbers
+            problems[MAX_PROBLEMS:] = ["and more items that are not mappings"]
         namespace = as_mapping(obj.get("metadata")).get("namespace")
         # Filled in directly rather than through the frozen dataclass's
         # __init__, which sets each field with object.__setattr__: one view

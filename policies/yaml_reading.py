@@ -1,9 +1,10 @@
-"""YAML read as Kubernetes reads it: safe, timestamps kept as strings, a key
-given twice refused. The config and the manifests are read by `load_yaml`.
+"""YAML read as kubectl reads it: go-yaml v2's scalars, keys as strings,
+numbers as they come back from JSON, a key given twice refused. The config,
+the manifests and the test suites are read by `load_yaml`.
 
 Manifests are read by the thousand in CI, so `load_yaml` builds values from
-libyaml's nodes itself, faster than PyYAML's generic constructor, with
-exactly its results (tests/unit/test_yaml_reading.py compares them).
+libyaml's nodes itself, with podgate's resolver (policies/yaml_scalars.py)
+in place of PyYAML's YAML 1.1 one.
 """
 
 from __future__ import annotations
@@ -12,33 +13,91 @@ from typing import Any
 
 import yaml
 
+from policies.yaml_scalars import (
+    MERGE,
+    STR,
+    ScalarError,
+    construct,
+    key_text,
+    resolve_plain,
+)
+
+_SEQ, _MAP = "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
+
 
 class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
-    """The safe loader (libyaml when available), minus timestamp parsing.
-
-    Kubernetes reads `2024-01-01` as a string; PyYAML would make it a date,
-    which is neither what the API server sees nor JSON-serialisable.
-    """
+    """libyaml's parser and composer (PyYAML's when libyaml is missing); the
+    values are built by `_Builder`, never by PyYAML's constructors."""
 
 
-_Loader.yaml_implicit_resolvers = {
-    key: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+def _problem(message: str, node: yaml.Node, context: yaml.Node | None = None) -> yaml.YAMLError:
+    return yaml.constructor.ConstructorError(
+        "while constructing a mapping" if context is not None else None,
+        context.start_mark if context is not None else None,
+        message,
+        node.start_mark,
+    )
 
-_STR, _SEQ, _MAP = "tag:yaml.org,2002:str", "tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"
-_MERGE = "tag:yaml.org,2002:merge"
+
+def _scalar(node: yaml.Node) -> Any:
+    tag = node.tag
+    if tag == STR:
+        return node.value
+    try:
+        return construct(tag, node.value)
+    except ScalarError as exc:
+        raise _problem(str(exc), node) from exc
 
 
-def _construct_document(loader: Any, node: yaml.Node) -> Any:
-    """The document's value, built without PyYAML's generic constructor machinery.
+def _key(node: yaml.Node, mapping: yaml.Node) -> str:
+    """A key as sigs.k8s.io/yaml writes it into JSON: always a string."""
+    if type(node) is not yaml.ScalarNode:
+        raise _problem("found unhashable key", node, mapping)
+    tag = node.tag
+    if tag == STR:
+        return str(node.value)
+    try:
+        text = key_text(tag, node.value)
+    except ScalarError as exc:
+        raise _problem(str(exc), node, mapping) from exc
+    if text is None:
+        raise _problem("found a null key, which kubectl cannot read (JSON keys are strings)",
+                       node, mapping)  # fmt: skip
+    return text
 
-    Strings, plain lists and plain mappings (nearly every node of a manifest)
-    are built directly; anything else (numbers, booleans, null, merge keys,
-    explicit tags) goes through the safe constructor as before, so the result
-    is the same, faster. Aliases share their built value, and
-    a recursive alias is refused as PyYAML refuses it.
-    """
+
+def _duplicate_key(node: yaml.Node, key_node: yaml.Node, key: object) -> yaml.YAMLError:
+    """A key given twice in one mapping: kubectl refuses such a manifest
+    (`key "x" already set in map`) rather than keep one of the two values."""
+    return _problem(f"found duplicate key {key!r}", key_node, node)
+
+
+def _construct_tree(node: yaml.Node) -> Any:
+    """A document without anchors or merge keys (the common case): a plain
+    tree, so no bookkeeping of shared or recursive nodes. Tags on
+    collections are ignored, as go-yaml ignores them (`!!set {a}` is a map)."""
+    kind = type(node)
+    if kind is yaml.ScalarNode:
+        return node.value if node.tag == STR else _scalar(node)
+    if kind is yaml.SequenceNode:
+        return [_construct_tree(child) for child in node.value]
+    mapping: dict[str, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.tag == STR and type(key_node) is yaml.ScalarNode:
+            key = key_node.value
+        else:
+            key = _key(key_node, node)
+        if key in mapping:
+            raise _duplicate_key(node, key_node, key)
+        mapping[key] = _construct_tree(value_node)
+    return mapping
+
+
+def _construct_document(node: yaml.Node) -> Any:
+    """The document's value where anchors, aliases or merge keys may be:
+    an alias shares its anchor's value, a recursive alias is refused, and
+    `<<` merges mappings as the YAML merge-key type says (a key of the
+    mapping itself wins, and earlier merged mappings win over later ones)."""
     built: dict[int, Any] = {}
     building: set[int] = set()
 
@@ -46,116 +105,51 @@ def _construct_document(loader: Any, node: yaml.Node) -> Any:
         key = id(node)
         if key in built:
             return built[key]
-        tag = node.tag
-        if isinstance(node, yaml.ScalarNode):
-            value = node.value if tag == _STR else loader.construct_object(node, deep=True)
-        elif isinstance(node, yaml.SequenceNode) and tag == _SEQ:
-            if key in building:
-                raise yaml.constructor.ConstructorError(
-                    None, None, "found a recursive alias", node.start_mark
-                )
-            building.add(key)
+        value: Any
+        if type(node) is yaml.ScalarNode:
+            value = _scalar(node)
+            built[key] = value
+            return value
+        if key in building:
+            raise _problem("found a recursive alias", node)
+        building.add(key)
+        if type(node) is yaml.SequenceNode:
             value = [build(child) for child in node.value]
-            building.discard(key)
-        elif (
-            isinstance(node, yaml.MappingNode)
-            and tag == _MAP
-            and not any(k.tag == _MERGE for k, _ in node.value)
-        ):
-            if key in building:
-                raise yaml.constructor.ConstructorError(
-                    None, None, "found a recursive alias", node.start_mark
-                )
-            building.add(key)
-            value = {}
-            for key_node, value_node in node.value:
-                mapping_key = build(key_node)
-                try:
-                    hash(mapping_key)
-                except TypeError as exc:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping",
-                        node.start_mark,
-                        "found unhashable key",
-                        key_node.start_mark,
-                    ) from exc
-                if mapping_key in value:
-                    raise _duplicate_key(node, key_node, mapping_key)
-                value[mapping_key] = build(value_node)
-            building.discard(key)
         else:
-            value = loader.construct_document(node)
+            value = mapping(node)
+        building.discard(key)
         built[key] = value
         return value
+
+    def mapping(node: yaml.Node) -> dict[str, Any]:
+        merged: dict[str, Any] = {}
+        own: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE:
+                sources = (
+                    value_node.value if type(value_node) is yaml.SequenceNode else [value_node]
+                )
+                for source in reversed(sources):  # the first one listed wins
+                    if type(source) is not yaml.MappingNode:
+                        raise _problem("expected a mapping or list of mappings for merging",
+                                       source, node)  # fmt: skip
+                    merged.update(build(source))
+                continue
+            name = _key(key_node, node)
+            if name in own:
+                raise _duplicate_key(node, key_node, name)
+            own[name] = build(value_node)
+        if not merged:
+            return own
+        merged.update(own)
+        return merged
 
     return build(node)
 
 
-def _duplicate_key(node: yaml.Node, key_node: yaml.Node, key: object) -> yaml.YAMLError:
-    """A key given twice in one mapping: kubectl refuses such a manifest
-    (`key "x" already set in map`) rather than keep one of the two values."""
-    return yaml.constructor.ConstructorError(
-        "while constructing a mapping", node.start_mark,
-        f"found duplicate key {key!r}", key_node.start_mark,
-    )  # fmt: skip
-
-
-_SCALARS: dict[str, Any] = {
-    tag: yaml.SafeLoader.yaml_constructors[tag]
-    for tag in (
-        "tag:yaml.org,2002:null",
-        "tag:yaml.org,2002:bool",
-        "tag:yaml.org,2002:int",
-        "tag:yaml.org,2002:float",
-    )
-}
-
-
-def _construct_tree(loader: Any, node: yaml.Node) -> Any:
-    """`_construct_document` for a document without anchors or merge keys (the
-    common case): a plain tree, so no bookkeeping of shared or recursive nodes."""
-    tag = node.tag
-    kind = type(node)
-    if kind is yaml.ScalarNode:
-        if tag == _STR:
-            return node.value
-        scalar = _SCALARS.get(tag)
-        return scalar(loader, node) if scalar else loader.construct_object(node, deep=True)
-    if kind is yaml.SequenceNode and tag == _SEQ:
-        return [_construct_tree(loader, child) for child in node.value]
-    if kind is yaml.MappingNode and tag == _MAP:
-        mapping: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            key = _construct_tree(loader, key_node)
-            if type(key) is not str:
-                try:
-                    hash(key)
-                except TypeError as exc:
-                    raise yaml.constructor.ConstructorError(
-                        "while constructing a mapping", node.start_mark,
-                        "found unhashable key", key_node.start_mark,
-                    ) from exc  # fmt: skip
-            if key in mapping:
-                raise _duplicate_key(node, key_node, key)
-            mapping[key] = _construct_tree(loader, value_node)
-        return mapping
-    return loader.construct_document(node)
-
-
-# The resolver, specialised: the safe loader has no path resolvers, so the
-# composer's per-node ascend/descend calls have nothing to do, and the
-# implicit resolvers of each first character are joined once, not per scalar.
-_RESOLVERS = _Loader.yaml_implicit_resolvers
-_BY_FIRST_CHAR = {
-    ch: tuple(found + _RESOLVERS.get(None, []))
-    for ch, found in _RESOLVERS.items()
-    if ch is not None
-}
-_WILDCARD = tuple(_RESOLVERS.get(None, []))
-
 # The tag of a plain scalar depends on its text alone, and manifests repeat
 # the same few hundred texts (every key, `TCP`, `IfNotPresent`, `100m`...):
-# remembering them skips the regular expressions for nearly every scalar.
+# remembering them skips the resolver for nearly every scalar.
 # Bounded: cleared when full, so a file of unique values cannot grow it.
 _PLAIN_TAGS: dict[str, str] = {}
 _PLAIN_TAGS_MAX = 4096
@@ -166,20 +160,13 @@ def _resolve(self: Any, kind: type, value: Any, implicit: tuple[bool, bool]) -> 
         if implicit[0]:
             tag = _PLAIN_TAGS.get(value)
             if tag is None:
-                tag = _resolve_plain(value)
+                tag = resolve_plain(value)
                 if len(_PLAIN_TAGS) >= _PLAIN_TAGS_MAX:
                     _PLAIN_TAGS.clear()
                 _PLAIN_TAGS[value] = tag
             return tag
-        return _STR
+        return STR
     return _SEQ if kind is yaml.SequenceNode else _MAP
-
-
-def _resolve_plain(value: str) -> str:
-    for tag, regexp in _BY_FIRST_CHAR.get(value[:1], _WILDCARD):
-        if regexp.match(value):
-            return str(tag)
-    return _STR
 
 
 _Loader.resolve = _resolve
@@ -191,15 +178,15 @@ _Loader.ascend_resolver = staticmethod(tuple)
 
 
 def load_yaml(text: str) -> Any:
-    """One YAML document, as Kubernetes would read it (see _Loader)."""
+    """One YAML document, as kubectl would read it (see the module's doc)."""
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
             return None
         if "&" not in text and "<<" not in text:  # no anchor, so no alias; no merge key
-            return _construct_tree(loader, node)
-        return _construct_document(loader, node)
+            return _construct_tree(node)
+        return _construct_document(node)
     finally:
         loader.dispose()
 
@@ -230,3 +217,14 @@ def yaml_problem(exc: yaml.YAMLError) -> str:
     if not problem or getattr(exc, "problem_mark", None) is None:
         return ": " + " ".join(str(exc).split())
     return place_yaml_problem(exc, problem)
+
+
+def compose_yaml(text: str) -> yaml.Node | None:
+    """One document's node tree, with the line and column of every node: where
+    a finding is in the file (values are built by `load_yaml`)."""
+    loader = _Loader(text)
+    try:
+        node: yaml.Node | None = loader.get_single_node()
+        return node
+    finally:
+        loader.dispose()

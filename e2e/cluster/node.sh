@@ -374,6 +374,12 @@ node_import() {
   printf '%s\n' "$digest"
 }
 
+node_namespace_mounted() { # asked anew each time: the pid is read when it is there
+  local pid
+  pid=$(pid_of node-namespace) || return 1
+  grep -q podgate-e2e-varlog "/proc/$pid/mounts"
+}
+
 node_ready() {
   [[ "$("$(bin_path kubectl)" --kubeconfig "$STATE/kubeconfig" get node "$NODE_NAME" \
     -o jsonpath='{.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" == True ]]
@@ -441,7 +447,7 @@ cmd_node() {
   start_cmd node-namespace unshare --mount --propagation private -- sh -c \
     'mount -t tmpfs -o mode=755 podgate-e2e-run /run && mount -t tmpfs -o mode=755 podgate-e2e-varlib /var/lib &&
      mount -t tmpfs -o mode=755 podgate-e2e-varlog /var/log && exec sleep infinity'
-  wait_for node-namespace "its mounts" grep -q podgate-e2e-varlog "/proc/$(pid_of node-namespace)/mounts"
+  wait_for node-namespace "its mounts" node_namespace_mounted
 
   start_cmd api-relay socat "TCP-LISTEN:$API_PORT,bind=$NODE_IP,reuseaddr,fork" "TCP:127.0.0.1:$API_PORT"
   start_cmd coredns "$(bin_path coredns)" -conf "$n/Corefile"

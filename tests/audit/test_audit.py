@@ -18,7 +18,9 @@ from webhook.audit.reports import policy_reports
 from webhook.audit.scan import scan
 from webhook.audit.watch import Auditor
 from webhook.cli.audit import report_of
-from webhook.cli.report import render, to_json, to_sarif
+from webhook.cli.code_scanning import to_sarif
+from webhook.cli.formats import render
+from webhook.cli.report import to_json
 from webhook.cluster.reader import AUDITED, AuditedKind
 from webhook.telemetry.events import EventRecorder, ViolationEvent
 
@@ -494,7 +496,7 @@ def test_an_exempt_workload_is_listed_as_check_lists_it() -> None:
         "Deployment kube-system/dns\n  EXEMPT      not evaluated: namespace kube-system is exempt"
         in text
     )
-    assert text.splitlines()[-1].startswith("5 objects, 4 evaluated: ")
+    assert text.splitlines()[-1].startswith("5 objects, 4 evaluated, ")
     assert text.splitlines()[-1].endswith("; 1 workload exempt")
 
 

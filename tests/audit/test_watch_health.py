@@ -39,7 +39,7 @@ def test_probes_fail_when_no_loop_ticks_and_metrics_are_served() -> None:
         assert "podgate_audit_leader" in body
         assert _get(server.port, "/anything")[0] == 404  # was 200 under prometheus' server
     finally:
-        server.server.shutdown()
+        server.stop()
 
 
 def test_waiting_for_the_lease_ticks_the_heartbeat() -> None:

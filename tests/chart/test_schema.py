@@ -81,7 +81,8 @@ def _closed_everywhere(node: Any, path: str, schema: dict[str, Any], out: list[s
             name = node["$ref"].rsplit("/", 1)[-1]
             node = schema["definitions"][name]
         if node.get("type") == "object" and "properties" in node:
-            if node.get("additionalProperties") is not False:
+            # a map keyed by policy ids stays open to the ids of plugins
+            if node.get("additionalProperties") is not False and "propertyNames" not in node:
                 out.append(path)
             for key, child in node["properties"].items():
                 _closed_everywhere(child, f"{path}.{key}", schema, out)

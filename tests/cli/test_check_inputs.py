@@ -102,12 +102,12 @@ def test_numbers_where_strings_are_expected(podgate: Runner, tmp_path: Path) -> 
     assert "runAsUser '0' is not an integer UID" in str(by_policy["require-non-root"]["message"])
 
 
-def test_empty_file_is_fine(podgate: Runner, tmp_path: Path) -> None:
+def test_empty_files_are_nothing_to_check(podgate: Runner, tmp_path: Path) -> None:
     (tmp_path / "empty.yaml").write_text("")
     (tmp_path / "comments.yaml").write_text("# nothing here\n---\n---\n")
     run = podgate("check", str(tmp_path))
-    assert run.code == 0
-    assert "0 documents" in run.out
+    assert run.code == 2, "an empty input must not pass a pipeline without pipefail"
+    assert "nothing to check: no Kubernetes object in the input" in run.err
 
 
 def test_binary_stdin_is_unreadable_exit_2(podgate: Runner) -> None:
@@ -260,7 +260,11 @@ def test_list_items_are_named_as_in_the_list(podgate: Runner) -> None:
 )
 def test_not_an_object_says_which_field(podgate: Runner, document: str, problem: str) -> None:
     run = podgate("check", "-", stdin=document.encode())
-    assert run.code == 1
+    if problem.startswith(("kind is missing", "the document is")):  # no manifest at all: exit 2
+        assert run.code == 2
+        assert "not a Kubernetes manifest: none of its documents has a kind (document 1 " in run.err
+    else:
+        assert run.code == 1
     assert problem in run.out
 
 
@@ -272,7 +276,7 @@ def test_workloads_of_exempt_namespaces_are_counted_and_explained(
     run = podgate("check", str(path))
     assert run.code == 0
     assert run.out.strip().endswith("1 workload exempt (-v says why)")
-    assert run.out.startswith("1 document, 0 evaluated")
+    assert run.out.startswith("1 object, 0 evaluated, 0 failed; 0 results")
     verbose = podgate("check", "-v", str(path))
     assert "EXEMPT      not evaluated: namespace kube-system is exempt" in verbose.out
     assert podgate("check", "-o", "json", str(path)).json()["summary"]["exempt"] == 1

@@ -37,7 +37,7 @@ def test_json_shape_matches_the_contract(podgate: Runner, tmp_path: Path) -> Non
     (tmp_path / "d.yaml").write_text(DEPLOYMENT)
     run = podgate("check", str(tmp_path / "d.yaml"), "-o", "json")
     data = run.json()
-    assert set(data) == {"results", "errors", "summary"}
+    assert set(data) == {"results", "errors", "skipped", "summary"}
     first = data["results"][0]
     assert {"policy", "result", "action", "message", "resource", "source"} <= set(first)
     assert first["resource"] == {
@@ -67,9 +67,28 @@ def test_sarif_is_valid_and_levels_follow_actions(podgate: Runner, tmp_path: Pat
     levels = {r["ruleId"]: r["level"] for r in sarif["runs"][0]["results"]}
     assert levels["require-probes"] == "error"
     assert levels["require-network-policy"] == "warning"
-    location = sarif["runs"][0]["results"][0]["locations"][0]["physicalLocation"]
-    assert location["region"]["startLine"] == 2
     assert "invalid-manifest" in {r["id"] for r in driver["rules"]}
+
+
+def test_sarif_has_a_result_per_violation_pointing_at_its_field(
+    podgate: Runner, tmp_path: Path
+) -> None:
+    (tmp_path / "d.yaml").write_text(DEPLOYMENT)
+    results = json.loads(podgate("check", str(tmp_path / "d.yaml"), "-o", "sarif").out)["runs"][0][
+        "results"
+    ]
+
+    def region(rule: str, text: str) -> tuple[int, int]:
+        (found,) = [r for r in results if r["ruleId"] == rule and text in r["message"]["text"]]
+        place = found["locations"][0]["physicalLocation"]["region"]
+        return place["startLine"], place["startColumn"]
+
+    # 3 resources, 2 probes, 1 non-root, 1 digest, 1 network policy: one each
+    assert len(results) == 8
+    assert region("require-image-digest", "uses tag") == (15, 9)  # the image key
+    assert region("require-probes", "no livenessProbe") == (14, 9)  # missing: the container
+    assert region("require-network-policy", "no NetworkPolicy") == (11, 7)  # the labels
+    assert region("require-non-root", "runAsNonRoot") == (14, 9)
 
 
 def test_junit_counts(podgate: Runner, tmp_path: Path) -> None:
@@ -100,7 +119,10 @@ def test_fix_keeps_comments_and_other_documents(podgate: Runner, tmp_path: Path)
     assert run.out.endswith("spec: {ports: [{port: 80}]}\n"), "the Service is copied verbatim"
     docs = list(yaml.safe_load_all(run.out))
     container = docs[0]["spec"]["template"]["spec"]["containers"][0]
-    assert container["resources"] == {"requests": {"cpu": "100m", "memory": "128Mi"}}
+    assert container["resources"] == {
+        "requests": {"cpu": "100m", "memory": "128Mi"},
+        "limits": {"memory": "512Mi"},
+    }
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
     assert path.read_text() == DEPLOYMENT, "without --write the file is untouched"
 
@@ -212,6 +234,7 @@ def test_policies_command_lists_everything(podgate: Runner) -> None:
         "require": ["liveness", "readiness"],
         "mode": "all",
         "skip_jobs": True,
+        "include_sidecars": True,
     }
     assert rows["default-resources"]["type"] == "mutating"
     assert all(row["origin"] == "builtin" for row in rows.values())
@@ -237,3 +260,16 @@ def test_verbose_text_gives_the_reason_of_a_skip(podgate: Runner, tmp_path: Path
         "  SKIP        require-non-root: Windows pods do not use runAsNonRoot/runAsUser"
         in run.out.splitlines()
     )
+
+
+def test_the_summary_counts_objects_and_results_apart(podgate: Runner, tmp_path: Path) -> None:
+    (tmp_path / "d.yaml").write_text(DEPLOYMENT + "---\n" + NETWORK_POLICY + "\n")
+    run = podgate("check", str(tmp_path / "d.yaml"))
+    # 3 objects (Deployment, Service, NetworkPolicy); only the Deployment is
+    # evaluated, by the 5 policies, of which 4 fail: objects and results differ
+    assert run.out.splitlines()[-1] == (
+        "3 objects, 1 evaluated, 1 failed; 5 results: 1 passed, 4 failed, 0 errors, "
+        "0 skipped; 4 deny, 0 warn, 0 audit"
+    )
+    summary = podgate("check", "-o", "json", str(tmp_path / "d.yaml")).json()["summary"]
+    assert (summary["objects"], summary["failed_objects"]) == (3, 1)

@@ -208,3 +208,19 @@ def test_a_lone_surrogate_neither_breaks_junit_nor_the_text_report(tmp_path: Pat
         assert run.returncode == 1, (output, run.stderr)
         if output == "junit":
             ET.fromstring(run.stdout)
+
+
+def test_an_unquoted_equals_sign_is_read_as_kubectl_reads_it(
+    podgate: Runner, tmp_path: Path
+) -> None:
+    # kube-prometheus' AlertmanagerConfig CRD lists matcher operators as `- =`
+    crd = (
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n"
+        "metadata: {name: alertmanagerconfigs.monitoring.coreos.com}\n"
+        "spec:\n  versions:\n  - schema:\n      openAPIV3Schema:\n        properties:\n"
+        "          matchType:\n            enum:\n            - '!='\n            - =\n"
+    )
+    path = tmp_path / "crd.yaml"
+    path.write_text(crd + "---\n" + POD.format(name="p"))
+    run = podgate("check", "-o", "json", str(path))
+    assert "invalid-manifest" not in {r["policy"] for r in run.json()["results"]}, run.out

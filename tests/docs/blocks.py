@@ -2,7 +2,9 @@
 
 A marker is an HTML comment on the line before the fence (invisible once
 rendered): `<!-- e2e: ID -->` (e2e/test_runbook.py runs the block as scenario
-ID), `<!-- needs: WHAT -->` (it needs what the e2e suite does not have),
+ID), `<!-- node: ID -->` (e2e/node/test_5_runbook_on_node.py runs it against
+podgate's pods on the node), `<!-- needs: WHAT -->` (it needs what the e2e
+suite does not have),
 `<!-- rule: NAME -->` (a PromQL block that is the chart's rule NAME).
 Blocks may be indented (inside a list item); their text is dedented.
 """
@@ -17,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 OPERATIONS_DOCS = (REPO / "docs" / "runbook.md", REPO / "docs" / "troubleshooting.md")
 SHELL = frozenset({"sh", "bash", "shell", "console"})
 
-_MARKER = re.compile(r"^\s*<!--\s*(e2e|needs|rule):\s*(.+?)\s*-->\s*$")
+_MARKER = re.compile(r"^\s*<!--\s*(e2e|node|needs|rule):\s*(.+?)\s*-->\s*$")
 _FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 _HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
 _LINK = re.compile(r"\]\(([^)\s]*)\)")
@@ -29,7 +31,7 @@ class Block:
     line: int  # of the opening fence, 1-based
     lang: str
     text: str
-    marker: str | None = None  # e2e, needs, rule
+    marker: str | None = None  # e2e, node, needs, rule
     label: str | None = None  # the scenario id, what it needs, the rule name
 
     @property

@@ -47,15 +47,16 @@ def _normal(expr: str) -> str:
 def test_every_shell_block_is_run_by_e2e_or_says_what_it_needs() -> None:
     shell = [b for doc in OPERATIONS_DOCS for b in blocks(doc) if b.lang in SHELL]
     assert len(shell) > 20
-    unmarked = [b.where for b in shell if b.marker not in ("e2e", "needs")]
-    assert unmarked == [], "shell blocks neither run by e2e/test_runbook.py nor marked needs:"
+    unmarked = [b.where for b in shell if b.marker not in ("e2e", "node", "needs")]
+    assert unmarked == [], "shell blocks neither run by e2e (e2e:, node:) nor marked needs:"
     # every block of the docs is fenced with a language: nothing escapes this check
     assert [b.where for b in _all_blocks() if not b.lang] == []
 
 
 def test_one_scenario_id_is_one_command_text() -> None:
     seen: dict[str, Block] = {}
-    for block in (b for doc in OPERATIONS_DOCS for b in blocks(doc) if b.marker == "e2e"):
+    scenarios = (b for doc in OPERATIONS_DOCS for b in blocks(doc) if b.marker in ("e2e", "node"))
+    for block in scenarios:
         assert block.label is not None
         first = seen.setdefault(block.label, block)
         assert first.text == block.text, f"{block.where} reuses id {block.label} of {first.where}"

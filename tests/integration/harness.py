@@ -42,6 +42,7 @@ policies:
   require-probes: {{action: audit}}
   require-image-digest: {{action: warn}}
   require-network-policy: {{action: deny}}
+  explode: {{failure_action: warn}}
   explode-strict: {{failure_action: deny}}
   slow: {{budget_ms: 20000}}
 exemptions:

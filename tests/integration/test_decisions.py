@@ -110,14 +110,16 @@ def test_namespace_label_off_evaluates_nothing(server: Server) -> None:
     assert resp == {"uid": resp["uid"], "allowed": True}
 
 
-def test_exemption_annotation(server: Server) -> None:
+def test_the_exemption_annotation_is_ignored_unless_configured(server: Server) -> None:
+    """Whoever may create a Pod could exempt it: the built-in config (which the
+    harness's does not change here) honours no annotation."""
     annotations = {"podgate.dev/exempt": "require-resources, require-non-root,require-image-digest"}
     obj = rv.deployment("web", "shop", BAD, annotations=annotations)
     resp = server.review("/validate", rv.review(obj))
-    assert resp["allowed"] is True
-    assert "warnings" not in resp
+    assert resp["allowed"] is False
+    assert "require-resources" in resp["status"]["message"]
     everything = rv.deployment("web", "shop", BAD, annotations={"podgate.dev/exempt": "*"})
-    assert server.review("/validate", rv.review(everything))["allowed"] is True
+    assert server.review("/validate", rv.review(everything))["allowed"] is False
 
 
 def test_exempt_namespace(server: Server) -> None:

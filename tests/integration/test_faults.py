@@ -85,15 +85,19 @@ def test_policy_that_raises_is_decided_by_its_failure_action(server: Server) -> 
     loud = rv.deployment("web", "shop", annotations={"test.podgate.dev/explode": "1"})
     body = rv.review(loud, uid="raise-1")
     resp = server.review("/validate", body)  # carries the uid
-    assert resp["allowed"] is True  # default failure action: warn
-    assert resp["warnings"] == ["explode: policy raised RuntimeError: kaboom"]
+    assert resp["allowed"] is True  # the harness sets explode's failure_action: warn
+    assert resp["warnings"] == [
+        "explode: podgate could not evaluate it: the policy raised RuntimeError: kaboom "
+        "(failure_action: warn)"
+    ]
     strict = rv.deployment("web", "shop", annotations={"test.podgate.dev/explode-strict": "1"})
     resp = server.review("/validate", rv.review(strict, uid="raise-2"))
     assert resp["uid"] == "raise-2"
     assert resp["allowed"] is False
-    assert (
-        "explode-strict: policy raised RuntimeError: kaboom, strictly"
-        in (resp["status"]["message"])
+    assert resp["status"]["message"] == (
+        "podgate could not check Deployment shop/web against 1 policy, so it is refused:\n"
+        "- explode-strict: podgate could not evaluate it: the policy raised RuntimeError: "
+        "kaboom, strictly (failure_action: deny)"
     )
     after = server.metrics()
     for policy in ("explode", "explode-strict"):
@@ -103,7 +107,7 @@ def test_policy_that_raises_is_decided_by_its_failure_action(server: Server) -> 
     assert metric(after, "podgate_policy_results_total", policy="explode", result="error") > 0
 
 
-def test_deadline_answers_by_the_failure_action(tmp_path: Path) -> None:
+def test_the_deadline_refuses_by_the_failure_actions_not_unchecked(tmp_path: Path) -> None:
     srv = start_server(tmp_path, sink=sink(), deadline_s=0.5)
     try:
         slow = rv.deployment("web", "shop", annotations={"test.podgate.dev/sleep": "1.5"})
@@ -111,9 +115,17 @@ def test_deadline_answers_by_the_failure_action(tmp_path: Path) -> None:
         resp = srv.review("/validate", rv.review(slow, uid="slow-1"))
         took = time.monotonic() - started
         assert took < 1.2, took  # answered at the deadline, not when the policy finished
-        assert resp["allowed"] is True
-        assert resp["warnings"][0].startswith("podgate could not check this request")
-        assert "0.5s deadline" in resp["warnings"][0]
+        assert resp["allowed"] is False
+        message = resp["status"]["message"]
+        assert message.startswith("podgate could not check Deployment shop/web against ")
+        assert (
+            "- slow: podgate could not evaluate it: the evaluation did not finish within the "
+            "0.5s deadline; slow was running (failure_action: deny)"
+        ) in message.splitlines()
+        # a warn policy that could not be evaluated warns; an audit one stays silent
+        assert any(w.startswith("require-image-digest: podgate could not evaluate it: ")
+                   for w in resp["warnings"])  # fmt: skip
+        assert "require-probes" not in message + " ".join(resp["warnings"])
         text = srv.metrics()
         assert metric(text, "podgate_admission_errors_total", reason="deadline") >= 1
         assert metric(text, "podgate_admission_requests_total", decision="error") >= 1
@@ -140,9 +152,16 @@ def test_a_body_arriving_after_the_deadline_is_answered_saying_so(tmp_path: Path
             answer = _read_response(conn)
         finally:
             conn.close()
-        (warning,) = answer["response"]["warnings"]
-        assert warning.startswith("podgate could not check this request: the request took 0.")
-        assert warning.endswith("s to arrive, past the 0.5s deadline; admitted unchecked")
+        response = answer["response"]
+        assert response["allowed"] is False
+        lines = response["status"]["message"].splitlines()
+        assert any(
+            line.startswith(
+                "- require-resources: podgate could not evaluate it: the request took 0."
+            )
+            and line.endswith("s to arrive, past the 0.5s deadline (failure_action: deny)")
+            for line in lines
+        ), lines
     finally:
         srv.stop()
 

@@ -21,7 +21,7 @@ from tests.plugins.conftest import REPO
 STABLE_API = {
     # decorators and their metadata
     "policy", "mutation", "Params", "NoParams", "Field", "Severity", "Action", "Metadata",
-    "Policy", "Mutation", "PolicyDefinitionError", "Registry",
+    "Example", "Policy", "Mutation", "PolicyDefinitionError", "Registry",
     # what a policy reads and returns
     "PodView", "ContainerView", "ContainerList", "WorkloadKind", "POD_KINDS", "Violation",
     "Skip", "Context", "StaticContext", "ClusterState", "NetworkPolicyInfo", "format_path",
@@ -29,7 +29,7 @@ STABLE_API = {
     "parse_image", "ImageRef", "InvalidImage", "image_matches", "parse_quantity",
     "InvalidQuantity", "selector_matches", "InvalidSelector",
     # running policies (tests, tools)
-    "evaluate", "BudgetGuard", "Decision", "PolicyResult", "Outcome", "Mode", "ResourceRef",
+    "evaluate", "Decision", "PolicyResult", "Outcome", "Mode", "ResourceRef",
 }  # fmt: skip
 
 PLUGIN_SOURCES = sorted(

@@ -323,23 +323,25 @@ def test_a_policy_that_raises_is_an_error_decided_by_its_failure_action(
     # The built-ins switched off, so that only the plugin decides the exit code.
     builtins_off = "".join(f"  {pid}: {{action: 'off'}}\n" for pid in builtin_registry().policies)
     only_it = f"plugins: [cmdb.py]\npolicies:\n{builtins_off}"
-    # The default failure action is warn: admitted, with the exception in the message.
-    run = cli("check", "-o", "json", "-c", _config(tmp_path, only_it), str(tmp_path / "pod.yaml"))
+    # The failure action is the policy's action by default: a deny policy refuses
+    # what it could not evaluate, saying why; the text output shows the same line.
+    run = cli("check", "-c", _config(tmp_path, only_it), str(tmp_path / "pod.yaml"))
+    assert run.code == 1
+    assert (
+        "  ERROR deny  cmdb-owner: podgate could not evaluate it: the policy raised "
+        "ConnectionError: cmdb.example.com: connection refused (failure_action: deny)"
+    ) in run.out.splitlines()
+
+    # failure_action: warn admits, with the exception in the message.
+    lenient = only_it.replace("policies:\n", "policies:\n  cmdb-owner: {failure_action: warn}\n")
+    run = cli("check", "-o", "json", "-c", _config(tmp_path, lenient), str(tmp_path / "pod.yaml"))
     assert run.code == 0, run.err
     (result,) = _results(run.out)
     assert (result["policy"], result["result"], result["action"]) == ("cmdb-owner", "error", "warn")
     assert result["message"] == (
-        "policy raised ConnectionError: cmdb.example.com: connection refused"
+        "podgate could not evaluate it: the policy raised ConnectionError: cmdb.example.com: "
+        "connection refused (failure_action: warn)"
     )
-
-    # failure_action: deny fails closed; the text output shows the same line.
-    strict = only_it.replace("policies:\n", "policies:\n  cmdb-owner: {failure_action: deny}\n")
-    run = cli("check", "-c", _config(tmp_path, strict), str(tmp_path / "pod.yaml"))
-    assert run.code == 1
-    assert (
-        "  ERROR deny  cmdb-owner: policy raised ConnectionError: cmdb.example.com: "
-        "connection refused"
-    ) in run.out.splitlines()
 
 
 def test_a_policy_yielding_strings_is_an_error(tmp_path: Path) -> None:
@@ -360,7 +362,8 @@ def test_a_policy_yielding_strings_is_an_error(tmp_path: Path) -> None:
     decision = evaluate(_pod(), StaticContext(), config, mutate=False)
     (result,) = [r for r in decision.results if r.policy == "strings"]
     assert result.reason == (
-        "policy raised TypeError: policy strings yielded str, expected Violation"
+        "podgate could not evaluate it: the policy raised TypeError: policy strings yielded "
+        "str, expected Violation (failure_action: deny)"
     )
 
 
@@ -393,8 +396,9 @@ def test_a_policy_returning_something_else_says_what_it_returned(
     decision = evaluate(_pod(), StaticContext(), config, mutate=False)
     (result,) = [r for r in decision.results if r.policy == "returns"]
     assert result.reason == (
-        f"policy raised TypeError: policy returns returned {type_name}, expected "
-        "Violations: yield each one, or return a list of them"
+        f"podgate could not evaluate it: the policy raised TypeError: policy returns returned "
+        f"{type_name}, expected Violations: yield each one, or return a list of them "
+        "(failure_action: deny)"
     )
 
 
@@ -519,34 +523,56 @@ def slow_lookup(pod: PodView) -> Iterator[Violation]:
     yield from ()
 """
 
+BUSY = """\
+import time
+from collections.abc import Iterator
 
-def test_a_policy_over_its_budget_is_an_error_then_suspended(cli: Cli, tmp_path: Path) -> None:
+from policies import PodView, Violation, policy
+
+
+@policy("busy-lookup", title="Works hard on one pod", category="ownership")
+def busy_lookup(pod: PodView) -> Iterator[Violation]:
+    if pod.name == "first":
+        end = time.thread_time() + 0.2
+        while time.thread_time() < end:
+            pass
+    yield from ()
+"""
+
+
+def test_a_policy_over_its_budget_is_an_error_for_that_object_only(
+    cli: Cli, tmp_path: Path
+) -> None:
+    _write(tmp_path, "busy.py", BUSY)
     _write(tmp_path, "slow.py", SLOW)
     manifests = tmp_path / "pods.yaml"
     manifests.write_text(
         "---\n".join(json.dumps(_pod(name)) + "\n" for name in ("first", "second")),
         encoding="utf-8",
     )
-    config = _config(tmp_path, "plugins: [slow.py]\npolicies:\n  slow-lookup: {budget_ms: 50}\n")
+    config = _config(
+        tmp_path,
+        "plugins: [busy.py, slow.py]\npolicies:\n  busy-lookup: {budget_ms: 50}\n"
+        "  slow-lookup: {budget_ms: 50}\n",
+    )
     run = cli("check", "-o", "json", "-c", config, str(manifests))
-    assert run.code == 1, run.err  # the built-ins deny these pods; slow-lookup only warns
-    first, second = [r for r in _results(run.out) if r["policy"] == "slow-lookup"]
+    assert run.code == 1, run.err
+    first, second = [r for r in _results(run.out) if r["policy"] == "busy-lookup"]
     assert (first["resource"]["name"], first["result"], first["action"]) == (
         "first",
         "error",
-        "warn",
+        "deny",
     )
-    took = first["message"]
-    assert took.startswith("took "), took
-    assert took.endswith(" ms, over its 50 ms budget"), took
-    assert int(took.split()[1]) >= 200
-    # The next object does not wait for it: suspended for a cool-down, decided the same way.
-    assert (second["resource"]["name"], second["result"], second["action"]) == (
-        "second",
-        "error",
-        "warn",
-    )
-    assert second["message"] == "suspended for a cool-down after running over its time budget"
+    spent = first["message"]
+    prefix = "podgate could not evaluate it: the policy used "
+    assert spent.startswith(prefix), spent
+    assert spent.endswith(" ms of CPU time on this object, over its 50 ms budget "
+                          "(failure_action: deny)"), spent  # fmt: skip
+    assert int(spent.removeprefix(prefix).split()[0]) >= 200
+    # The next object gets its own verdict: nothing carries over.
+    assert (second["resource"]["name"], second["result"]) == ("second", "pass")
+    # Waiting is no work: the policy that sleeps 200 ms stays within 50 ms of CPU.
+    assert {r["result"] for r in _results(run.out) if r["policy"] == "slow-lookup"} == {"pass"}
 
 
 HALF = """\
@@ -637,7 +663,10 @@ def test_sys_exit_in_a_policy_or_a_mutation_is_an_error_not_the_end(tmp_path: Pa
     config = load_config(_config(tmp_path, "plugins: [quits.py]\n"))
     decision = evaluate(_pod(), StaticContext(), config)
     (result,) = [r for r in decision.results if r.policy == "quits"]
-    assert (str(result.outcome), result.reason) == ("error", "policy raised SystemExit: 0")
+    assert (str(result.outcome), result.reason) == (
+        "error",
+        "podgate could not evaluate it: the policy raised SystemExit: 0 (failure_action: deny)",
+    )
     assert decision.mutation_errors == ("quits-too raised SystemExit: cmdb down",)
     assert "priorityClassName" not in json.dumps(decision.patch), "its half-done change is dropped"
 

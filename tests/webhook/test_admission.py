@@ -17,7 +17,6 @@ from webhook.server.admission import (
     bound_warnings,
     denial_message,
     denied,
-    errored,
     http_error,
     parse_review,
     patched,
@@ -49,13 +48,26 @@ def test_denial_message_lists_each_line() -> None:
     assert long.endswith("more; see the podgate logs")
 
 
+def test_denial_message_says_what_podgate_could_not_evaluate() -> None:
+    only = denial_message("Pod a/b", [], ["p: podgate could not evaluate it: why"])
+    assert only == (
+        "podgate could not check Pod a/b against 1 policy, so it is refused:\n"
+        "- p: podgate could not evaluate it: why"
+    )
+    both = denial_message("Pod a/b", ["p: one", "p: two"], ["q: x", "r: y"])
+    assert both.splitlines() == [
+        "Pod a/b violates 2 podgate policy rules, and podgate could not check it against "
+        "2 policies:",
+        "- p: one", "- p: two", "- q: x", "- r: y",
+    ]  # fmt: skip
+
+
 def test_constructors() -> None:
     assert allowed("u").as_dict() == {"uid": "u", "allowed": True}
     refused = denied("u", "no", ["careful"]).as_dict()
     assert refused["status"] == {"status": "Failure", "code": 403, "reason": "Forbidden",
                                  "message": "no"}  # fmt: skip
     assert refused["warnings"] == ["careful"]
-    assert errored("u", 500, "broken").as_dict()["status"]["reason"] == "InternalError"
     assert patched("u", []).as_dict() == {"uid": "u", "allowed": True}
     ops = [{"op": "add", "path": "/a", "value": 1}]
     out = patched("u", ops).as_dict()

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -151,7 +152,15 @@ def run_watch(args: argparse.Namespace, config: Config, api_client: Any) -> int:
         signal.signal(sig, on_signal)
     heartbeat = Heartbeat()
     # /metrics, and /healthz and /readyz that fail when no loop ticks any more
-    HealthServer(heartbeat, "0.0.0.0", args.metrics_port).start()
+    try:
+        side = HealthServer(heartbeat, "0.0.0.0", args.metrics_port)
+    except (OSError, OverflowError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"podgate audit: cannot listen on 0.0.0.0:{args.metrics_port} (--metrics-port): "
+              f"{why}; stop what uses it or give --metrics-port another port",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    side.start()
     elector = LeaseElector(KubeLeaseStore(api_client, namespace, LEASE_NAME), identity)
     log.info("waiting for the audit Lease %s/%s as %s", namespace, LEASE_NAME, identity)
     if not elector.wait_for_leadership(stop, on_tick=heartbeat.beat):

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from policies.config import Config, load_config
-from policies.model import Decision
+from policies.model import Action, Decision
 from policies.views import as_mapping
 from webhook.audit.scan import scan
 from webhook.cli.check import Checked, InCluster, Report
 from webhook.cli.manifests import Unreadable
+from webhook.cli.overrides import apply_overrides
 from webhook.cluster.client import api_error
 from webhook.cluster.reader import ClusterReader, KubeClusterReader
 
@@ -36,15 +37,15 @@ def report_of(
 
     done = scan(reader, config, keep, namespace=namespace, page_size=page_size)
     unreadable = [Unreadable(f"cluster {plural}", why) for plural, why in done.unreadable.items()]
-    return Report(checked, unreadable, unit="object")
+    return Report(checked, unreadable)
 
 
 def run(args: argparse.Namespace) -> int:
     from webhook.cli.args import colour_enabled
-    from webhook.cli.report import render
+    from webhook.cli.formats import render
     from webhook.cluster.client import connect
 
-    config = load_config(args.config)
+    config = apply_overrides(load_config(args.config), args.sets, args.only, args.skip)
     if args.watch and args.namespace:
         print("podgate audit: --namespace is not supported with --watch "
               "(the watch audits the whole cluster)", file=sys.stderr)  # fmt: skip
@@ -70,4 +71,4 @@ def run(args: argparse.Namespace) -> int:
         return 2
     print(render(report, config, args.output, colour=colour_enabled(sys.stdout, args.no_color),
                  verbose=args.verbose))  # fmt: skip
-    return report.exit_code
+    return report.exit_code_at(Action(args.fail_on))

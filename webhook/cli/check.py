@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from policies.budget import BudgetGuard
 from policies.config import Config
 from policies.engine import INVALID_MANIFEST, evaluate, resource_ref
 from policies.model import (
@@ -30,7 +29,7 @@ from policies.model import (
 from policies.network_policy import network_policy_info
 from policies.subject import subject_of
 from policies.workloads import api_group, workload_kind
-from webhook.cli.manifests import Document, Unreadable
+from webhook.cli.manifests import Document, Skipped, Unreadable
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,19 +117,24 @@ def offline_context(documents: Sequence[Document], namespace: str) -> StaticCont
 
 
 def check_documents(
-    documents: Sequence[Document], config: Config, *, namespace: str = "default", fix: bool = False
+    documents: Sequence[Document],
+    config: Config,
+    *,
+    namespace: str = "default",
+    fix: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Checked]:
     ctx = offline_context(documents, namespace)
-    guard = BudgetGuard()
     checked: list[Checked] = []
-    for doc in documents:
+    total = len(documents)
+    for position, doc in enumerate(documents):
+        if progress is not None and not position & 255:
+            progress(position, total, "checking objects")
         if doc.obj is None:
             checked.append(Checked(doc, None, None))
             continue
         subject = subject_of(doc.obj, config)
-        decision = evaluate(
-            subject, ctx, config, mutate=fix, default_namespace=namespace, guard=guard
-        )
+        decision = evaluate(subject, ctx, config, mutate=fix, default_namespace=namespace)
         checked.append(Checked(doc, decision.resource, decision))
     return checked
 
@@ -139,35 +143,56 @@ def check_documents(
 class Report:
     checked: list[Checked]
     unreadable: list[Unreadable]
-    unit: str = "document"  # what the text summary counts: "object" for a cluster
+    skipped: list[Skipped] = field(default_factory=list)  # files left out on purpose
+    texts: dict[str, str] = field(default_factory=dict)  # each file's text: where fields are
 
     def rows(self) -> list[tuple[Checked, PolicyResult]]:
         return [(c, r) for c in self.checked for r in c.results]
 
     def summary(self) -> dict[str, Any]:
+        """Objects and results counted apart: an object has a result per policy."""
         counts = {str(o): 0 for o in Outcome}
         actions = {"deny": 0, "warn": 0, "audit": 0}
-        for _, result in self.rows():
-            counts[str(result.outcome)] += 1
-            if result.failed and str(result.effective_action) in actions:
-                actions[str(result.effective_action)] += 1
+        failed_objects = 0
+        for checked in self.checked:
+            failed = False
+            for result in checked.results:
+                counts[str(result.outcome)] += 1
+                if result.failed and str(result.effective_action) in actions:
+                    actions[str(result.effective_action)] += 1
+                    failed = True
+            failed_objects += failed
         evaluated = sum(1 for c in self.checked if c.decision is None or c.decision.results)
         return {
-            "documents": len(self.checked),
+            "documents": len(self.checked),  # the objects: kept under its first name
+            "objects": len(self.checked),
             "evaluated": evaluated,
+            "failed_objects": failed_objects,
             "exempt": sum(1 for c in self.checked if c.exempt_reason),
             "results": counts,
             "failures": actions,
             "unreadable_inputs": len(self.unreadable),
+            "skipped_paths": len(self.skipped),
         }
 
     @property
     def exit_code(self) -> int:
         """2: an input could not be read; 1: something would be refused; else 0."""
+        return self.exit_code_at(Action.DENY)
+
+    def exit_code_at(self, fail_on: Action) -> int:
+        """As `exit_code`, with 1 for any failure whose action is `fail_on` or
+        stronger (`warn`: warnings fail the build too, as conftest's --fail-on-warn)."""
         if self.unreadable:
             return 2
-        denied = any(r.failed and r.effective_action is Action.DENY for _, r in self.rows())
-        return 1 if denied else 0
+        least = _STRENGTH[fail_on]
+        failing = any(
+            r.failed and _STRENGTH.get(r.effective_action, 0) >= least for _, r in self.rows()
+        )
+        return 1 if failing else 0
+
+
+_STRENGTH = {Action.AUDIT: 1, Action.WARN: 2, Action.DENY: 3}
 
 
 def resource_of(checked: Checked) -> ResourceRef:

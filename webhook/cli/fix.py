@@ -1,10 +1,11 @@
 """`podgate check --fix`: the mutated manifests, keeping everything else as written.
 
-Only documents with a patch are re-emitted; the others are copied verbatim,
-and the patched ones go through ruamel's round-trip loader so their
-comments, key order and quoting survive. Printed to stdout, every input
-comes out, changed or not, as one YAML stream that `kubectl apply -f -`
-reads as it would have read the inputs.
+Only documents with a patch are re-emitted; the others are copied verbatim.
+A patched one gets its operations as edits of its text (text_patch.py), so
+that nothing else in it changes; where that cannot be done it goes through
+ruamel's round-trip loader, which keeps comments, key order and quoting.
+Printed to stdout, every input comes out, changed or not, as one YAML
+stream that `kubectl apply -f -` reads as it would have read the inputs.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from webhook.cli.manifests import (
     json_stream,
     split_documents,
 )
+from webhook.cli.text_patch import patched_text
 
 
 def _patches(checked: Sequence[Checked], file: str) -> dict[int, list[dict[str, Any]]]:
@@ -106,16 +108,20 @@ def fixed_text(
 
 
 def _fixed_document(text: str, ops: list[dict[str, Any]]) -> str | None:
-    """One document with its patch, through ruamel; None when the result does
-    not read back as the document with the patch applied."""
+    """One document with its patch: as edits of its text where they can be
+    (nothing else changes), else through ruamel's round trip; None when
+    neither reads back as the document with the patch applied."""
+    # the document as the patch means it, its aliases unshared: a change that
+    # reached a shared node shows as a difference
+    expected = apply_patch(deep_copy(load_yaml(text)), copy.deepcopy(ops))
+    edited = patched_text(text, ops, _sequence_offset(text))
+    if edited is not None and load_yaml(edited) == expected:
+        return edited
     yaml = _round_trip(text)  # each document with its own list indentation
     node = apply_patch(yaml.load(text), ops)
     buffer = io.StringIO()
     yaml.dump(node, buffer)
     dumped = _keep_leading_comments(text, buffer.getvalue())
-    # the document as the patch means it, its aliases unshared: a change that
-    # reached a shared node shows as a difference
-    expected = apply_patch(deep_copy(load_yaml(text)), copy.deepcopy(ops))
     return dumped if load_yaml(dumped) == expected else None
 
 

@@ -13,24 +13,29 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import NoReturn
 
 from policies.config import Config, ConfigError, load_config
 from policies.model import Mode
 from policies.plugins import PluginError
+from webhook.cli.about import Version, cmd_completion, cmd_version
 from webhook.cli.args import (
+    REPORT_FORMATS,
+    Parser,
+    add_check_arguments,
     add_config,
+    add_fail_on,
     add_output,
-    colour_enabled,
+    count,
     namespace_name,
     page_size,
+    port,
     positive_days,
+    positive_seconds,
+    seconds,
     seconds_between_passes,
 )
-
-if TYPE_CHECKING:
-    from webhook.cli.check import Report
+from webhook.cli.overrides import add_overrides, apply_overrides
 
 EXIT_OK, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
@@ -40,90 +45,22 @@ def _load(path: str | None) -> Config:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from webhook.cli.check import bulk_gc
+    from webhook.cli.checking import run
 
-    if args.write and not args.fix:
-        print("podgate check: --write needs --fix", file=sys.stderr)
-        return EXIT_USAGE
-    if args.fix and args.output != "text":
-        print(
-            f"podgate check: --fix prints manifests, not a report: -o {args.output} "
-            "applies to a check without --fix",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    config = _load(args.config)
-    with bulk_gc():
-        return _check(args, config)
-
-
-def _check(args: argparse.Namespace, config: Config) -> int:
-    from webhook.cli.check import Report, check_documents
-    from webhook.cli.manifests import read_inputs
-    from webhook.cli.report import render
-
-    inputs = read_inputs(args.paths)
-    checked = check_documents(inputs.documents, config, namespace=args.namespace, fix=args.fix)
-    report = Report(checked, inputs.unreadable)
-    for unreadable in inputs.unreadable:
-        print(f"podgate check: {unreadable.file}: {unreadable.reason}", file=sys.stderr)
-    if args.fix:
-        return _fix(args, inputs.texts, report)
-    print(render(report, config, args.output, colour=colour_enabled(sys.stdout, args.no_color),
-                 verbose=args.verbose))  # fmt: skip
-    return report.exit_code
-
-
-def _fix(args: argparse.Namespace, texts: dict[str, str], report: Report) -> int:
-    """Print the fixed stream, or rewrite the changed files with --write.
-
-    A document that could not be read is left as written, and a mutation
-    that failed on an object is left out of its fix: both are said on
-    stderr, so that "nothing to change" never hides what podgate could not
-    fix. The exit code is the check's, of the manifests as given.
-    """
-    from webhook.cli.fix import as_stream, fixed_texts
-    from webhook.cli.manifests import Document
-    from webhook.cli.report import counted
-
-    said = "podgate check --fix:"
-    for checked in report.checked:
-        doc, decision = checked.source, checked.decision
-        if not isinstance(doc, Document):
-            continue
-        if doc.error:
-            print(f"{said} {doc.where}: {doc.error}; left as written", file=sys.stderr)
-        elif decision is not None:
-            for error in decision.mutation_errors:
-                print(f"{said} {doc.where}: {decision.resource}: mutation {error}; "
-                      "its changes are left out", file=sys.stderr)  # fmt: skip
-    problems: list[str] = []
-    fixed = fixed_texts(texts, report.checked, problems)  # each file parsed and dumped once
-    for problem in problems:
-        print(f"{said} {problem}", file=sys.stderr)
-    changed = {file: text for file, text in fixed.items() if text != texts[file]}
-    if args.write:
-        for file, text in changed.items():
-            if file == "<stdin>":
-                sys.stdout.write(text)
-                continue
-            Path(file).write_text(text, encoding="utf-8")
-            print(f"fixed {file}", file=sys.stderr)
-    elif texts:
-        sys.stdout.write(as_stream(list(fixed.values())))
-    patched = sum(1 for c in report.checked if c.decision is not None and c.decision.patch)
-    if not changed:
-        print(f"{said} nothing to change", file=sys.stderr)
-    else:
-        print(
-            f"{said} {counted(patched, 'object')} fixed in {counted(len(changed), 'file')}",
-            file=sys.stderr,
-        )
-    return report.exit_code
+    return run(args)
 
 
 def cmd_policies(args: argparse.Namespace) -> int:
-    config = _load(args.config)
+    config = apply_overrides(_load(args.config), args.sets, args.only, args.skip)
+    if args.id:
+        from webhook.cli.explain import UnknownPolicy, describe, render
+
+        try:
+            print(render(describe(config, args.id), args.output))
+        except UnknownPolicy as exc:
+            print(f"podgate {args.command}: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        return EXIT_OK
     rows = config.describe()
     if args.output == "json":
         print(
@@ -220,38 +157,38 @@ def cmd_test(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="podgate", description="Kubernetes admission policies in plain, typed Python."
     )
+    parser.add_argument("--version", action=Version, help="print podgate's version and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    version = sub.add_parser("version", help="print podgate's version")
+    add_output(version, ("text", "json"))
+    version.set_defaults(func=cmd_version)
+    completion = sub.add_parser(
+        "completion", help="print a shell completion script: podgate completion bash > FILE"
+    )
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
+    add_config(completion, "complete the policies of this config's plugins too")
+    completion.set_defaults(func=cmd_completion, build_parser=build_parser)
 
     check = sub.add_parser("check", help="check manifests offline (files, folders, - for stdin)")
-    check.add_argument("paths", nargs="+", metavar="PATH")
-    add_config(check)
-    add_output(check, ("text", "json", "sarif", "junit"))
-    check.add_argument(
-        "--namespace",
-        "-n",
-        type=namespace_name,
-        default="default",
-        help="namespace of manifests that set none",
-    )
-    check.add_argument(
-        "--fix",
-        action="store_true",
-        help="print every input as one YAML stream, with the mutations' defaults injected",
-    )
-    check.add_argument(
-        "--write", action="store_true", help="with --fix: rewrite the files in place"
-    )
-    check.add_argument("--verbose", "-v", action="store_true", help="also list passing results")
-    check.add_argument("--no-color", action="store_true", help="never colour the text output")
+    add_check_arguments(check)
     check.set_defaults(func=cmd_check)
 
-    pols = sub.add_parser("policies", help="list the policies, their actions and origins")
-    add_config(pols)
-    add_output(pols, ("text", "json"))
-    pols.set_defaults(func=cmd_policies)
+    pols = sub.add_parser(
+        "policies", help="list the policies, their actions and origins; with an ID, explain it"
+    )
+    pols.add_argument("id", nargs="?", metavar="ID", help="explain this policy or mutation")
+    explain = sub.add_parser(
+        "explain", help="one policy or mutation: description, parameters, an example and its fix"
+    )
+    explain.add_argument("id", metavar="ID")
+    for listing in (pols, explain):
+        add_config(listing)
+        add_output(listing, ("text", "json"))
+        add_overrides(listing)
+        listing.set_defaults(func=cmd_policies)
 
     serve = sub.add_parser("serve", help="run the admission webhook over TLS")
     add_config(serve)
@@ -282,9 +219,27 @@ def build_parser() -> argparse.ArgumentParser:
         "--mutating-webhook", metavar="NAME", help="MutatingWebhookConfiguration to patch"
     )
     serve.add_argument("--host", default="0.0.0.0")
-    serve.add_argument("--port", type=int, default=8443)
-    serve.add_argument("--metrics-port", type=int, default=8080)
-    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--port", type=port, default=8443, help="the admission port (TLS)")
+    serve.add_argument(
+        "--metrics-port", type=port, default=8080,
+        help="plain HTTP /metrics, /healthz, /readyz (default 8080)",
+    )  # fmt: skip
+    serve.add_argument("--workers", type=count, default=1)
+    serve.add_argument(
+        "--max-connections", type=count, default=4096, metavar="N",
+        help="open connections to the admission port, shared out among the workers; past it "
+        "the oldest idle one is closed to make room (default 4096)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--client-ca", metavar="FILE",
+        help="mutual TLS: refuse any caller without a client certificate signed by a CA in "
+        "FILE (PEM), e.g. the one the API server's admission kubeconfig presents",
+    )  # fmt: skip
+    serve.add_argument(
+        "--client-cn", action="append", default=[], metavar="NAME",
+        help="with --client-ca: also require the certificate's common name or a DNS name to "
+        "be NAME (repeatable)",
+    )  # fmt: skip
     serve.add_argument(
         "--kubeconfig", metavar="FILE", help="cluster access (else in-cluster, else none)"
     )
@@ -292,29 +247,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     serve.add_argument(
         "--deadline",
-        type=float,
+        type=positive_seconds,
         default=2.5,
         metavar="SECONDS",
-        help="answer by the failure action when evaluation takes longer; keep it below the "
-        "webhooks' timeoutSeconds (default 2.5)",
+        help="past it, each policy not evaluated decides by its failure action; keep it below "
+        "the webhooks' timeoutSeconds (default 2.5)",
     )
     serve.add_argument(
         "--read-timeout",
-        type=float,
+        type=positive_seconds,
         default=5.0,
         metavar="SECONDS",
         help="close connections whose request has not fully arrived by then (default 5)",
     )
     serve.add_argument(
         "--shutdown-delay",
-        type=float,
+        type=seconds,
         default=2.0,
         metavar="SECONDS",
         help="after SIGTERM, keep serving this long with readiness off (default 2)",
     )
     serve.add_argument(
         "--grace-period",
-        type=float,
+        type=seconds,
         default=25.0,
         metavar="SECONDS",
         help="then wait this long for in-flight requests (default 25)",
@@ -384,14 +339,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="audit what already runs in a cluster")
     add_config(audit)
-    add_output(audit, ("text", "json", "sarif", "junit"))
+    add_output(audit, REPORT_FORMATS)
     audit.add_argument("--kubeconfig", metavar="FILE")
     audit.add_argument(
         "--namespace", "-n", type=namespace_name, help="only this namespace (default: all)"
     )
     audit.add_argument("--page-size", type=page_size, default=500)
     audit.add_argument("--watch", action="store_true", help="run continuously (kopf operator)")
-    audit.add_argument("--metrics-port", type=int, default=8080)
+    audit.add_argument("--metrics-port", type=port, default=8080)
     audit.add_argument("--resync-seconds", type=seconds_between_passes, default=600.0)
     audit.add_argument("--policy-reports", action="store_true", help="write PolicyReport objects")
     audit.add_argument("--verbose", "-v", action="store_true")
@@ -400,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --watch: JSON log lines on stderr at this level",
     )  # fmt: skip
     audit.add_argument("--no-color", action="store_true")
+    add_fail_on(audit)
+    add_overrides(audit)
     audit.set_defaults(func=cmd_audit)
 
     test = sub.add_parser("test", help="run policy test suites (podgate-test.yaml)")

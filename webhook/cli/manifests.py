@@ -10,18 +10,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import yaml
 
+from policies.workloads import unserved_kind
 from policies.yaml_reading import load_yaml, place_yaml_problem
-
-MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-STDIN = "-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +30,8 @@ class Document:
     obj: dict[str, Any] | None
     error: str | None = None
     item: int | None = None  # position inside a `kind: List`
+    # a value without `kind` (a Helm values file, `{}`): no Kubernetes object at all
+    kindless: bool = False
 
     @property
     def where(self) -> str:
@@ -46,6 +44,14 @@ class Unreadable:
     """An input that could not be read at all (exit code 2)."""
 
     file: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A file or folder left out on purpose (no manifest, --ignore), and why."""
+
+    path: str
     reason: str
 
 
@@ -141,13 +147,19 @@ def _expand(file: str, index: int, line: int, value: object) -> Iterator[Documen
         return  # an empty document (a trailing `---`, comments only)
     if not isinstance(value, dict):
         shape = _SHAPES.get(type(value), f"a {type(value).__name__}")
-        yield Document(file, index, line, None, f"the document is {shape}, not a Kubernetes object")
+        problem = f"the document is {shape}, not a Kubernetes object"
+        yield Document(file, index, line, None, problem, kindless=True)
         return
     kind = value.get("kind")
     items = value.get("items")
     if isinstance(kind, str) and kind.endswith("List") and isinstance(items, list):
         for position, item in enumerate(items):
-            if isinstance(item, dict):
+            unserved = isinstance(item, dict) and unserved_kind(
+                str(item.get("kind")), str(item.get("apiVersion"))
+            )
+            if unserved:
+                yield Document(file, index, line, None, unserved, item=position)
+            elif isinstance(item, dict):
                 yield Document(file, index, line, item, item=position)
             else:
                 bad_item = f"items[{position}] of the {kind} is not a mapping"
@@ -155,7 +167,11 @@ def _expand(file: str, index: int, line: int, value: object) -> Iterator[Documen
         return
     not_an_object = _not_an_object(value)
     if not_an_object is not None:
-        yield Document(file, index, line, None, not_an_object)
+        yield Document(file, index, line, None, not_an_object, kindless="kind" not in value)
+        return
+    unserved = unserved_kind(value["kind"], value["apiVersion"])
+    if unserved is not None:
+        yield Document(file, index, line, None, unserved)
         return
     yield Document(file, index, line, value)
 
@@ -225,54 +241,3 @@ def decode(data: bytes, file: str) -> str | Unreadable:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         return Unreadable(file, f"not UTF-8 text (byte {exc.start}): binary data?")
-
-
-def _files(path: Path) -> list[Path]:
-    if path.is_dir():
-        return sorted(
-            p
-            for p in path.rglob("*")
-            if p.is_file()
-            and p.suffix in MANIFEST_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
-    return [path]
-
-
-@dataclass
-class Inputs:
-    """What was read: the documents, the inputs that failed, and each file's text."""
-
-    documents: list[Document]
-    unreadable: list[Unreadable]
-    texts: dict[str, str]
-
-
-def read_inputs(paths: Sequence[str], stdin: BinaryIO | None = None) -> Inputs:
-    """Every document of every input, and the inputs that could not be read."""
-    documents: list[Document] = []
-    unreadable: list[Unreadable] = []
-    texts: dict[str, str] = {}
-    for raw in paths:
-        if raw == STDIN:
-            stream = stdin if stdin is not None else sys.stdin.buffer
-            sources: list[tuple[str, bytes | Unreadable]] = [("<stdin>", stream.read())]
-        else:
-            path = Path(raw)
-            if not path.exists():
-                unreadable.append(Unreadable(raw, "no such file or folder"))
-                continue
-            sources = []
-            for file in _files(path):
-                try:
-                    sources.append((str(file), file.read_bytes()))
-                except OSError as exc:
-                    sources.append((str(file), Unreadable(str(file), exc.strerror or str(exc))))
-        for name, data in sources:
-            text = data if isinstance(data, Unreadable) else decode(data, name)
-            if isinstance(text, Unreadable):
-                unreadable.append(text)
-                continue
-            texts[name] = text
-            documents.extend(parse_text(text, name))
-    return Inputs(documents, unreadable, texts)

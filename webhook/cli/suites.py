@@ -6,7 +6,8 @@ Two layouts are discovered under each PATH:
 * explicit suites, files named `podgate-test.yaml`:
 
       name: team labels
-      config: {policies: {require-team-label: {labels: [team]}}}   # optional
+      config: {policies: {require-team-label: {labels: [team]}}}   # optional; or a
+                                              # config file's path, relative to the suite
       plugins: [policy.py]                    # optional, relative to the suite; loads
                                               # the code under test from source (else:
                                               # --config's policies, or the installed ones)
@@ -43,6 +44,7 @@ from policies.config import (
     ConfigError,
     ConfigFile,
     format_validation_error,
+    parse_config_file,
     resolve,
 )
 from policies.model import Action, ClusterState
@@ -100,7 +102,7 @@ def _suite_file(suite: Path, key: str, path: Path) -> list[Document]:
         raise SuiteError(f"{suite}: {key}: {exc}") from exc
 
 
-def _only(registry: Registry, raw: ConfigFile, keep: set[str], source: str) -> Config:
+def scoped(registry: Registry, raw: ConfigFile, keep: set[str], source: str) -> Config:
     """A config where everything but the policies under test is switched off."""
     policies: dict[str, dict[str, Any] | None] = {
         pid: {**(raw.policies.get(pid) or {}), **({} if pid in keep else {"action": "off"})}
@@ -110,8 +112,8 @@ def _only(registry: Registry, raw: ConfigFile, keep: set[str], source: str) -> C
         mid: {**(raw.mutations.get(mid) or {}), "enabled": mid in keep}
         for mid in registry.mutations
     }
-    scoped = raw.model_copy(update={"policies": policies, "mutations": mutations})
-    return resolve(scoped, registry, source)
+    narrowed = raw.model_copy(update={"policies": policies, "mutations": mutations})
+    return resolve(narrowed, registry, source)
 
 
 class _ResultSpec(BaseModel):
@@ -128,7 +130,9 @@ class _ResultSpec(BaseModel):
 class _SuiteSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str | None = None
-    config: dict[str, Any] = Field(default_factory=dict)
+    # the config inline, or a config file beside the suite (a preset): its
+    # parameters, actions and plugins, as `podgate check --config` loads them
+    config: dict[str, Any] | str = Field(default_factory=dict)
     plugins: list[str] = Field(default_factory=list)
     resources: list[str] = Field(min_length=1)
     results: list[_ResultSpec] = Field(min_length=1)
@@ -150,15 +154,18 @@ def load_suite(path: Path, base: Registry | None) -> list[Case]:
     except ValidationError as exc:
         raise _invalid(path, exc) from exc
     try:
-        raw = ConfigFile.model_validate({**spec.config, "plugins": [], "entry_points": False})
-        if spec.plugins:
+        if isinstance(spec.config, str):
+            raw, registry = _config_file(path, spec.config, spec.plugins)
+        elif spec.plugins:
             # Self-contained: the built-ins plus the code under test, loaded
             # from source. Not on top of --config's registry, which may load
             # the same files (a folder of plugins) and would then clash on ids.
+            raw = ConfigFile.model_validate({**spec.config, "plugins": [], "entry_points": False})
             registry = load_registry(spec.plugins, base=path.parent, entry_points=False)
         else:
             # The policies as deployed: --config's registry, or the built-ins
             # plus installed plugin packages (entry points).
+            raw = ConfigFile.model_validate({**spec.config, "plugins": [], "entry_points": False})
             registry = base if base is not None else load_registry()
     except ValidationError as exc:
         raise _invalid(path, exc) from exc
@@ -202,7 +209,7 @@ def load_suite(path: Path, base: Registry | None) -> list[Case]:
             expected = _suite_file(path, f"results[{index}].patched", path.parent / expect.patched)
             patched = tuple(d.obj for d in expected if d.obj is not None)
         try:
-            config = _only(registry, raw, {target_id}, str(path))
+            config = scoped(registry, raw, {target_id}, str(path))
         except ConfigError as exc:
             raise SuiteError(f"{path}: {exc}") from exc
         cases.append(
@@ -222,6 +229,19 @@ def load_suite(path: Path, base: Registry | None) -> list[Case]:
             )
         )
     return cases
+
+
+def _config_file(suite: Path, name: str, plugins: list[str]) -> tuple[ConfigFile, Registry]:
+    """A config file a suite names (relative to it), and the registry its
+    plugins make; the suite's own `plugins:` would make a second one."""
+    if plugins:
+        raise SuiteError(f"{suite}: give plugins in the config file {name}, not beside it")
+    file = suite.parent / name
+    try:
+        raw = parse_config_file(_text(file), str(file))
+        return raw, load_registry(raw.plugins, base=file.parent, entry_points=raw.entry_points)
+    except ConfigError as exc:
+        raise SuiteError(f"{suite}: config: {exc}") from exc
 
 
 def _headers(path: Path) -> dict[str, list[str]]:
@@ -261,7 +281,7 @@ def load_fixtures(folder: Path, registry: Registry) -> list[Case]:
             raise SuiteError(f"{file}: the params header must be a JSON object")
         try:
             raw = ConfigFile.model_validate({section: {target: params}, "entry_points": False})
-            config = _only(registry, raw, {target}, str(file))
+            config = scoped(registry, raw, {target}, str(file))
         except ValidationError as exc:
             raise _invalid(file, exc) from exc
         except ConfigError as exc:

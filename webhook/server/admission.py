@@ -2,7 +2,7 @@
 
 `admission.k8s.io/v1` and `v1beta1` share one shape; a review is answered in
 the version it arrived in, echoing the request uid. Responses are built only
-by `allowed`, `denied`, `patched` and `errored`, which also keep warnings
+by `allowed`, `denied` and `patched`, which also keep warnings
 within what the API server passes on to kubectl.
 """
 
@@ -179,16 +179,25 @@ def bound_warnings(lines: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-def denial_message(subject: str, lines: Sequence[str]) -> str:
-    """Every violation on its own line, so one `kubectl apply` tells the user everything."""
-    count = len(lines)
-    head = f"{subject} violates {count} podgate polic{'y rule' if count == 1 else 'y rules'}:"
+def denial_message(subject: str, lines: Sequence[str], unevaluated: Sequence[str] = ()) -> str:
+    """Every violation on its own line, so one `kubectl apply` tells the user
+    everything; then each deny policy podgate could not evaluate, and why."""
+    count, failed = len(lines), len(unevaluated)
+    rules = f"{count} podgate polic{'y rule' if count == 1 else 'y rules'}"
+    policies = f"{failed} polic{'y' if failed == 1 else 'ies'}"
+    if not failed:
+        head = f"{subject} violates {rules}:"
+    elif not count:
+        head = f"podgate could not check {subject} against {policies}, so it is refused:"
+    else:
+        head = f"{subject} violates {rules}, and podgate could not check it against {policies}:"
     body: list[str] = []
     size = len(head)
-    for index, line in enumerate(lines):
+    everything = [*lines, *unevaluated]
+    for index, line in enumerate(everything):
         entry = f"\n- {line}"
         if size + len(entry) > MAX_MESSAGE_CHARS:
-            body.append(f"\n- ... and {count - index} more; see the podgate logs")
+            body.append(f"\n- ... and {len(everything) - index} more; see the podgate logs")
             break
         body.append(entry)
         size += len(entry)
@@ -230,11 +239,6 @@ def patched(
         patch=base64.b64encode(document).decode(),
         warnings=bound_warnings(warnings),
     )
-
-
-def errored(uid: str, code: int, message: str, warnings: Iterable[str] = ()) -> AdmissionResponse:
-    """The webhook could not decide (e.g. its deadline passed) and its failure action denies."""
-    return denied(uid, message, warnings, code=code)
 
 
 def http_error(code: int, message: str) -> bytes:

@@ -1,8 +1,9 @@
 """From a parsed AdmissionReview to its response: one handler per webhook.
 
 An overall deadline (below the webhook's `timeoutSeconds`) bounds every
-evaluation, after which the answer follows the configured failure action
-instead of letting the API server time out. The engine runs inline on the
+evaluation, after which each policy that applies decides the object by its
+failure action (policies/failure.py) instead of letting the API server time
+out. The engine runs inline on the
 event loop, on the main thread, interrupted at the deadline by an alarm
 (deadline.py). What is judged comes from the request alone (the subject
 rule, docs/adr/0005-existing-workloads.md).
@@ -14,9 +15,10 @@ import logging
 import time
 from typing import ClassVar
 
-from policies.budget import BudgetGuard, interrupted_policy
-from policies.engine import evaluate
-from policies.model import Action, Context, Decision
+from policies.budget import interrupted_policy
+from policies.engine import INVALID_MANIFEST, evaluate, plain_ref
+from policies.failure import unevaluated
+from policies.model import Action, Context, Decision, Outcome
 from policies.subject import Subject, subject_of
 from webhook.server.admission import (
     AdmissionRequest,
@@ -25,7 +27,6 @@ from webhook.server.admission import (
     allowed,
     denial_message,
     denied,
-    errored,
     patched,
 )
 from webhook.server.deadline import AlarmDeadline, DeadlineExceeded
@@ -55,25 +56,23 @@ class Handler:
         deadline: AlarmDeadline,
         *,
         events: EventRecorder | None = None,
-        guard: BudgetGuard | None = None,
         deadline_s: float = 2.5,
     ) -> None:
         self.config, self.context, self.deadline = config, context, deadline
         self.events = events
-        self.guard = guard if guard is not None else BudgetGuard()
         self.deadline_s = deadline_s
 
     def review(self, req: AdmissionRequest, started: float) -> AdmissionResponse:
         """Answer one request; raises BadReview for a request that cannot be evaluated."""
         answer = self._unjudged(req)
         if answer is None:
-            outcome = self._decide(req, started)
-            if isinstance(outcome, str):
-                answer = self._failed(req.uid, outcome)
-            elif outcome.skipped_reason:
-                answer = Answer(allowed(req.uid), "skipped", outcome, outcome.skipped_reason)
+            decision, failed = self._decide(req, started)
+            if decision.skipped_reason:
+                answer = Answer(allowed(req.uid), "skipped", decision, decision.skipped_reason)
             else:
-                answer = self._answer(req.uid, outcome)
+                answer = self._answer(req.uid, decision)
+            if failed:  # counted as an error whatever the failure actions decided
+                answer = Answer(answer.response, "error", answer.result, failed)
         record(self.webhook, req, answer, time.perf_counter() - started, self.events)
         return answer.response
 
@@ -95,56 +94,47 @@ class Handler:
     def _ephemeral(req: AdmissionRequest) -> bool:
         return req.resource.resource == "pods" and req.sub_resource == "ephemeralcontainers"
 
-    def _decide(self, req: AdmissionRequest, started: float) -> Decision | str:
-        """The decision, or the reason there is none (deadline passed, engine bug)."""
+    def _decide(self, req: AdmissionRequest, started: float) -> tuple[Decision, str]:
+        """The decision, and why the engine did not reach it itself ("" when it
+        did): then the failure action of each policy that applies decides."""
         config = self.config.current
         old = req.old_object if req.operation == "UPDATE" else None
         old = old if isinstance(old, dict) else None
         subject = subject_of(req.object, config, old, req.user_info.username)
         arrived = time.perf_counter() - started
         remaining = self.deadline_s - arrived
+        running: str | None = None
         if remaining <= 0:  # a slow upload used up the time: say so, not "did not finish"
             metrics.ADMISSION_ERRORS.labels(self.webhook, "deadline").inc()
-            return (
+            why = (
                 f"the request took {arrived:.1f}s to arrive, past the {self.deadline_s:g}s deadline"
             )
-        try:
-            return self.deadline.run(lambda: self._evaluate(subject, req), remaining)
-        except DeadlineExceeded as exc:
-            return self._deadline_passed(exc)
-        except Exception as exc:  # evaluate() never raises by contract; be safe anyway
-            metrics.ADMISSION_ERRORS.labels(self.webhook, "internal").inc()
-            log.exception("evaluation failed", extra={"fields": {"uid": req.uid}})
-            return f"evaluation failed: {type(exc).__name__}: {exc}"
+        else:
+            try:
+                return self.deadline.run(lambda: self._evaluate(subject, req), remaining), ""
+            except DeadlineExceeded as exc:
+                metrics.ADMISSION_ERRORS.labels(self.webhook, "deadline").inc()
+                running = interrupted_policy(exc)
+                why = f"the evaluation did not finish within the {self.deadline_s:g}s deadline"
+            except Exception as exc:  # evaluate() never raises by contract; be safe anyway
+                metrics.ADMISSION_ERRORS.labels(self.webhook, "internal").inc()
+                log.exception("evaluation failed", extra={"fields": {"uid": req.uid}})
+                why = f"the evaluation failed: {type(exc).__name__}"
+        note = f"{why}; {running} was running" if running else why
+        return self._unevaluated(subject, req, why, running), note
 
-    def _guard(self, req: AdmissionRequest) -> BudgetGuard:
-        # a dry run starts no cool-down: anyone may send one, and a policy
-        # suspended by it would be decided by its failure action for all
-        return self.guard.honoured_only() if req.dry_run else self.guard
-
-    def _deadline_passed(self, exc: BaseException) -> str:
-        metrics.ADMISSION_ERRORS.labels(self.webhook, "deadline").inc()
-        running = interrupted_policy(exc)
-        if running is None:
-            return f"evaluation did not finish within the {self.deadline_s:g}s deadline"
-        # counted as an error of that policy, as one returning over its budget is
-        metrics.POLICY_ERRORS.labels(running).inc()
-        cooling = "; suspended for a cool-down" if self.guard.suspended(running) else ""
-        return (
-            f"evaluation did not finish within the {self.deadline_s:g}s deadline "
-            f"({running} was running{cooling})"
+    def _unevaluated(
+        self, subject: Subject, req: AdmissionRequest, why: str, running: str | None
+    ) -> Decision:
+        return unevaluated(
+            subject,
+            self.context,
+            self.config.current,
+            why,
+            running=running,
+            ephemeral_only=self._ephemeral(req),
+            default_namespace=req.namespace or "default",
         )
-
-    def _failed(self, uid: str, why: str) -> Answer:
-        """No decision: the configured failure action decides, never a timeout."""
-        action = self.config.current.raw.failure_action
-        text = f"podgate could not check this request: {why}"
-        if action is Action.DENY:
-            refused = errored(uid, 500, f"{text}; refused (failure_action: deny)")
-            return Answer(refused, "error", note=why)
-        if action is Action.WARN:
-            return Answer(allowed(uid, [f"{text}; admitted unchecked"]), "error", note=why)
-        return Answer(allowed(uid), "error", note=why)
 
     def _evaluate(self, subject: Subject, req: AdmissionRequest) -> Decision:
         raise NotImplementedError
@@ -166,13 +156,17 @@ class Validator(Handler):
             mutate=False,
             ephemeral_only=self._ephemeral(req),
             default_namespace=req.namespace or "default",
-            guard=self._guard(req),
         )
 
     def _answer(self, uid: str, decision: Decision) -> Answer:
         warnings = decision.warning_lines
         if not decision.allowed:
-            message = denial_message(str(decision.resource), decision.denial_lines)
+            violations: list[str] = []
+            unchecked: list[str] = []
+            for result in decision.failing(Action.DENY):
+                could_not = result.outcome is Outcome.ERROR and result.policy != INVALID_MANIFEST
+                (unchecked if could_not else violations).extend(result.lines())
+            message = denial_message(str(decision.resource), violations, unchecked)
             return Answer(denied(uid, message, warnings), "denied", decision)
         return Answer(allowed(uid, warnings), "warned" if warnings else "allowed", decision)
 
@@ -192,6 +186,17 @@ class Mutator(Handler):
             return _skip(req.uid, "pods are only mutated on CREATE")
         return answer
 
+    def _unevaluated(
+        self, subject: Subject, req: AdmissionRequest, why: str, running: str | None
+    ) -> Decision:
+        # Nothing to refuse: the validating webhook judges the object, unpatched.
+        detail = f"{why}; {running} was running" if running else why
+        return Decision(
+            plain_ref(subject.obj, req.namespace or "default"),
+            self.config.current.enforcement,
+            mutation_errors=(f"podgate applied no defaults: {detail}",),
+        )
+
     def _evaluate(self, subject: Subject, req: AdmissionRequest) -> Decision:
         return evaluate(
             subject,
@@ -199,7 +204,6 @@ class Mutator(Handler):
             self.config.current,
             validate=False,
             default_namespace=req.namespace or "default",
-            guard=self._guard(req),
         )
 
     def _answer(self, uid: str, decision: Decision) -> Answer:

@@ -37,12 +37,15 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def bind(host: str, port: int) -> socket.socket:
+    from webhook.server.connections import defer_accept
+
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto must say TCP: asyncio only disables Nagle (TCP_NODELAY) on accepted
     # sockets whose proto is IPPROTO_TCP, and a response written in two parts
     # then waits for the client's delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    defer_accept(sock)
     sock.bind((host, port))
     sock.listen(2048)
     sock.set_inheritable(True)
@@ -80,9 +83,15 @@ def _certificates(args: argparse.Namespace, api_client: Any) -> tuple[str, str] 
         return args.cert, args.key
     if args.self_signed:
         extra_names, extra_ips = tls.split_sans(args.san)
-        tls.ensure_self_signed(
-            cert_dir, [*names, *extra_names], ip_addresses=(*tls.LOOPBACK_IPS, *extra_ips)
-        )
+        try:
+            tls.ensure_self_signed(
+                cert_dir, [*names, *extra_names], ip_addresses=(*tls.LOOPBACK_IPS, *extra_ips)
+            )
+        except OSError as exc:
+            return (
+                f"cannot write certificates to --cert-dir {cert_dir}: {_why(exc)}; "
+                "give a directory podgate may write to"
+            )
         log.info("self-signed certificates ready", extra={"fields": {"dir": str(cert_dir)}})
     else:
         from webhook.cluster.secrets import KubeSecretStore
@@ -104,7 +113,15 @@ def _certificates(args: argparse.Namespace, api_client: Any) -> tuple[str, str] 
             mutating=args.mutating_webhook,
             days=args.cert_days,
         )
-        manager.sync()
+        try:
+            manager.sync()
+        except OSError as exc:
+            return (
+                f"cannot write certificates to --cert-dir {cert_dir}: {_why(exc)}; "
+                "give a directory podgate may write to"
+            )
+        except Exception as exc:  # the API server refused or could not be reached
+            return f"cannot keep the certificate in Secret {args.cert_secret}: {_why(exc)}"
         manager.start(args.cert_sync_seconds)
     return str(cert_dir / tls.CERT_FILE), str(cert_dir / tls.KEY_FILE)
 
@@ -126,6 +143,9 @@ def settings_from(args: argparse.Namespace, cert: str, key: str) -> WorkerSettin
         cache_stale_s=args.cache_stale_seconds,
         event_qps=args.event_qps,
         event_flush_s=args.event_flush_seconds,
+        max_connections=args.max_connections // args.workers,
+        client_ca=args.client_ca,
+        client_names=frozenset(args.client_cn),
     )
 
 
@@ -145,10 +165,11 @@ def worker(settings: WorkerSettings, api_client: Any, **kwargs: Any) -> Worker:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.workers < 1:
-        return _usage("--workers must be at least 1")
-    if args.deadline <= 0:
-        return _usage("--deadline must be positive")
+    """Every mistake found before serving is one line naming it, and exit 2."""
+    if args.client_cn and not args.client_ca:
+        return _usage("--client-cn needs --client-ca (the CA that signs the callers' certificates)")
+    if args.max_connections < args.workers:
+        return _usage("--max-connections must be at least --workers (each worker needs one)")
     if args.workers > 1:
         _prepare_multiprocess_metrics()
 
@@ -158,24 +179,31 @@ def run(args: argparse.Namespace) -> int:
 
     logs.configure(args.log_level)
     load_config(args.config)  # fail fast with the field that is wrong (exit 2)
-    api_client = None if args.no_cluster else _connect_or_none(args.kubeconfig)
-    certs = _certificates(args, api_client)
-    if isinstance(certs, str):
-        return _usage(certs)
-    settings = settings_from(args, *certs)
     try:
         sock = bind(args.host, args.port)
-    except OSError as exc:
-        return _usage(f"cannot listen on {args.host}:{args.port}: {exc}")
+    except (OSError, OverflowError) as exc:
+        return _usage(_cannot_listen("--port", args.host, args.port, exc))
     slots = Slots(args.workers)
     health = Health(slots)
-    side = HealthServer(health, args.host, args.metrics_port)
+    try:
+        side = HealthServer(health, args.host, args.metrics_port)
+    except (OSError, OverflowError) as exc:
+        sock.close()
+        return _usage(_cannot_listen("--metrics-port", args.host, args.metrics_port, exc))
+    prepared = _prepare(args)
+    if isinstance(prepared, str):
+        sock.close()
+        side.stop()
+        return _usage(prepared)
+    api_client, cert, key = prepared
+    settings = settings_from(args, cert, key)
     side.start()
     log.info(
         "podgate serving",
         extra={"fields": {"port": sock.getsockname()[1], "metrics_port": side.port,
                           "workers": args.workers, "cluster": api_client is not None,
-                          "config": args.config or "<built-in defaults>"}},
+                          "config": args.config or "<built-in defaults>",
+                          "client_ca": args.client_ca}},
     )  # fmt: skip
     try:
         if args.workers == 1:
@@ -188,13 +216,76 @@ def run(args: argparse.Namespace) -> int:
         log.info("podgate stopped")
 
 
+def _prepare(args: argparse.Namespace) -> tuple[Any, str, str] | str:
+    """The cluster client (or None) and the certificate and key to serve, or
+    the usage error that stops `serve`."""
+    if args.client_ca and (why := _unusable_client_ca(args.client_ca)):
+        return why
+    try:
+        api_client = None if args.no_cluster else _connect_or_none(args.kubeconfig)
+        certs = _certificates(args, api_client)
+    except _Unusable as exc:
+        return str(exc)
+    if isinstance(certs, str):
+        return certs
+    return _unusable_tls(*certs) or (api_client, *certs)
+
+
+class _Unusable(Exception):
+    """Something named on the command line cannot be used; the message says what to do."""
+
+
+def _cannot_listen(flag: str, host: str, port: int, exc: Exception) -> str:
+    why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return (
+        f"cannot listen on {host}:{port} ({flag}): {why}; "
+        f"stop what uses it or give {flag} another port"
+    )
+
+
+def _unusable_client_ca(client_ca: str) -> str:
+    """Why --client-ca cannot be used, or "" when it can."""
+    import ssl
+
+    try:
+        ssl.create_default_context(cafile=client_ca)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return f"cannot load --client-ca {client_ca}: {_why(exc)}; give a PEM file of CAs"
+    return ""
+
+
+def _unusable_tls(cert: str, key: str) -> str:
+    """Why the certificate and key cannot serve, or "" when they can."""
+    import ssl
+
+    from webhook.server import tls
+
+    try:
+        tls.server_context(Path(cert), Path(key))
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        return (
+            f"cannot load the certificate {cert} and key {key}: {_why(exc)}; "
+            "give --cert and --key as PEM files of one key pair, or --self-signed"
+        )
+    return ""
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
 def _connect_or_none(kubeconfig: str | None) -> Any:
     from webhook.cluster.client import connect
 
     try:
         return connect(kubeconfig)
     except Exception as exc:
-        raise SystemExit(f"podgate serve: cannot use the cluster configuration: {exc}") from exc
+        raise _Unusable(
+            f"cannot use the cluster configuration: {_why(exc)}; "
+            "give --kubeconfig, run in a cluster, or pass --no-cluster"
+        ) from exc
 
 
 # --- several workers ------------------------------------------------------------------
@@ -210,7 +301,11 @@ def worker_main(settings: WorkerSettings, sock: socket.socket, slots: Slots, ind
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The supervisor already waited --shutdown-delay before it sends SIGTERM.
     settings = dataclasses.replace(settings, shutdown_delay_s=0.0)
-    api_client = None if settings.no_cluster else _connect_or_none(settings.kubeconfig)
+    try:
+        api_client = None if settings.no_cluster else _connect_or_none(settings.kubeconfig)
+    except _Unusable as exc:
+        log.error(str(exc))
+        leave(EXIT_USAGE)
     worker(settings, api_client, slots=slots, index=index).run(sock)
     # multiprocessing would end the process with sys.exit, whose finalization
     # the worker's daemon threads can spoil (see webhook.telemetry.exit)

@@ -129,6 +129,27 @@ def make_serving_cert(
     ip_addresses: Sequence[str] = LOOPBACK_IPS,
     days: float = SERVING_DAYS,
 ) -> tuple[bytes, bytes]:
+    return _issue(
+        ca_cert_pem, ca_key_pem, dns_names, ip_addresses, days, ExtendedKeyUsageOID.SERVER_AUTH
+    )
+
+
+def make_client_cert(
+    ca_cert_pem: bytes, ca_key_pem: bytes, name: str, days: float = SERVING_DAYS
+) -> tuple[bytes, bytes]:
+    """A certificate for a caller of `serve --client-ca` (the API server), named
+    `name` as its common name and DNS name (what `--client-cn` matches)."""
+    return _issue(ca_cert_pem, ca_key_pem, [name], (), days, ExtendedKeyUsageOID.CLIENT_AUTH)
+
+
+def _issue(
+    ca_cert_pem: bytes,
+    ca_key_pem: bytes,
+    dns_names: Sequence[str],
+    ip_addresses: Sequence[str],
+    days: float,
+    usage: x509.ObjectIdentifier,
+) -> tuple[bytes, bytes]:
     ca_cert = x509.load_pem_x509_certificate(ca_cert_pem)
     ca_key = _load_key(ca_key_pem)
     key = _new_key()
@@ -145,7 +166,7 @@ def make_serving_cert(
         .not_valid_after(now + dt.timedelta(days=days))
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
             critical=False,
@@ -267,12 +288,18 @@ def _issued_by(cert_pem: bytes, ca_pem: bytes) -> bool:
     return True
 
 
-def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
+def server_context(
+    cert_file: Path, key_file: Path, client_ca: Path | None = None
+) -> ssl.SSLContext:
+    """With `client_ca`, a caller must present a certificate it signed (mutual TLS)."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.options |= ssl.OP_NO_COMPRESSION
     ctx.set_alpn_protocols(["http/1.1"])
     ctx.load_cert_chain(cert_file, key_file)
+    if client_ca is not None:
+        ctx.load_verify_locations(cafile=str(client_ca))
+        ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
 
 
@@ -301,26 +328,39 @@ class ReloadingTLS:
         cert_file: Path,
         key_file: Path,
         *,
+        client_ca: Path | None = None,
         check_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.cert_file, self.key_file = cert_file, key_file
+        self.cert_file, self.key_file, self.client_ca = cert_file, key_file, client_ca
         self.check_interval = check_interval
         self._clock = clock
         self._lock = threading.Lock()
-        self._signature = _signature(cert_file, key_file)
-        self._current = server_context(cert_file, key_file)
+        self._signature = _signature(*self._files)
+        self._current = server_context(cert_file, key_file, client_ca)
         self._next_check = clock() + check_interval
         self.reloads = 0
         # The listening context only carries the callback; every handshake is
-        # moved to `_current`, which holds the certificate.
-        self.context = server_context(cert_file, key_file)
+        # moved to `_current`, which holds the certificate (and the client CA:
+        # OpenSSL verifies against the store of the context switched to, with
+        # the verify mode of the one the handshake began on, so both ask).
+        self.context = server_context(cert_file, key_file, client_ca)
         self.context.sni_callback = self._on_hello
-        self._record_expiry()
+        self._record_expiry("serving certificate loaded")
 
-    def _record_expiry(self) -> None:
+    @property
+    def _files(self) -> tuple[Path, ...]:
+        return (self.cert_file, self.key_file, *([self.client_ca] if self.client_ca else []))
+
+    def _record_expiry(self, message: str) -> None:
+        """Export and log when the certificate in use expires: each pod says
+        which one it serves, which the runbook's certificate checks read."""
+        fields = {"cert": str(self.cert_file)}
         with contextlib.suppress(OSError, ValueError):
-            metrics.CERT_EXPIRY.set(expiry_timestamp(self.cert_file.read_bytes()))
+            expiry = expiry_timestamp(self.cert_file.read_bytes())
+            metrics.CERT_EXPIRY.set(expiry)
+            fields["not_after"] = dt.datetime.fromtimestamp(expiry, dt.UTC).isoformat()
+        log.info(message, extra={"fields": fields})
 
     def maybe_reload(self, force: bool = False) -> bool:
         """Load the files if they changed; True when a new certificate is in use."""
@@ -330,10 +370,10 @@ class ReloadingTLS:
         with self._lock:
             self._next_check = now + self.check_interval
             try:
-                signature = _signature(self.cert_file, self.key_file)
+                signature = _signature(*self._files)
                 if signature == self._signature:
                     return False
-                context = server_context(self.cert_file, self.key_file)
+                context = server_context(self.cert_file, self.key_file, self.client_ca)
             except (OSError, ssl.SSLError, ValueError) as exc:
                 log.warning(
                     "certificate files changed but cannot be loaded yet; keeping the old one",
@@ -342,8 +382,7 @@ class ReloadingTLS:
                 return False
             self._current, self._signature = context, signature
             self.reloads += 1
-        log.info("serving certificate reloaded", extra={"fields": {"cert": str(self.cert_file)}})
-        self._record_expiry()
+        self._record_expiry("serving certificate reloaded")
         return True
 
     def _on_hello(

@@ -27,10 +27,16 @@ import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from policies.budget import BudgetGuard
 from policies.model import OFFLINE, Context
 from webhook.cluster.cache import ClusterCache
 from webhook.server.app import MAX_BODY, Handlers, create_app
+from webhook.server.connections import (
+    ConnectionTracker,
+    MemoryTrimmer,
+    guarded,
+    limit_tls_read_buffer,
+    serve_tls,
+)
 from webhook.server.deadline import AlarmDeadline
 from webhook.server.handlers import Mutator, Validator
 from webhook.server.reload import ConfigHolder
@@ -61,9 +67,11 @@ class WorkerSettings:
     event_qps: float = 5.0
     event_burst: int = 25
     event_flush_s: float = 30.0
-    max_connections: int = 1000
+    max_connections: int = 4096  # this worker's; `serve` shares --max-connections out
     max_body: int = MAX_BODY
     cert_check_s: float = 1.0
+    client_ca: str | None = None  # mutual TLS: callers present a certificate it signed
+    client_names: frozenset[str] = frozenset()  # ...whose CN or DNS name is one of these
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -101,6 +109,10 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+        # uvicorn cancels its keep-alive timer only when the connection ended
+        # cleanly; otherwise the timer holds the closed connection, TLS
+        # buffers and all, for the keep-alive timeout.
+        self._unset_keepalive_if_required()
 
     def _read_expired(self) -> None:
         self._read_timer = None
@@ -120,11 +132,32 @@ def guarded_protocol(read_timeout_s: float) -> type[GuardedH11Protocol]:
 
 
 class PodgateServer(uvicorn.Server):
-    """uvicorn.Server whose signals go through `on_signal` and are not re-raised."""
+    """uvicorn.Server whose signals go through `on_signal` and are not re-raised,
+    serving the sockets it is given with podgate's TLS handshake timeout."""
 
     def __init__(self, config: uvicorn.Config, on_signal: Callable[[int], None]) -> None:
         super().__init__(config)
         self._on_signal = on_signal
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn's own startup has no say over the handshake timeout; with
+        # lifespan off, what it does for given sockets is this.
+        config = self.config
+
+        def create_protocol(_loop: asyncio.AbstractEventLoop | None = None) -> asyncio.Protocol:
+            return config.http_protocol_class(  # type: ignore[call-arg]
+                config=config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+                _loop=_loop,
+            )
+
+        loop = asyncio.get_running_loop()
+        self.servers = [
+            await serve_tls(loop, create_protocol, sock, config.ssl, config.backlog)
+            for sock in sockets or []
+        ]
+        self.started = True
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -174,26 +207,30 @@ class Worker:
             if sink is not None
             else None
         )
+        limit_tls_read_buffer()
+        self.trimmer = MemoryTrimmer()
         self.tls = ReloadingTLS(
-            Path(settings.cert_file), Path(settings.key_file), check_interval=settings.cert_check_s
+            Path(settings.cert_file),
+            Path(settings.key_file),
+            client_ca=Path(settings.client_ca) if settings.client_ca else None,
+            check_interval=settings.cert_check_s,
         )
+        self.connections = ConnectionTracker(settings.max_connections, settings.client_names)
         # the engine runs inline on the event loop, stopped at the deadline by
         # SIGALRM: a worker runs on its process's main thread
         self.deadline = AlarmDeadline()
-        guard = BudgetGuard()  # one set of cool-downs for both webhooks
         budget = settings.deadline_s
         self.handlers = Handlers(
             Validator(
-                self.config, self.context, self.deadline,
-                events=self.recorder, guard=guard, deadline_s=budget,
+                self.config, self.context, self.deadline, events=self.recorder, deadline_s=budget
             ),
-            Mutator(self.config, self.context, self.deadline, guard=guard, deadline_s=budget),
+            Mutator(self.config, self.context, self.deadline, deadline_s=budget),
             draining=lambda: bool(self.slots.draining.value),
         )  # fmt: skip
         self.app = create_app(self.handlers, max_body=settings.max_body)
         uconfig = uvicorn.Config(
             self.app,
-            http=guarded_protocol(settings.read_timeout_s),
+            http=guarded(guarded_protocol(settings.read_timeout_s), self.connections),
             lifespan="off",
             ws="none",
             log_config=None,
@@ -202,7 +239,6 @@ class Worker:
             proxy_headers=False,  # the API server calls us directly; nothing to trust
             timeout_keep_alive=int(settings.keep_alive_s),
             timeout_graceful_shutdown=math.ceil(settings.grace_s),
-            limit_concurrency=settings.max_connections,
         )
         uconfig.load()
         uconfig.ssl = self.tls.context
@@ -250,6 +286,7 @@ class Worker:
         if self.recorder is not None:
             self.recorder.start()
         self.config.start(self.settings.config_poll_s)
+        self.trimmer.start()
         beat = asyncio.create_task(self._heartbeat())
         # Everything allocated so far lives as long as the process: keep it out
         # of the cyclic collector, whose full passes otherwise show up as p99.
@@ -266,6 +303,7 @@ class Worker:
             if self.cache is not None:
                 self.cache.stop()
             self.config.stop()
+            self.trimmer.stop()
 
     def run(self, sock: socket.socket) -> None:
         try:

@@ -1,8 +1,9 @@
 """The plain-HTTP side port: /metrics, /healthz, /readyz.
 
 It runs in the process that owns the listening socket (the only process with
-one worker; the supervisor with several), on a thread of its own, so a busy
-or stuck event loop does not make the probes hang. Workers report through
+one worker; the supervisor with several), on a thread and event loop of its
+own (side_port.py), so a busy or stuck admission loop does not make the
+probes hang. Workers report through
 shared memory: a ready flag (server started and, with a cluster, caches
 synced) and a heartbeat written by their event loop every second.
 
@@ -14,17 +15,14 @@ blocks is a bug the kubelet should restart us for.
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 
 from webhook.telemetry import metrics
-
-log = logging.getLogger("podgate.health")
+from webhook.telemetry.side_port import Route, SidePortServer
 
 
 class Slots:
@@ -81,10 +79,8 @@ class Health:
         return True, "ok"
 
 
-def _handler(health: Probes) -> type[BaseHTTPRequestHandler]:
-    routes: dict[str, Callable[[], tuple[int, bytes, str]]] = {}
-
-    def probe(check: Callable[[], tuple[bool, str]]) -> Callable[[], tuple[int, bytes, str]]:
+def routes(health: Probes) -> dict[str, Route]:
+    def probe(check: Callable[[], tuple[bool, str]]) -> Route:
         def answer() -> tuple[int, bytes, str]:
             ok, why = check()
             return (200 if ok else 503), (why + "\n").encode(), "text/plain; charset=utf-8"
@@ -95,48 +91,18 @@ def _handler(health: Probes) -> type[BaseHTTPRequestHandler]:
         body, content_type = metrics.render()
         return 200, body, content_type
 
-    routes["/healthz"] = probe(health.liveness)
-    routes["/livez"] = routes["/healthz"]
-    routes["/readyz"] = probe(health.readiness)
-    routes["/metrics"] = scrape
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:
-            route = routes.get(self.path.split("?", 1)[0])
-            if route is None:
-                code, body, content_type = 404, b"not found\n", "text/plain"
-            else:
-                try:
-                    code, body, content_type = route()
-                except Exception as exc:  # a scrape must never kill the thread
-                    log.exception("health endpoint failed")
-                    code, body, content_type = 500, f"{exc}\n".encode(), "text/plain"
-            self.send_response(code)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass  # probes every few seconds would drown the admission log
-
-    return Handler
+    liveness = probe(health.liveness)
+    return {
+        "/healthz": liveness,
+        "/livez": liveness,
+        "/readyz": probe(health.readiness),
+        "/metrics": scrape,
+    }
 
 
-class HealthServer:
+class HealthServer(SidePortServer):
+    """/healthz, /livez, /readyz and /metrics on the side port (side_port.py
+    says how many clients it serves, and for how long)."""
+
     def __init__(self, health: Probes, host: str, port: int) -> None:
-        self.server = ThreadingHTTPServer((host, port), _handler(health))
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, name="podgate-health", daemon=True
-        )
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(routes(health), host, port)

@@ -21,6 +21,37 @@ from webhook.telemetry import jsonout
 
 ADMISSION_LOGGER = "podgate.admission"
 
+# Bounds on what one line may carry, whoever filled its fields: a request's
+# uid, user or object names are the sender's to choose, at any length.
+MAX_FIELD_CHARS = 512  # each string in a line's fields (and its message)
+MAX_FIELD_ITEMS = 32  # each list or mapping in them
+MAX_EXCEPTION_CHARS = 8192  # a traceback
+
+
+def _cut(text: str, limit: int) -> str:
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[{len(text) - limit} more characters]"
+
+
+def bounded(value: Any, depth: int = 0) -> Any:
+    """`value` with every string cut to MAX_FIELD_CHARS and every list or
+    mapping to MAX_FIELD_ITEMS, saying how much was left out."""
+    if isinstance(value, str):
+        return _cut(value, MAX_FIELD_CHARS)
+    if isinstance(value, list | tuple):
+        items = [bounded(v, depth + 1) for v in value[:MAX_FIELD_ITEMS]] if depth < 3 else []
+        if len(value) > len(items):
+            items.append(f"…[{len(value) - len(items)} more items]")
+        return items
+    if isinstance(value, dict):
+        kept = list(value.items())[:MAX_FIELD_ITEMS] if depth < 3 else []
+        out = {str(k)[:MAX_FIELD_CHARS]: bounded(v, depth + 1) for k, v in kept}
+        if len(value) > len(kept):
+            out["…"] = f"{len(value) - len(kept)} more keys"
+        return out
+    return value
+
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per record. Runs for every admission, so the
@@ -63,12 +94,17 @@ class JsonFormatter(logging.Formatter):
             "ts": self._timestamp(created),
             "level": level_name.lower(),
             "logger": logger,
-            "msg": msg,
+            "msg": msg if len(msg) <= MAX_FIELD_CHARS else bounded(msg),
         }
         if fields:
-            entry.update(fields)
+            for key, value in fields.items():
+                # the common fields of an admission line, checked inline
+                if value.__class__ is str and len(value) <= MAX_FIELD_CHARS:
+                    entry[key] = value
+                else:
+                    entry[key] = bounded(value)
         if exception:
-            entry["exception"] = exception
+            entry["exception"] = _cut(exception, MAX_EXCEPTION_CHARS)
         return jsonout.dumps(entry).decode()
 
 

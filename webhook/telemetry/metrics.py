@@ -111,6 +111,17 @@ CACHE_AGE = Gauge(
     ["resource"],
     multiprocess_mode="livemax",
 )
+CONNECTIONS = Gauge(
+    "podgate_connections",
+    "Open connections to the admission port that completed their TLS handshake.",
+    multiprocess_mode="livesum",
+)
+CONNECTIONS_CLOSED = Counter(
+    "podgate_connections_closed_total",
+    "Connections podgate closed itself, by reason: evicted (the oldest idle one, to make "
+    "room under --max-connections), client-name (a client certificate not allowed).",
+    ["reason"],
+)
 CERT_EXPIRY = Gauge(
     "podgate_certificate_expiry_timestamp_seconds",
     "Unix time at which the serving certificate expires.",
