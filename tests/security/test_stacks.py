@@ -93,6 +93,73 @@ def test_auto_picks_httptools_on_uvloop_where_installed() -> None:
     assert (choose_stack("h11").http, choose_stack("h11").loop) == ("h11", "asyncio")
 
 
+def _tls_records_of_one_answer(address: Address, path: str, body: bytes) -> tuple[int, bytes]:
+    """How many TLS application-data records carried the answer to one request
+    (TLS 1.2, whose record types are in the clear), and the answer."""
+    context = tls_context(address.ca_file)
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = context.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    sock = socket.create_connection(("127.0.0.1", address.port), timeout=5)
+    try:
+        while True:
+            try:
+                tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                sock.sendall(outgoing.read())
+                incoming.write(sock.recv(65536))
+        sock.sendall(outgoing.read())
+        tls.write(_request(path, body))
+        sock.sendall(outgoing.read())
+        raw, plain, records = b"", b"", 0
+        while not _complete(plain):
+            chunk = sock.recv(65536)
+            assert chunk, f"closed before the answer was complete: {plain!r}"
+            raw += chunk
+            while len(raw) >= 5 and len(raw) >= 5 + int.from_bytes(raw[3:5], "big"):
+                size = 5 + int.from_bytes(raw[3:5], "big")
+                records += raw[0] == 23  # application_data
+                incoming.write(raw[:size])
+                raw = raw[size:]
+            try:
+                while part := tls.read(65536):
+                    plain += part
+            except ssl.SSLWantReadError:
+                pass
+        return records, plain
+    finally:
+        sock.close()
+
+
+def _complete(plain: bytes) -> bool:
+    head, sep, body = plain.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status"),
+    [
+        ("/validate", json.dumps(rv.review(rv.deployment())).encode(), 200),
+        ("/mutate", json.dumps(rv.review(rv.deployment())).encode(), 200),
+        ("/validate", b"{not json", 400),
+    ],
+    ids=["validate", "mutate", "refused"],
+)
+def test_each_answer_is_written_at_once(
+    server: Server, path: str, body: bytes, status: int
+) -> None:
+    records, answer = _tls_records_of_one_answer(_address(server), path, body)
+    assert answer.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+    assert records == 1, f"the answer came in {records} TLS records"
+
+
 def test_a_head_over_the_limit_is_refused_and_closed(server: Server) -> None:
     body = json.dumps(rv.review(rv.deployment())).encode()
     request = _request("/validate", body, extra=f"X-Padding: {'a' * 2 * MAX_HEAD_BYTES}\r\n")
@@ -130,17 +197,6 @@ def test_a_request_that_stalls_is_cut_off(server: Server, partial: str) -> None:
         assert 0.8 < waited < 3.0, waited  # the harness's read timeout is 1 s
     finally:
         conn.close()
-
-
-def _complete(plain: bytes) -> bool:
-    head, sep, body = plain.partition(b"\r\n\r\n")
-    if not sep:
-        return False
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            return len(body) >= int(value)
-    return False
 
 
 def _answer(conn: ssl.SSLSocket) -> bytes:
@@ -208,10 +264,11 @@ def test_without_httptools_and_uvloop_serve_falls_back_to_h11(tmp_path: Path) ->
         assert (line["http"], line["loop"], line["not_installed"]) == (
             "h11", "asyncio", ["httptools", "uvloop"],
         )  # fmt: skip
-        conn = _connect(fallback)
-        conn.sendall(_request("/validate", json.dumps(rv.review(rv.deployment())).encode()))
-        assert _answer(conn).startswith(b"HTTP/1.1 200 ")
-        conn.close()
+        records, answer = _tls_records_of_one_answer(
+            fallback, "/validate", json.dumps(rv.review(rv.deployment())).encode()
+        )
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert records == 1
         stalled = _connect(fallback)
         stalled.sendall(b"POST /validate HTTP/1.1\r\n")
         started = time.monotonic()

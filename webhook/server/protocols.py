@@ -15,6 +15,9 @@ where either is missing. Whichever parses HTTP carries the same guards:
 - a connection that ended uncleanly drops its keep-alive timer at once:
   uvicorn cancels it only on a clean end, and otherwise the timer holds the
   closed connection, TLS buffers and all, for the keep-alive timeout;
+- a response is written once: its head is held and written together with
+  the first part of its body, one TLS record and one `send()`, where uvicorn
+  writes the head and the body apart.
 
 Connection counting, eviction and the client-certificate check are mixed
 into either protocol by `webhook.server.connections.guarded`.
@@ -25,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -39,6 +42,61 @@ log = logging.getLogger("podgate.server")
 MAX_HEAD_BYTES = 16 * 1024
 
 StackChoice = Literal["auto", "h11"]
+
+
+class HeldHead:
+    """The transport a response cycle writes to, holding the response's head
+    (whatever is written while `holding`) until the next write or close."""
+
+    __slots__ = ("_held", "holding", "transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.holding = False
+        self._held = b""
+
+    def write(self, data: bytes) -> None:
+        if self.holding:
+            self._held += data
+            return
+        if self._held:
+            data, self._held = self._held + data, b""
+        self.transport.write(data)
+
+    def close(self) -> None:
+        if self._held:
+            self.transport.write(self._held)
+            self._held = b""
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
+
+Send = Callable[[Any], Awaitable[None]]
+
+
+def write_responses_once(cycle: Any) -> None:
+    """Make uvicorn's request-response `cycle` (either protocol's) write its
+    response's head with the first part of its body."""
+    held = HeldHead(cycle.transport)
+    cycle.transport = held
+    send: Send = cycle.send
+
+    async def send_in_one_write(message: Any) -> None:
+        if message["type"] != "http.response.start":
+            await send(message)
+            return
+        held.holding = True
+        try:
+            await send(message)
+        finally:
+            held.holding = False
+
+    cycle.send = send_in_one_write
 
 
 class ReadDeadline:
@@ -96,6 +154,12 @@ class GuardedH11Protocol(H11Protocol):
             self._deadline.arm()  # a request has begun and is not complete
         else:
             self._deadline.disarm()
+
+    def handle_events(self) -> None:
+        before = self.cycle
+        super().handle_events()
+        if self.cycle is not before:
+            write_responses_once(self.cycle)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._deadline.disarm()
@@ -156,7 +220,10 @@ def _httptools_protocol() -> type[asyncio.Protocol]:
 
         def on_headers_complete(self) -> None:
             self._in_head = False
+            before = self.cycle
             super().on_headers_complete()
+            if self.cycle is not before:
+                write_responses_once(self.cycle)
 
         def on_message_complete(self) -> None:
             self._awaiting = False
