@@ -23,7 +23,13 @@ from pathlib import Path
 import pytest
 
 from tests.integration import reviews as rv
-from tests.integration.harness import Server, free_port, start_server, tls_context
+from tests.integration.harness import (
+    Server,
+    free_port,
+    start_process,
+    start_server,
+    tls_context,
+)
 from webhook.server import tls
 from webhook.server.protocols import MAX_HEAD_BYTES, choose_stack
 
@@ -286,3 +292,18 @@ def _accepts(port: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def test_serve_http_stack_h11_keeps_the_h11_stack(tmp_path: Path) -> None:
+    process = start_process(tmp_path, "--http-stack", "h11")
+    try:
+        with process.client() as client:
+            answer = client.post("/validate", json=rv.review(rv.deployment()))
+        assert answer.status_code == 200
+        line = next(
+            json.loads(text) for text in process.log().splitlines()
+            if text.startswith("{") and "serving HTTP" in text
+        )  # fmt: skip
+        assert (line["http"], line["loop"]) == ("h11", "asyncio")
+    finally:
+        process.stop()

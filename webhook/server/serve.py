@@ -146,6 +146,7 @@ def settings_from(args: argparse.Namespace, cert: str, key: str) -> WorkerSettin
         max_connections=args.max_connections // args.workers,
         client_ca=args.client_ca,
         client_names=frozenset(args.client_cn),
+        stack=args.http_stack,
     )
 
 
