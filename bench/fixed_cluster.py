@@ -8,7 +8,7 @@ and an Event sink that only counts, handed in as `podgate serve` hands in the
 watches and the API's sink. Everything from the socket to the answer is the
 production path; only the cluster behind the cache is fixed.
 
-    python -m bench.fixed_cluster PORT WORKERS CERT_DIR CONFIG NAMESPACE...
+    python -m bench.fixed_cluster [--stack auto|h11] PORT WORKERS CERT_DIR CONFIG NAMESPACE...
 """
 
 from __future__ import annotations
@@ -68,6 +68,7 @@ def run_worker(
     sock: socket.socket,
     slots: Any,
     index: int,
+    stack: str = "auto",
 ) -> None:
     """One worker process, as `webhook.server.serve.worker_main` runs one."""
     from webhook.cluster.cache import ClusterCache
@@ -81,6 +82,7 @@ def run_worker(
         key_file=f"{cert_dir}/tls.key",
         config_path=config,
         shutdown_delay_s=0.0,
+        stack="h11" if stack == "h11" else "auto",
     )
     cache = ClusterCache(
         FixedList(NETWORK_POLICIES, []),
@@ -89,7 +91,14 @@ def run_worker(
     Worker(settings, slots=slots, index=index, cache=cache, sink=CountingSink()).run(sock)
 
 
-def serve(port: int, workers: int, cert_dir: str, config: str, namespaces: Sequence[str]) -> None:
+def serve(
+    port: int,
+    workers: int,
+    cert_dir: str,
+    config: str,
+    namespaces: Sequence[str],
+    stack: str = "auto",
+) -> None:
     """Bind as `podgate serve` binds, then run one worker here or spawn several
     on the shared socket (as its supervisor does, without restarts)."""
     if workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -101,12 +110,12 @@ def serve(port: int, workers: int, cert_dir: str, config: str, namespaces: Seque
     sock = bind("127.0.0.1", port)
     slots = Slots(workers)
     if workers == 1:
-        run_worker(cert_dir, config, namespaces, sock, slots, 0)
+        run_worker(cert_dir, config, namespaces, sock, slots, 0, stack)
         return
     multiprocessing.allow_connection_pickling()
     ctx = multiprocessing.get_context("spawn")
     procs = [
-        ctx.Process(target=run_worker, args=(cert_dir, config, namespaces, sock, slots, i))
+        ctx.Process(target=run_worker, args=(cert_dir, config, namespaces, sock, slots, i, stack))
         for i in range(workers)
     ]
     for proc in procs:
@@ -123,5 +132,9 @@ def serve(port: int, workers: int, cert_dir: str, config: str, namespaces: Seque
 
 
 if __name__ == "__main__":
-    port, count, certs, config_file, *names = sys.argv[1:]
-    serve(int(port), int(count), certs, config_file, names)
+    arguments = sys.argv[1:]
+    chosen = "auto"
+    if arguments[:1] == ["--stack"]:
+        chosen, arguments = arguments[1], arguments[2:]
+    port, count, certs, config_file, *names = arguments
+    serve(int(port), int(count), certs, config_file, names, chosen)

@@ -3,9 +3,10 @@
 The floor is a minimal raw-ASGI app under the same uvicorn, TLS and worker
 count that only parses the review and answers `allowed: true`: what any
 Python webhook on this stack costs at the least. It runs on two stacks:
-podgate's today (h11 on asyncio's loop) and uvicorn's fast one (httptools on
-uvloop, `floor_fast`, when both are installed), against which issue 15 sets
-its targets. Two scenarios, each with its own floor turns:
+h11 on asyncio's loop (podgate's before issue 15, and its fallback) and
+uvicorn's fast one (httptools on uvloop, `floor_fast`, when both are
+installed), against which issue 15 sets its targets. podgate serves on the
+stack `--podgate-stack` names (auto: the fast one where installed). Two scenarios, each with its own floor turns:
 
 - compliant: a Deployment that passes every policy, podgate's built-in config,
   no cluster (`podgate serve --no-cluster`): the common case;
@@ -193,9 +194,9 @@ async def floor_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-# The floor's two stacks: podgate's own today (h11 on asyncio's loop, which
-# `asyncio.run` gives it), and uvicorn's fast one (httptools on uvloop, as
-# `uvicorn[standard]` brings it), which issue 15's targets are measured against.
+# The floor's two stacks: h11 on asyncio's loop (podgate's fallback), and
+# uvicorn's fast one (httptools on uvloop, as `uvicorn[standard]` brings it),
+# which issue 15's targets are measured against.
 STACKS = {"h11": ("h11", "asyncio"), "fast": ("httptools", "uvloop")}
 
 
@@ -304,7 +305,11 @@ def _start(command: list[str], port: int, ctx: ssl.SSLContext, cpus: set[int] | 
 
 
 def start_podgate(
-    workers: int, cert_dir: str, ctx: ssl.SSLContext, cpus: set[int] | None = None
+    workers: int,
+    cert_dir: str,
+    ctx: ssl.SSLContext,
+    cpus: set[int] | None = None,
+    stack: str = "auto",
 ) -> Running:
     """`podgate serve` with its built-in config and no cluster: today's scenario."""
     port = _free_port()
@@ -312,19 +317,25 @@ def start_podgate(
         sys.executable, "-m", "webhook.cli", "serve", "--self-signed", "--cert-dir", cert_dir,
         "--host", "127.0.0.1", "--port", str(port), "--metrics-port", str(_free_port()),
         "--workers", str(workers), "--no-cluster", "--shutdown-delay", "0",
+        "--http-stack", stack,
     ]  # fmt: skip
     return _start(command, port, ctx, cpus)
 
 
 def start_failing_podgate(
-    workers: int, cert_dir: str, config: str, ctx: ssl.SSLContext, cpus: set[int] | None = None
+    workers: int,
+    cert_dir: str,
+    config: str,
+    ctx: ssl.SSLContext,
+    cpus: set[int] | None = None,
+    stack: str = "auto",
 ) -> Running:
     """podgate's workers with every policy set to deny, against a fixed cluster
     in which the review's namespace has no NetworkPolicy (bench.fixed_cluster)."""
     port = _free_port()
     command = [
-        sys.executable, "-m", "bench.fixed_cluster", str(port), str(workers), cert_dir, config,
-        NAMESPACE,
+        sys.executable, "-m", "bench.fixed_cluster", "--stack", stack, str(port), str(workers),
+        cert_dir, config, NAMESPACE,
     ]  # fmt: skip
     return _start(command, port, ctx, cpus)
 
@@ -565,8 +576,9 @@ def bench_workers(
         servers["floor"] = start_floor(workers, cert_dir, ctx, "h11", cpus)
         if "floor_fast" in floors:
             servers["floor_fast"] = start_floor(workers, cert_dir, ctx, "fast", cpus)
-        servers["compliant"] = start_podgate(workers, cert_dir, ctx, cpus)
-        servers["failing"] = start_failing_podgate(workers, cert_dir, str(config), ctx, cpus)
+        stack = args.podgate_stack
+        servers["compliant"] = start_podgate(workers, cert_dir, ctx, cpus, stack)
+        servers["failing"] = start_failing_podgate(workers, cert_dir, str(config), ctx, cpus, stack)
         for _ in range(args.runs):
             for scenario in SCENARIOS:
                 body = json.dumps(_review(scenario.container)).encode()
@@ -732,6 +744,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pin", action="store_true", help="servers on the first core, the load on the others"
     )
+    parser.add_argument(
+        "--podgate-stack", choices=("auto", "h11"), default="auto",
+        help="podgate's HTTP stack (`serve --http-stack`): auto is httptools on uvloop",
+    )  # fmt: skip
+    parser.add_argument(
+        "--json-line", action="store_true", help="print the report on one line (JSON lines)"
+    )
     args = parser.parse_args(argv)
 
     from webhook.server import tls
@@ -751,7 +770,7 @@ def main(argv: list[str] | None = None) -> int:
     one = report.get("workers_1")
     if one:
         report["targets"] = _targets(one, args)
-    print(json.dumps(report, indent=2))
+    print(json.dumps(report) if args.json_line else json.dumps(report, indent=2))
     return 0
 
 
