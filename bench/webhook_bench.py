@@ -6,7 +6,8 @@ Python webhook on this stack costs at the least. It runs on two stacks:
 h11 on asyncio's loop (podgate's before issue 15, and its fallback) and
 uvicorn's fast one (httptools on uvloop, `floor_fast`, when both are
 installed), against which issue 15 sets its targets. podgate serves on the
-stack `--podgate-stack` names (auto: the fast one where installed). Two scenarios, each with its own floor turns:
+stack `--podgate-stack` names (auto: the fast one where installed). Two
+scenarios, each with its own floor turns:
 
 - compliant: a Deployment that passes every policy, podgate's built-in config,
   no cluster (`podgate serve --no-cluster`): the common case;
