@@ -456,7 +456,10 @@ def main(argv: list[str] | None = None) -> int:
         for c in args.concurrency
     ]
     with tempfile.TemporaryDirectory(prefix="podgate-apiserver-bench-") as tmp:
-        engines = _engines(args.engines, Path(tmp))
+        # The chart's install creates podgate's own Deployment: it goes first,
+        # before another engine's webhooks could judge (and refuse) it.
+        names = sorted(args.engines, key=lambda name: name != "podgate-node")
+        engines = _engines(names, Path(tmp))
         prepare_namespace()
         started: list[Engine] = []
         try:
