@@ -155,12 +155,16 @@ def _serve(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_serve_usage_errors_exit_2(tmp_path: Path) -> None:
-    no_certs = _serve("--no-cluster", "--port", "0")
+    # ports of their own: a busy default port would be the error reported
+    no_certs = _serve("--no-cluster", "--port", "0", "--metrics-port", "0")
     assert no_certs.returncode == 2
     assert "--cert/--key, --self-signed or --manage-certs" in no_certs.stderr
     bad_config = tmp_path / "bad.yaml"
     bad_config.write_text("policies: {require-resources: {action: maybe}}\n")
-    broken = _serve("--self-signed", "--cert-dir", str(tmp_path), "--config", str(bad_config))
+    broken = _serve(
+        "--self-signed", "--cert-dir", str(tmp_path), "--config", str(bad_config),
+        "--port", "0", "--metrics-port", "0",
+    )  # fmt: skip
     assert broken.returncode == 2
     assert "policies.require-resources.action" in broken.stderr
 
