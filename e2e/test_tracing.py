@@ -114,28 +114,19 @@ def test_podgate_s_span_is_a_child_of_the_api_server_s_webhook_call(
     traced: tuple[Podgate, str, GrpcReceiver, HttpReceiver],
 ) -> None:
     server, namespace, apiserver, ours = traced
-    name = f"traced-{uuid.uuid4().hex[:6]}"
-    web = container(
-        resources={"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "64Mi"}},
-        securityContext={"runAsNonRoot": True, "runAsUser": 10001},
-    )  # only the validating webhook is registered here: nothing fills in defaults
-    applied = apply(deployment(name, namespace, {"containers": [web]}))
-    assert applied.returncode == 0, applied.stderr
-
-    def ours_for_it(s: Span) -> bool:
-        return (
-            s.name == "podgate validate"
-            and s.attributes.get("podgate.namespace") == namespace
-            and s.attributes.get("podgate.kind") == "Deployment"
-            and s.attributes.get("podgate.dry_run") is False
-        )
-
-    # generous: on a loaded machine the batch exporter's retries took over 30 s
-    span = ours.collected.wait_for(ours_for_it, timeout=90)
-    assert span.service == "podgate"
-    assert span.parent_span_id, "podgate started a trace of its own: no traceparent came"
-    assert span.attributes["podgate.decision"] in ("allowed", "warned")
-    parent = apiserver.collected.wait_for(lambda s: s.span_id == span.parent_span_id, timeout=90)
+    # The API server's batch exporter drops spans while its queue is full, and
+    # it fills while nothing listens (the rest of the suite runs with every
+    # request sampled): a create whose API-server spans were dropped says
+    # nothing of podgate, so another is made, up to four.
+    seen: set[str] = set()
+    for attempt in range(1, 5):
+        span = _podgate_span_of_a_create(namespace, ours, seen)
+        try:
+            parent = _parent_of(span, apiserver)
+            break
+        except AssertionError:
+            if attempt == 4:
+                raise
     assert parent.service == "apiserver"
     assert parent.trace_id == span.trace_id
     # the parent is the API server's call of this webhook (or the HTTP client
@@ -149,6 +140,38 @@ def test_podgate_s_span_is_a_child_of_the_api_server_s_webhook_call(
     # podgate's log line for that admission carries the same trace id
     uid = span.attributes["podgate.uid"]
     eventually(lambda: f'"trace_id":"{span.trace_id}"' in _line_of(server, uid), timeout=10)
+
+
+def _parent_of(span: Span, apiserver: GrpcReceiver) -> Span:
+    return apiserver.collected.wait_for(lambda s: s.span_id == span.parent_span_id, timeout=20)
+
+
+def _podgate_span_of_a_create(namespace: str, ours: HttpReceiver, seen: set[str]) -> Span:
+    """Create a Deployment; podgate's span of its admission (one not in
+    `seen`, then added to it), checked."""
+    name = f"traced-{uuid.uuid4().hex[:6]}"
+    web = container(
+        resources={"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "64Mi"}},
+        securityContext={"runAsNonRoot": True, "runAsUser": 10001},
+    )  # only the validating webhook is registered here: nothing fills in defaults
+    applied = apply(deployment(name, namespace, {"containers": [web]}))
+    assert applied.returncode == 0, applied.stderr
+
+    def ours_for_it(s: Span) -> bool:
+        return (
+            s.name == "podgate validate"
+            and s.attributes.get("podgate.namespace") == namespace
+            and s.attributes.get("podgate.kind") == "Deployment"
+            and s.span_id not in seen
+            and s.attributes.get("podgate.dry_run") is False
+        )
+
+    span = ours.collected.wait_for(ours_for_it, timeout=30)
+    assert span.service == "podgate"
+    assert span.parent_span_id, "podgate started a trace of its own: no traceparent came"
+    assert span.attributes["podgate.decision"] in ("allowed", "warned")
+    seen.add(span.span_id)
+    return span
 
 
 def _line_of(server: Podgate, uid: object) -> str:
