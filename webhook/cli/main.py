@@ -241,6 +241,11 @@ def build_parser() -> argparse.ArgumentParser:
         "be NAME (repeatable)",
     )  # fmt: skip
     serve.add_argument(
+        "--http-stack", choices=("auto", "h11"), default="auto",
+        help="auto: httptools on uvloop where installed (each falls back on its own); "
+        "h11: uvicorn's h11 on asyncio's loop (default auto)",
+    )  # fmt: skip
+    serve.add_argument(
         "--kubeconfig", metavar="FILE", help="cluster access (else in-cluster, else none)"
     )
     serve.add_argument("--no-cluster", action="store_true", help="never connect to a cluster")

@@ -2,7 +2,7 @@
 
 Anyone who can reach the admission port can open connections and send
 nothing, or a ClientHello and nothing more. Each is bounded below the HTTP
-protocol, at layers that stay whatever parses HTTP (h11 today):
+protocol, at layers that stay whatever parses HTTP (httptools or h11):
 
 - the kernel holds a connection that has sent no byte (TCP_DEFER_ACCEPT),
   so podgate allocates nothing for it until its ClientHello arrives, or
@@ -12,7 +12,8 @@ protocol, at layers that stay whatever parses HTTP (h11 today):
   stops waiting for a closing peer's close_notify after `SHUTDOWN_TIMEOUT_S`;
 - asyncio's TLS layer reads into a buffer of `TLS_READ_BUFFER` bytes per
   connection, not 256 KiB, allocated and zeroed for every connection
-  accepted, handshake or not;
+  accepted, handshake or not (uvloop's TLS layer allocates its 256 KiB
+  without zeroing them, so only what a read fills becomes resident);
 - past `--max-connections` open connections, the oldest idle one is
   aborted to make room (`ConnectionTracker`), so a client holding thousands
   of idle connections neither runs the process out of memory nor gets the next
@@ -71,7 +72,8 @@ def defer_accept(sock: socket.socket, seconds: int = DEFER_ACCEPT_S) -> None:
 
 def limit_tls_read_buffer(size: int = TLS_READ_BUFFER) -> None:
     """asyncio's TLS protocol allocates its read buffer per connection, of
-    the class's `max_size`. uvloop has a TLS layer of its own, not bounded here."""
+    the class's `max_size`. uvloop has a TLS layer of its own, whose buffer
+    size is fixed when it is compiled."""
     sslproto.SSLProtocol.max_size = size
 
 

@@ -150,6 +150,7 @@ def settings_from(
         client_ca=args.client_ca,
         client_names=frozenset(args.client_cn),
         tracing=tracing,
+        stack=args.http_stack,
     )
 
 

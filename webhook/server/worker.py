@@ -1,10 +1,10 @@
 """One serving process: the app, its background threads, and uvicorn over TLS.
 
-uvicorn is used as a library so that podgate controls three things it does
-not offer by itself: the TLS context (reloaded when the certificate files
-change), a read timeout for requests that arrive only in part (uvicorn's h11
-protocol only times out idle keep-alive connections), and what SIGTERM does
-(readiness off first, then a drain, then exit 0).
+uvicorn is used as a library so that podgate controls what it does not
+offer by itself: the TLS context (reloaded when the certificate files
+change), the HTTP protocol and event loop with podgate's guards
+(`webhook.server.protocols`), the TLS handshake timeout, and what SIGTERM
+does (readiness off first, then a drain, then exit 0).
 """
 
 from __future__ import annotations
@@ -23,9 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-import h11
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from policies.model import OFFLINE, Context
 from webhook.cluster.cache import ClusterCache
@@ -39,6 +37,7 @@ from webhook.server.connections import (
 )
 from webhook.server.deadline import AlarmDeadline
 from webhook.server.handlers import Mutator, Validator
+from webhook.server.protocols import MAX_HEAD_BYTES, StackChoice, choose_stack
 from webhook.server.reload import ConfigHolder
 from webhook.server.tls import ReloadingTLS
 from webhook.telemetry import metrics
@@ -74,63 +73,7 @@ class WorkerSettings:
     client_ca: str | None = None  # mutual TLS: callers present a certificate it signed
     client_names: frozenset[str] = frozenset()  # ...whose CN or DNS name is one of these
     tracing: TracingSettings | None = None  # None: off, and the SDK is never imported
-
-
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with a deadline for receiving a whole request.
-
-    The timer runs from the connection being made (or the previous response
-    being sent and more bytes arriving) until the request, body included, has
-    arrived. A client that sends half a request and stalls is disconnected
-    when it fires; the app then sees a disconnect instead of waiting forever.
-    """
-
-    read_timeout_s = 5.0
-    _read_timer: asyncio.TimerHandle | None = None
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self._arm()
-
-    def _arm(self) -> None:
-        if self._read_timer is None:
-            self._read_timer = self.loop.call_later(self.read_timeout_s, self._read_expired)
-
-    def _disarm(self) -> None:
-        if self._read_timer is not None:
-            self._read_timer.cancel()
-            self._read_timer = None
-
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
-            self._arm()  # a request has begun and is not complete
-        else:
-            self._disarm()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
-        super().connection_lost(exc)
-        # uvicorn cancels its keep-alive timer only when the connection ended
-        # cleanly; otherwise the timer holds the closed connection, TLS
-        # buffers and all, for the keep-alive timeout.
-        self._unset_keepalive_if_required()
-
-    def _read_expired(self) -> None:
-        self._read_timer = None
-        # Armed only on connect and while request bytes arrive, so IDLE here means
-        # partial headers (or none at all since the handshake); idle keep-alive
-        # connections are left to uvicorn's own timer.
-        if self.conn.their_state in (h11.IDLE, h11.SEND_BODY) and not self.transport.is_closing():
-            log.info(
-                "closing a connection whose request did not arrive in time",
-                extra={"fields": {"client": str(self.client), "timeout_s": self.read_timeout_s}},
-            )
-            self.transport.close()
-
-
-def guarded_protocol(read_timeout_s: float) -> type[GuardedH11Protocol]:
-    return type("GuardedH11", (GuardedH11Protocol,), {"read_timeout_s": read_timeout_s})
+    stack: StackChoice = "auto"  # httptools on uvloop where installed, or "h11" on asyncio
 
 
 class PodgateServer(uvicorn.Server):
@@ -234,9 +177,11 @@ class Worker:
             draining=lambda: bool(self.slots.draining.value),
         )  # fmt: skip
         self.app = create_app(self.handlers, max_body=settings.max_body)
+        self.stack = choose_stack(settings.stack)
         uconfig = uvicorn.Config(
             self.app,
-            http=guarded(guarded_protocol(settings.read_timeout_s), self.connections),
+            http=guarded(self.stack.protocol_with(settings.read_timeout_s), self.connections),
+            h11_max_incomplete_event_size=MAX_HEAD_BYTES,
             lifespan="off",
             ws="none",
             log_config=None,
@@ -314,7 +259,9 @@ class Worker:
                 self.tracer.shutdown()
 
     def run(self, sock: socket.socket) -> None:
+        self.stack.log()
         try:
-            asyncio.run(self.serve(sock))
+            with asyncio.Runner(loop_factory=self.stack.loop_factory) as runner:
+                runner.run(self.serve(sock))
         finally:
             self.deadline.close()
