@@ -150,7 +150,7 @@ def memory_cgroup(pid: int, limit_bytes: int) -> Iterator[str | None]:
 
 
 class Server:
-    def __init__(self, tmp: Path, max_connections: int) -> None:
+    def __init__(self, tmp: Path, max_connections: int, http_stack: str = "auto") -> None:
         self.port, self.metrics_port = _free_port(), _free_port()
         self.cert_dir = tmp / "certs"
         self.log = (tmp / "serve.log").open("wb")
@@ -163,7 +163,8 @@ class Server:
              "--cert-dir", str(self.cert_dir), "--config", str(config), "--no-cluster",
              "--host", "127.0.0.1", "--port", str(self.port),
              "--metrics-port", str(self.metrics_port), "--workers", "1",
-             "--max-connections", str(max_connections), "--log-level", "warning"],
+             "--max-connections", str(max_connections), "--log-level", "warning",
+             "--http-stack", http_stack],
             stdout=self.log, stderr=subprocess.STDOUT, env=env, cwd=ROOT,
         )  # fmt: skip
         deadline = time.monotonic() + 30
@@ -290,13 +291,14 @@ def main() -> None:
     parser.add_argument("--reviews", type=int, default=300)
     parser.add_argument("--max-connections", type=int, default=4096)
     parser.add_argument("--memory-limit", type=int, default=512 * 1024 * 1024)
+    parser.add_argument("--http-stack", choices=("auto", "h11"), default="auto")
     args = parser.parse_args()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
     report: dict[str, Any] = {"machine": machine_limits(), "settings": vars(args)}
     with tempfile.TemporaryDirectory(prefix="podgate-conn-bench-") as tmp:
-        server = Server(Path(tmp), args.max_connections)
+        server = Server(Path(tmp), args.max_connections, args.http_stack)
         try:
             with memory_cgroup(server.proc.pid, args.memory_limit) as cgroup:
                 report["memory_cgroup"] = cgroup is not None
