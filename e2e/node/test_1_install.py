@@ -25,6 +25,21 @@ def test_every_pod_of_the_default_install_is_ready_on_the_node(release: NodeRele
         assert status["restartCount"] == 0, f"{pod['metadata']['name']} restarted"
 
 
+def test_the_image_serves_on_httptools_and_uvloop(release: NodeRelease) -> None:
+    """The image ships the fast stack: a pod that fell back to h11 would
+    still answer, only slower, so only its log line tells."""
+    for pod in names(release.ready_pods("webhook")):
+        lines = kubectl("logs", "-n", NAMESPACE, pod, "--tail=-1").stdout.splitlines()
+        stacks = [
+            json.loads(line) for line in lines
+            if line.startswith("{") and '"serving HTTP with' in line
+        ]  # fmt: skip
+        assert stacks, f"{pod} did not log its HTTP stack:\n" + "\n".join(lines[-20:])
+        for stack in stacks:
+            assert (stack["http"], stack["loop"]) == ("httptools", "uvloop"), (pod, stack)
+            assert "not_installed" not in stack, (pod, stack)
+
+
 def test_the_restricted_profile_admits_and_runs_them_as_65532_read_only(
     release: NodeRelease,
 ) -> None:
