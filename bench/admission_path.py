@@ -41,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.fixed_cluster import CountingSink, FixedList  # noqa: E402
+from bench.fixed_cluster import fixed_worker  # noqa: E402
 from bench.webhook_bench import (  # noqa: E402
     DENY_ALL_CONFIG,
     NAMESPACE,
@@ -57,28 +57,19 @@ App = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 def podgate_app(config: str | None, cert_dir: Path, network_policies: list[dict[str, Any]]) -> App:
     """The app of one `podgate serve` worker, its cluster cache synced on a
     fixed cluster: the review's namespace with these NetworkPolicies."""
-    from webhook.cluster.cache import ClusterCache
-    from webhook.cluster.informer import NAMESPACES, NETWORK_POLICIES
     from webhook.server.tls import ensure_self_signed
-    from webhook.server.worker import Worker, WorkerSettings
     from webhook.telemetry import logs
     from webhook.telemetry.health import Slots
 
     ensure_self_signed(cert_dir, ["localhost"])
-    logs.configure("info")
+    logs.configure("info")  # its handler is kept by the worker's own configure()
     # formatted and written, as in production, but not onto the terminal
     logs._handler.stream = open(os.devnull, "w")  # type: ignore[union-attr]  # noqa: SIM115
-    settings = WorkerSettings(
-        cert_file=str(cert_dir / "tls.crt"),
-        key_file=str(cert_dir / "tls.key"),
-        config_path=config,
-        shutdown_delay_s=0.0,
+    worker = fixed_worker(
+        cert_dir, config, [NAMESPACE], Slots(1), network_policies=network_policies
     )
-    namespace = {"metadata": {"name": NAMESPACE, "labels": {}}}
-    cache = ClusterCache(
-        FixedList(NETWORK_POLICIES, network_policies), FixedList(NAMESPACES, [namespace])
-    )
-    worker = Worker(settings, slots=Slots(1), cache=cache, sink=CountingSink())
+    cache = worker.cache
+    assert cache is not None  # fixed_worker always gives its worker one
     cache.start()
     if worker.recorder is not None:
         worker.recorder.start()
@@ -137,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0572,
         help="the fast floor's whole request (webhook_bench, failing scenario)",
     )
-    args = parser.parse_args(argv)  # fmt: skip
+    args = parser.parse_args(argv)
 
     loop = asyncio.new_event_loop()
     work = Path(tempfile.mkdtemp(prefix="podgate-admission-path-"))
@@ -147,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
         "metadata": {"name": "default-deny", "namespace": NAMESPACE},
         "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
     }
-    scenarios = {  # as webhook_bench's: the built-in config and a pass; all deny and a fail
+    # webhook_bench's two reviews; here both against a synced cache, so that
+    # require-network-policy is evaluated (a pass, then a fail), not skipped
+    scenarios = {
         "compliant": (podgate_app(None, work / "compliant", [every_pod]), _compliant_container()),
         "failing": (podgate_app(str(config), work / "failing", []), _failing_container()),
     }

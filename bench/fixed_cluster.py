@@ -23,10 +23,13 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+if TYPE_CHECKING:  # imported where used: serve() sets up multiprocess metrics first
+    from webhook.server.worker import Worker
 
 
 class FixedList:
@@ -61,16 +64,18 @@ class CountingSink:
         return None
 
 
-def run_worker(
-    cert_dir: str,
-    config: str,
+def fixed_worker(
+    cert_dir: str | Path,
+    config: str | None,
     namespaces: Sequence[str],
-    sock: socket.socket,
     slots: Any,
-    index: int,
+    *,
+    network_policies: Sequence[dict[str, Any]] = (),
+    index: int = 0,
     stack: str = "auto",
-) -> None:
-    """One worker process, as `webhook.server.serve.worker_main` runs one."""
+) -> Worker:
+    """A worker as `webhook.server.serve.worker_main` makes one (`config` None:
+    the built-in one), its cache fed by these namespaces and NetworkPolicies."""
     from webhook.cluster.cache import ClusterCache
     from webhook.cluster.informer import NAMESPACES, NETWORK_POLICIES
     from webhook.server.worker import Worker, WorkerSettings
@@ -85,10 +90,23 @@ def run_worker(
         stack="h11" if stack == "h11" else "auto",
     )
     cache = ClusterCache(
-        FixedList(NETWORK_POLICIES, []),
+        FixedList(NETWORK_POLICIES, network_policies),
         FixedList(NAMESPACES, [{"metadata": {"name": ns, "labels": {}}} for ns in namespaces]),
     )
-    Worker(settings, slots=slots, index=index, cache=cache, sink=CountingSink()).run(sock)
+    return Worker(settings, slots=slots, index=index, cache=cache, sink=CountingSink())
+
+
+def run_worker(
+    cert_dir: str,
+    config: str,
+    namespaces: Sequence[str],
+    sock: socket.socket,
+    slots: Any,
+    index: int,
+    stack: str = "auto",
+) -> None:
+    """One worker process, as `webhook.server.serve.worker_main` runs one."""
+    fixed_worker(cert_dir, config, namespaces, slots, index=index, stack=stack).run(sock)
 
 
 def serve(
